@@ -1,0 +1,1 @@
+"""COCO data: person masks, the training HDF5 dataset, and keypoint evaluation."""

@@ -1,0 +1,1 @@
+"""Readers of foreign weight formats (Caffe, frozen TensorFlow graphs) into Keras weights."""

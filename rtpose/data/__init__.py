@@ -1,0 +1,1 @@
+"""Training samples: augmentation, label maps, and the ZeroMQ data server and client."""

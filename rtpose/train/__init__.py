@@ -1,0 +1,1 @@
+"""Training: optimiser with learning-rate multipliers, Euclidean loss, step schedule."""
