@@ -1,0 +1,17 @@
+"""Package exceptions: every user-facing error is an ``RtposeError`` with a one-line message."""
+
+
+class RtposeError(Exception):
+    """Base class of the errors that scripts report as one line and a non-zero exit."""
+
+
+class ModelNotFoundError(RtposeError):
+    """No weights file was given and none of the default locations holds one."""
+
+
+class WeightsError(RtposeError):
+    """A weights file is missing, unreadable, corrupt, or does not fit the architecture."""
+
+
+class ConversionError(RtposeError):
+    """A foreign model file (frozen graph, Caffe model) cannot be converted."""
