@@ -1,0 +1,51 @@
+"""COCO keypoint scoring reproduces pycocotools' published numbers on known fixtures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rtpose.coco.evaluate import STAT_NAMES, load_coco, score_keypoints
+from rtpose.errors import RtposeError
+
+
+def _expected_stats(path):
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("[AP,"))
+    return [float(v) for v in lines[start + 1:start + 1 + len(STAT_NAMES)]]
+
+
+def test_scorer_reproduces_expected_stats_exactly(shared_data):
+    root = shared_data / "coco_eval" / "faster_coco_eval_keypoints"
+    gt = load_coco(root / "gt_dataset.json")
+    stats = score_keypoints(gt, root / "dt_dataset.json")
+    assert list(stats.values) == _expected_stats(root / "EXPECTED_STATS.txt")
+    assert stats["AP"] == pytest.approx(0.50488, abs=1e-5)
+    assert "Average Precision" in stats.table
+
+
+def test_scorer_accepts_result_lists_and_restricts_to_given_images(shared_data):
+    root = shared_data / "coco_eval" / "mmpose_coco4"
+    gt = load_coco(root / "test_coco.json")
+    preds = json.loads((root / "example_coco_preds.json").read_text())
+    all_images = score_keypoints(gt, preds)
+    first = sorted(gt.getImgIds())[0]
+    only_first = score_keypoints(gt, [p for p in preds if p["image_id"] == first], [first])
+    assert 0.0 < all_images["AP"] <= 1.0
+    assert 0.0 < only_first["AP"] <= 1.0
+    assert only_first.values != all_images.values
+
+
+def test_no_detections_scores_zero(shared_data):
+    gt = load_coco(shared_data / "coco_eval" / "mmpose_coco4" / "test_coco.json")
+    assert score_keypoints(gt, []).values == (0.0,) * len(STAT_NAMES)
+
+
+def test_bad_files_are_clear_errors(tmp_path):
+    with pytest.raises(RtposeError, match="not found"):
+        load_coco(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(RtposeError):
+        load_coco(broken)
