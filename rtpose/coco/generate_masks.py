@@ -1,0 +1,50 @@
+"""Command line: write the ``mask_miss`` / ``mask_all`` PNGs of a COCO split.
+
+python training/generate_masks.py --mode train --dataset-dir dataset
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from rtpose.coco.layout import MODES, CocoSplit
+from rtpose.coco.masks import write_masks
+from rtpose.errors import RtposeError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Write the loss masks (mask_miss_%%012d.png, mask_all_%%012d.png) of every "
+        "image of a COCO person-keypoints split. Default layout: see dataset/README.md."
+    )
+    parser.add_argument("--mode", choices=MODES, default="train", help="COCO split (train)")
+    parser.add_argument("--dataset-dir", default="dataset", help="dataset root (dataset)")
+    parser.add_argument("--annotations", help="annotation JSON (default: the layout's)")
+    parser.add_argument("--images", help="image folder (default: the layout's)")
+    parser.add_argument("--masks-dir", help="output folder (default: DATASET_DIR/{mode}mask2017)")
+    parser.add_argument("--force", action="store_true", help="rewrite masks that already exist")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    split = CocoSplit.from_dataset_dir(args.dataset_dir, args.mode)
+    images = args.images or split.images
+    masks_dir = args.masks_dir or split.masks
+    try:
+        coco = CocoSplit(args.annotations or split.annotations, images, masks_dir).load()
+        start = time.perf_counter()
+        written = write_masks(coco, images, masks_dir, force=args.force)
+    except RtposeError as err:
+        sys.exit(f"error: {err}")
+    skipped = len(coco.imgs) - written
+    print(
+        f"wrote masks of {written} images to {masks_dir} in {time.perf_counter() - start:.1f} s"
+        + (f" ({skipped} already done; --force rewrites them)" if skipped else "")
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Build the HDF5 training dataset: ``python training/generate_hdf5.py``; see --help."""
+
+from rtpose.coco.generate_hdf5 import main
+
+if __name__ == "__main__":
+    main()
