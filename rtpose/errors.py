@@ -15,3 +15,7 @@ class WeightsError(RtposeError):
 
 class ConversionError(RtposeError):
     """A foreign model file (frozen graph, Caffe model) cannot be converted."""
+
+
+class FetchError(RtposeError):
+    """A download failed, or a fetched file is not the expected one."""

