@@ -1,0 +1,156 @@
+"""The decoder's result: people as keypoint arrays, with OpenPose and COCO JSON forms.
+
+Frame: keypoint coordinates are pixels of the original image (x right, y down), at the integer
+pixel of the heatmap peak. A part that a person lacks is ``(0, 0, 0)``.
+
+OpenPose form (``to_openpose_json``)::
+
+    {"version": 1.3,
+     "people": [{"pose_keypoints_2d": [x0, y0, c0, ..., x17, y17, c17],   # 18 CMU parts
+                 "score": 25.1, "part_count": 17}]}
+
+COCO results form (``to_coco``): one dict per person with ``image_id``, ``category_id`` 1,
+``keypoints`` (17 x 3 flat, COCO order) and ``score``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rtpose.errors import RtposeError
+from rtpose.skeleton import COCO_TO_CMU, NUM_PARTS
+
+OPENPOSE_JSON_VERSION = 1.3
+
+# Person score rules for COCO results, from (total score, part count).
+SCORE_RULES: dict[str, Callable[[float, int], float]] = {
+    "total": lambda total, count: total,  # the original's total (reproduces the original AP)
+    "mean": lambda total, count: total / count,
+    "total_x_count": lambda total, count: total * count,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class People:
+    """N people found in one image.
+
+    ``keypoints``: (N, 18, 3) float, per CMU part x, y, score (the part's heatmap value at its
+    peak); a missing part is (0, 0, 0). ``scores``: (N,) the original's total score (sum of the
+    part scores and of the PAF scores of the limbs that joined them). ``part_counts``: (N,) the
+    original's part count. It is usually the number of parts present but can exceed it: the
+    original counted a part again when a later limb replaced it with another peak.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    part_counts: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.keypoints)
+        if self.keypoints.shape != (n, NUM_PARTS, 3):
+            raise ValueError(f"keypoints must be (N, {NUM_PARTS}, 3), got {self.keypoints.shape}")
+        if self.scores.shape != (n,) or self.part_counts.shape != (n,):
+            raise ValueError(
+                f"scores and part_counts must be ({n},), got {self.scores.shape} "
+                f"and {self.part_counts.shape}"
+            )
+
+    @classmethod
+    def empty(cls) -> People:
+        return cls(np.zeros((0, NUM_PARTS, 3)), np.zeros(0), np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(N, 18, 2) x, y in image pixels."""
+        return self.keypoints[:, :, :2]
+
+    @property
+    def conf(self) -> np.ndarray:
+        """(N, 18) part scores, 0 for a missing part."""
+        return self.keypoints[:, :, 2]
+
+    @property
+    def present(self) -> np.ndarray:
+        """(N, 18) bool, whether the person has the part."""
+        return self.conf > 0
+
+    def to_openpose_json(self) -> dict[str, Any]:
+        """The OpenPose ``--write_json`` form, plus each person's score and part count."""
+        return {
+            "version": OPENPOSE_JSON_VERSION,
+            "people": [
+                {
+                    "pose_keypoints_2d": keypoints.ravel().tolist(),
+                    "score": float(score),
+                    "part_count": int(count),
+                }
+                for keypoints, score, count in zip(
+                    self.keypoints, self.scores, self.part_counts, strict=True
+                )
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | str) -> People:
+        """Read back ``to_openpose_json`` output (a dict or its JSON text). A person without a
+        ``score`` gets 0 and one without a ``part_count`` the number of its parts present."""
+        if isinstance(data, str):
+            data = json.loads(data)
+        try:
+            people = data["people"]
+            keypoints = np.array(
+                [p["pose_keypoints_2d"] for p in people], dtype=np.float64
+            ).reshape(len(people), NUM_PARTS, 3)
+            scores = np.array([p.get("score", 0.0) for p in people], dtype=np.float64)
+            present = np.count_nonzero(keypoints[:, :, 2] > 0, axis=1)
+            counts = np.array(
+                [p.get("part_count", n) for p, n in zip(people, present, strict=True)],
+                dtype=np.int64,
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise RtposeError(f"not an OpenPose people JSON: {e}") from e
+        return cls(keypoints, scores, counts)
+
+    def to_coco(
+        self,
+        image_id: int,
+        *,
+        score: str = "total",
+        offset: float = 0.0,
+        keypoint_flag: str = "one",
+    ) -> list[dict[str, Any]]:
+        """COCO keypoint results, one dict per person.
+
+        ``score``: the person score rule, a key of ``SCORE_RULES`` (default: the original's total
+        score). ``offset``: added to x and y (0.0 keeps the integer peak pixel, the convention
+        that reproduces the original's AP). ``keypoint_flag``: third value of a present
+        keypoint, ``"one"`` (1) or ``"conf"`` (its score); a missing keypoint is (0, 0, 0).
+        """
+        if score not in SCORE_RULES:
+            raise RtposeError(f"unknown score rule {score!r}; choose from {sorted(SCORE_RULES)}")
+        if keypoint_flag not in ("one", "conf"):
+            raise RtposeError(f"unknown keypoint flag {keypoint_flag!r}; choose 'one' or 'conf'")
+        rule = SCORE_RULES[score]
+        coco = self.keypoints[:, COCO_TO_CMU, :].copy()  # (N, 17, 3)
+        present = coco[:, :, 2] > 0
+        coco[:, :, :2] += offset
+        if keypoint_flag == "one":
+            coco[:, :, 2] = 1.0
+        coco[~present] = 0.0
+        return [
+            {
+                "image_id": int(image_id),
+                "category_id": 1,
+                "keypoints": keypoints.ravel().tolist(),
+                "score": float(rule(float(total), int(count))),
+            }
+            for keypoints, total, count in zip(coco, self.scores, self.part_counts, strict=True)
+        ]
