@@ -199,11 +199,11 @@ def test_missing_image_is_an_error(two_crowds: dict, tmp_path: Path, capsys) -> 
         generate_masks_main([*argv, "--masks-dir", str(tmp_path / "m")])
 
 
-def run_script(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
+def run_script(repo_root: Path, *args: str, cwd: str = ".") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(repo_root)}
     return subprocess.run(
-        [sys.executable, "training/generate_masks.py", *args],
-        cwd=repo_root,
+        [sys.executable, str(repo_root / "training" / "generate_masks.py"), *args],
+        cwd=repo_root / cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -211,11 +211,14 @@ def run_script(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_script_help(repo_root: Path) -> None:
-    result = run_script(repo_root, "--help")
+@pytest.mark.parametrize("cwd", [".", "training"])
+def test_script_help(repo_root: Path, cwd: str) -> None:
+    result = run_script(repo_root, "--help", cwd=cwd)
     assert result.returncode == 0
     for flag in ("--mode", "--dataset-dir", "--annotations", "--images", "--masks-dir", "--force"):
         assert flag in result.stdout
+    # the default dataset root is the repository's dataset/, wherever the script runs from
+    assert str(repo_root / "dataset") in "".join(result.stdout.split())
 
 
 def test_script_missing_annotations(repo_root: Path, tmp_path: Path) -> None:

@@ -17,12 +17,14 @@ from rtpose.coco.selection import ImageRecord, image_records
 from rtpose.errors import RtposeError
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, dataset_dir: str | Path) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Write the original training dataset: one sample per COCO image with at "
         "least one usable person; the first --val-size samples form the validation file."
     )
-    parser.add_argument("--dataset-dir", default="dataset", help="dataset root (dataset)")
+    parser.add_argument(
+        "--dataset-dir", default=str(dataset_dir), help="dataset root (%(default)s)"
+    )
     parser.add_argument(
         "--modes",
         nargs="+",
@@ -61,8 +63,9 @@ def collect_records(splits: list[CocoSplit]) -> list[ImageRecord]:
     return records
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, dataset_dir: str | Path = "dataset") -> None:
+    """Run the command; ``dataset_dir`` is the default of ``--dataset-dir``."""
+    args = parse_args(argv, dataset_dir)
     if args.split:
         splits = [CocoSplit(*map(Path, paths)) for paths in args.split]
     else:
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         f"wrote {n_train} training and {n_val} validation samples to {output_dir} "
         f"in {time.perf_counter() - start:.1f} s"
     )
+    if n_train == 0:
+        print(f"note: --val-size {args.val_size} took every sample; the training file is empty")
 
 
 if __name__ == "__main__":

@@ -8,19 +8,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from rtpose.coco.layout import MODES, CocoSplit
 from rtpose.coco.masks import write_masks
 from rtpose.errors import RtposeError
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, dataset_dir: str | Path) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Write the loss masks (mask_miss_%%012d.png, mask_all_%%012d.png) of every "
         "image of a COCO person-keypoints split. Default layout: see dataset/README.md."
     )
     parser.add_argument("--mode", choices=MODES, default="train", help="COCO split (train)")
-    parser.add_argument("--dataset-dir", default="dataset", help="dataset root (dataset)")
+    parser.add_argument(
+        "--dataset-dir", default=str(dataset_dir), help="dataset root (%(default)s)"
+    )
     parser.add_argument("--annotations", help="annotation JSON (default: the layout's)")
     parser.add_argument("--images", help="image folder (default: the layout's)")
     parser.add_argument("--masks-dir", help="output folder (default: DATASET_DIR/{mode}mask2017)")
@@ -28,8 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, dataset_dir: str | Path = "dataset") -> None:
+    """Run the command; ``dataset_dir`` is the default of ``--dataset-dir``."""
+    args = parse_args(argv, dataset_dir)
     split = CocoSplit.from_dataset_dir(args.dataset_dir, args.mode)
     images = args.images or split.images
     masks_dir = args.masks_dir or split.masks
