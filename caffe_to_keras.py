@@ -17,8 +17,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--layers-dir", type=Path, default=Path("model/caffe/layers"))
-    parser.add_argument("--output", type=Path, default=Path("model/keras/model.weights.h5"))
+    parser.add_argument(
+        "--layers-dir",
+        type=Path,
+        default=Path("model/caffe/layers"),
+        help="the .npy files of dump_caffe_layers.py (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("model/keras/model.weights.h5"),
+        help="Keras weights file, .weights.h5 or .h5 (default: %(default)s)",
+    )
     parser.add_argument(
         "--stages",
         type=int,

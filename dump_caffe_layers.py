@@ -17,12 +17,23 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--prototxt", type=Path, default=Path("model/_trained_COCO/pose_deploy.prototxt")
+        "--prototxt",
+        type=Path,
+        default=Path("model/_trained_COCO/pose_deploy.prototxt"),
+        help="network definition (default: %(default)s)",
     )
     parser.add_argument(
-        "--caffemodel", type=Path, default=Path("model/_trained_COCO/pose_iter_440000.caffemodel")
+        "--caffemodel",
+        type=Path,
+        default=Path("model/_trained_COCO/pose_iter_440000.caffemodel"),
+        help="trained weights, from model/get_caffe_model.sh (default: %(default)s)",
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("model/caffe/layers"))
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("model/caffe/layers"),
+        help="where the .npy files go (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     try:
         written = dump_caffe_layers(args.prototxt, args.caffemodel, args.output_dir)

@@ -170,7 +170,9 @@ def read_caffemodel(path: str | Path, progress: bool = True) -> dict[str, CaffeL
     """The layers that have parameter blobs in a binary ``.caffemodel``, by layer name."""
     path = Path(path)
     if not path.is_file():
-        raise CaffeFormatError(f"caffemodel not found: {path}")
+        raise CaffeFormatError(
+            f"caffemodel not found: {path} (bash model/get_caffe_model.sh fetches the CMU one)"
+        )
     buf = path.read_bytes()
     layers = {}
     try:
@@ -425,6 +427,8 @@ def dump_caffe_layers(
 def load_caffe_layers(layers_dir: str | Path, names: Iterable[str]) -> ConvWeights:
     """Read ``W_<name>.npy`` and ``b_<name>.npy`` of each layer name from ``layers_dir``."""
     layers_dir = Path(layers_dir)
+    if not layers_dir.is_dir():
+        raise CaffeFormatError(f"{layers_dir} not found; run dump_caffe_layers.py first")
     weights = {}
     for name in names:
         arrays = []
