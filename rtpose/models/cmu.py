@@ -188,11 +188,12 @@ def _load_keras2_h5(model: keras.Model, path: Path) -> None:
 
 
 def load_cmu_weights(model: keras.Model, path: str | Path) -> None:
-    """Load CMU weights into a model of ``build_cmu_model`` (either variant, any stage count).
+    """Load CMU weights into a model of ``build_cmu_model`` (testing or training variant).
 
-    Accepts a Keras 3 ``*.weights.h5`` saved from the same architecture, or a Keras 2 / legacy
-    ``*.h5`` (the original port's ``model.h5``, a full model or weights only), read with h5py
-    and matched by layer name; a Keras 2 file may hold more stages than the model.
+    Accepts a Keras 3 ``*.weights.h5`` saved from either variant with the same stage count, or
+    a Keras 2 / legacy ``*.h5`` (the original port's ``model.h5``, a full model or weights only,
+    or what ``caffe_to_keras.py`` writes to ``.h5``), read with h5py and matched by layer name;
+    such a file may hold more stages than the model. Unfit files raise ``WeightsError``.
     """
     path = Path(path)
     if not path.is_file():
