@@ -138,7 +138,8 @@ def _detect(path: Path) -> Architecture | None:
                 lambda _, item: shapes.add(item.shape) if isinstance(item, h5py.Dataset) else None
             )
     except OSError as e:
-        raise WeightsError(f"{path}: not an HDF5 weights file") from e
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: not a readable HDF5 weights file ({reason})") from e
     found = [a for a in ARCHITECTURES.values() if a.first_kernel_shape in shapes]
     return found[0] if len(found) == 1 else None
 
