@@ -9,8 +9,8 @@ import cv2
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
-from tensorflow.python.framework import tensor_util
 
 from rtpose.convert.tf_graph import (
     convert_mobilenet_thin,
@@ -142,7 +142,7 @@ def _write_graph(path: Path, constants: dict[str, np.ndarray]) -> Path:
     graph_def = graph_pb2.GraphDef()
     for name, value in constants.items():
         node = graph_def.node.add(name=name, op="Const")
-        node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
         node.attr["dtype"].type = node.attr["value"].tensor.dtype
     path.write_bytes(graph_def.SerializeToString())
     return path

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.framework import graph_pb2
-from tensorflow.python.framework import tensor_util
 from tqdm import tqdm
 
 from rtpose.errors import ConversionError
@@ -49,7 +49,7 @@ def read_graph_def(path: Path) -> graph_pb2.GraphDef:
 def graph_constants(graph_def: graph_pb2.GraphDef) -> dict[str, np.ndarray]:
     """Every ``Const`` node's value, keyed by node name."""
     return {
-        node.name: tensor_util.MakeNdarray(node.attr["value"].tensor)
+        node.name: tf.make_ndarray(node.attr["value"].tensor)
         for node in graph_def.node
         if node.op == "Const"
     }
@@ -97,8 +97,6 @@ def load_frozen_graph(
     graph_path: Path, inputs: str = MOBILENET_INPUT, outputs: str = MOBILENET_OUTPUT
 ) -> Callable:
     """The frozen graph as a function ``f(x: ndarray) -> ndarray`` (reference runs only)."""
-    import tensorflow as tf
-
     graph_def = read_graph_def(graph_path)
     wrapped = tf.compat.v1.wrap_function(
         lambda: tf.graph_util.import_graph_def(graph_def, name=""), []

@@ -119,6 +119,8 @@ def build_mobilenet_thin(
     ``weight_stage{s}_L2`` (heatmap * mask) in the order stage 1 L1, stage 1 L2, stage 2 L1...
     ``weight_decay`` adds an L2 penalty on every kernel.
     """
+    if stages < 1:
+        raise ValueError(f"stages must be at least 1, got {stages}")
     reg = regularizers.L2(weight_decay) if weight_decay else None
     image = keras.Input(input_shape, name="image")
     features = _backbone(image, reg)
