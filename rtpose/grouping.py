@@ -23,6 +23,7 @@ from rtpose.people import People
 from rtpose.skeleton import DECODE_ORDER, LIMBS, NUM_PARTS, NUM_TREE_LIMBS, PAF_CHANNELS
 
 PEAK_SIGMA = 3.0  # Gaussian smoothing of the heatmaps before peak finding, in pixels
+MAX_SAMPLES_PER_BLOCK = 1 << 20  # PAF samples scored at once (bounds the memory of score_limb)
 
 
 def find_peaks(heatmaps: np.ndarray, thre1: float = CMU_GROUPING.thre1) -> list[np.ndarray]:
@@ -69,24 +70,26 @@ def score_limb(
     ``accepted`` (nA, nB) bool: more than 80 % of the samples exceed ``thre2``, the score is
     positive and the two peaks are distinct pixels.
     """
-    # Segment vectors A_i -> B_j: (nA, nB, 2).
-    start = peaks_a[:, None, :2]
-    end = peaks_b[None, :, :2]
-    vec = end - start
-    norm = np.sqrt(vec[..., 0] * vec[..., 0] + vec[..., 1] * vec[..., 1])
+    # Segment vectors A_i -> B_j and their unit vectors: (nA, nB).
+    ax, ay = peaks_a[:, 0, None], peaks_a[:, 1, None]
+    bx, by = peaks_b[None, :, 0], peaks_b[None, :, 1]
+    vx, vy = bx - ax, by - ay
+    norm = np.sqrt(vx * vx + vy * vy)
     distinct = norm > 0
-    unit = vec / np.where(distinct, norm, 1.0)[..., None]
+    safe_norm = np.where(distinct, norm, 1.0)
+    ux, uy = vx / safe_norm, vy / safe_norm
 
     # mid_num sample points from A to B, computed like np.linspace (k * step + start, end point
-    # exact) so they round to the same pixels as the original: (nA, nB, mid_num, 2).
-    k = np.arange(params.mid_num, dtype=np.float64)[:, None]
-    points = k * (vec / (params.mid_num - 1))[..., None, :] + start[..., None, :]
-    points[..., -1, :] = end
-    pixels = np.rint(points).astype(np.intp)
-    xs, ys = pixels[..., 0], pixels[..., 1]
+    # exact) so that they round to the original's pixels: (nA, nB, mid_num).
+    k = np.arange(params.mid_num, dtype=np.float64)
+    xs = k * (vx / (params.mid_num - 1))[..., None] + ax[..., None]
+    ys = k * (vy / (params.mid_num - 1))[..., None] + ay[..., None]
+    xs[..., -1] = bx
+    ys[..., -1] = by
+    flat = (np.rint(ys) * paf_x.shape[1] + np.rint(xs)).astype(np.intp)
 
     # Projection of the PAF on the limb direction at each sample: (nA, nB, mid_num).
-    along = paf_x[ys, xs] * unit[..., 0, None] + paf_y[ys, xs] * unit[..., 1, None]
+    along = np.take(paf_x, flat) * ux[..., None] + np.take(paf_y, flat) * uy[..., None]
 
     # Mean over the samples (cumsum adds in order, like the original's Python sum) plus the
     # length prior.
@@ -114,7 +117,15 @@ def connect_limb(
     """
     if len(peaks_a) == 0 or len(peaks_b) == 0:
         return np.zeros((0, 3))
-    score, accepted = score_limb(peaks_a, peaks_b, paf_x, paf_y, image_height, params)
+    paf_x, paf_y = np.ascontiguousarray(paf_x), np.ascontiguousarray(paf_y)
+    # Score blocks of A's peaks, so that noisy maps with thousands of peaks stay in memory.
+    rows = max(1, MAX_SAMPLES_PER_BLOCK // (len(peaks_b) * params.mid_num))
+    blocks = [
+        score_limb(peaks_a[r : r + rows], peaks_b, paf_x, paf_y, image_height, params)
+        for r in range(0, len(peaks_a), rows)
+    ]
+    score = np.concatenate([block[0] for block in blocks])
+    accepted = np.concatenate([block[1] for block in blocks])
     cand_i, cand_j = np.nonzero(accepted)
     cand_score = score[cand_i, cand_j]
     order = np.argsort(-cand_score, kind="stable")

@@ -1,0 +1,125 @@
+"""Helpers shared by the command-line scripts: model and inference flags, image and JSON files.
+
+Every helper reports bad input as an ``RtposeError`` with a one-line message, which a script's
+``main`` turns into ``error: ...`` and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from rtpose.config import (
+    CMU_GROUPING,
+    CMU_INFERENCE,
+    GroupingParams,
+    InferenceParams,
+    load_config,
+    parse_scales,
+)
+from rtpose.errors import RtposeError
+from rtpose.models import ARCHITECTURES, load_model
+from rtpose.pipeline import PosePipeline
+
+DEFAULT_CONFIG = Path("config")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """``--model PATH`` and ``--arch NAME``."""
+    parser.add_argument(
+        "--model", type=Path, default=None,
+        help="weights file (default: the first of model/keras/model.weights.h5, "
+        "model/keras/model.h5, model/keras/mobilenet_thin.weights.h5 that exists)",
+    )
+    parser.add_argument(
+        "--arch", choices=list(ARCHITECTURES), default=None,
+        help="network architecture (default: read off the weights file)",
+    )
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        return parse_scales(text)
+    except ValueError:
+        message = f"not a comma-separated list of numbers: {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def add_inference_args(parser: argparse.ArgumentParser) -> None:
+    """``--config``, and flags that override it: ``--scales``, ``--boxsize``, ``--thre1``,
+    ``--thre2``."""
+    group = parser.add_argument_group("inference parameters (flags override the config file)")
+    group.add_argument(
+        "--config", type=Path, default=None,
+        help=f"original-format config file (default: ./{DEFAULT_CONFIG} if present, else the "
+        "CMU defaults)",
+    )
+    group.add_argument(
+        "--scales", type=_scales, default=None,
+        help="comma-separated multiples of boxsize / image height, e.g. 1.0,0.5 "
+        f"(default {','.join(map(str, CMU_INFERENCE.scales))})",
+    )
+    group.add_argument("--boxsize", type=int, default=None,
+                       help=f"network input height at scale 1 (default {CMU_INFERENCE.boxsize})")
+    group.add_argument("--thre1", type=float, default=None,
+                       help=f"heatmap peak threshold (default {CMU_GROUPING.thre1})")
+    group.add_argument("--thre2", type=float, default=None,
+                       help=f"PAF sample threshold (default {CMU_GROUPING.thre2})")
+
+
+def params_from_args(args: argparse.Namespace) -> tuple[InferenceParams, GroupingParams]:
+    """The config file's parameters (or the CMU defaults), overridden by the flags given."""
+    if args.config is not None:
+        inference, grouping = load_config(args.config)
+    elif DEFAULT_CONFIG.is_file():
+        inference, grouping = load_config(DEFAULT_CONFIG)
+    else:
+        inference, grouping = CMU_INFERENCE, CMU_GROUPING
+    inference = dataclasses.replace(inference, **_given(args, "scales", "boxsize"))
+    grouping = dataclasses.replace(grouping, **_given(args, "thre1", "thre2"))
+    return inference, grouping
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """{name: value} of the flags among ``names`` that were given."""
+    return {name: value for name in names if (value := getattr(args, name)) is not None}
+
+
+def pipeline_from_args(args: argparse.Namespace) -> PosePipeline:
+    """Load the model of ``--model`` / ``--arch`` and build a pipeline with the parameters of
+    ``params_from_args``."""
+    inference, grouping = params_from_args(args)
+    model, architecture = load_model(args.arch, args.model)
+    return PosePipeline.from_model(model, architecture, inference, grouping)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A BGR uint8 image (H, W, 3)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        reason = "no such file" if not Path(path).exists() else "not a readable image"
+        raise RtposeError(f"cannot read image {path}: {reason}")
+    return image
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write an image; the format follows the file extension."""
+    try:
+        written = cv2.imwrite(str(path), image)
+    except cv2.error:
+        written = False
+    if not written:
+        raise RtposeError(f"cannot write image {path} (check the folder and the extension)")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    try:
+        Path(path).write_text(json.dumps(data, indent=1) + "\n")
+    except OSError as e:
+        raise RtposeError(f"cannot write {path}: {e.strerror or e}") from e
