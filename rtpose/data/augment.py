@@ -1,7 +1,7 @@
 """Geometric augmentation of a training sample, as the original C++ data transformer did it.
 
 The original ``rmpe_dataset_server`` (the Caffe CPM data transformer) turned one HDF5 sample into a
-``crop_size`` square in four steps, in this order; this module reproduces each one:
+``crop_size`` square in these steps, in this order; this module reproduces each one:
 
 1. **joints**: COCO's 17 keypoints become the 18 CMU parts (``skeleton.COCO_TO_CMU``); the neck is
    the mid-point of the shoulders. A joint is *labelled* (drawn in the labels) when it is annotated
@@ -19,12 +19,14 @@ The original ``rmpe_dataset_server`` (the Caffe CPM data transformer) turned one
    (``skeleton.FLIP_PERMUTATION``).
 
 Joint arithmetic is done in float32 like the original's ``cv::Point2f``. Two resampling methods
-give the same geometry: ``"steps"`` resamples three times like the original (resize, rotate on the
-enlarged canvas, crop) and is what the original's wire samples are reproduced with; ``"affine"``
-composes the three into one ``cv2.warpAffine`` straight into the crop (one bicubic resampling
-instead of two; images differ only by interpolation noise, several times faster on upscaled
-images). The random draw (:func:`draw_augmentation`) is separate from the geometry
-(:func:`augment`), so a test or a notebook can apply a chosen augmentation.
+give the same geometry and the same joints: ``"steps"`` (default) resizes then rotates like the
+original, whose wire samples it reproduces (same joints, labels and PAFs to the last bit; 93-99 %
+of the image bytes equal, the rest within 2 levels, which is OpenCV-version rounding);
+``"affine"`` composes scale, rotation and crop into one ``cv2.warpAffine`` into the crop: one
+bicubic pass instead of two, so the pixels differ by interpolation and by up to a pixel at the
+picture's border, but it is faster (see ``benchmarks/dataset_server.py``).
+The random draw (:func:`draw_augmentation`) is separate from the geometry (:func:`augment`), so a
+test or a notebook can apply a chosen augmentation.
 """
 
 from __future__ import annotations
@@ -205,10 +207,18 @@ def _crop(img: np.ndarray, origin: tuple[int, int], size: int, fill: int) -> np.
 
 
 def _warp_steps(img: np.ndarray, geo: _Geometry, crop: int, flip: bool, fill: int) -> np.ndarray:
+    """Resize, rotate onto the enlarged canvas, crop, flip: the original's three resamplings.
+
+    Only the canvas up to the crop's bottom-right corner is rotated: ``warpAffine`` computes each
+    output pixel from its own position, so these pixels equal those of the whole canvas.
+    """
     s = float(geo.scale)
     img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+    x0, y0 = geo.crop_origin
+    width = min(max(x0 + crop, 1), geo.canvas_wh[0])
+    height = min(max(y0 + crop, 1), geo.canvas_wh[1])
     img = cv2.warpAffine(
-        img, geo.rotation, geo.canvas_wh, flags=cv2.INTER_CUBIC,
+        img, geo.rotation, (width, height), flags=cv2.INTER_CUBIC,
         borderMode=cv2.BORDER_CONSTANT, borderValue=(fill, fill, fill),
     )
     img = _crop(img, geo.crop_origin, crop, fill)
@@ -240,11 +250,16 @@ def augment(
     geo = _geometry(image.shape[:2], np.asarray(objpos), scale_provided, aug, params)
     crop = params.crop_size
     if params.method == "steps":
-        out_image = _warp_steps(image, geo, crop, aug.flip, PAD_VALUE)
-        out_mask = _warp_steps(mask_miss, geo, crop, aug.flip, MASK_PAD_VALUE)
+        def warp(img: np.ndarray, fill: int) -> np.ndarray:
+            return _warp_steps(img, geo, crop, aug.flip, fill)
     elif params.method == "affine":
-        out_image = _warp_affine(image, geo, crop, PAD_VALUE)
-        out_mask = _warp_affine(mask_miss, geo, crop, MASK_PAD_VALUE)
+        def warp(img: np.ndarray, fill: int) -> np.ndarray:
+            return _warp_affine(img, geo, crop, fill)
     else:
         raise ValueError(f"unknown augmentation method {params.method!r}")
-    return AugmentedSample(out_image, out_mask, _transform_joints(joints, geo, aug, crop))
+    if mask_miss.min() == MASK_PAD_VALUE:  # nothing masked: the result is all "keep" anyway
+        out_mask = np.full((crop, crop), MASK_PAD_VALUE, np.uint8)
+    else:
+        out_mask = warp(mask_miss, MASK_PAD_VALUE)
+    out_joints = _transform_joints(joints, geo, aug, crop)
+    return AugmentedSample(warp(image, PAD_VALUE), out_mask, out_joints)

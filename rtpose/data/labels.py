@@ -30,6 +30,8 @@ import numpy as np
 from rtpose.skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 
 _EXPONENT_LIMIT = 4.6052  # ln(100): Gaussians stop at 1 % of their peak
+_LIMB_A = [a for a, _ in LIMBS]
+_LIMB_B = [b for _, b in LIMBS]
 
 
 def _round_half_away(v: np.ndarray) -> np.ndarray:
@@ -43,17 +45,24 @@ def encode_heatmaps(
     """Heatmaps (h, w, 19) float64 of joints (P, 18, 3): x, y in crop pixels, 1 where labelled."""
     h, w = grid_hw
     joints = np.asarray(joints, np.float32).reshape(-1, NUM_PARTS, 3)
+    person, part = np.nonzero(joints[..., 2] > 0)  # person-major: the original's summing order
+    xy = joints[person, part, :2]
+    # each Gaussian reaches sqrt(2 * 4.6052) sigma: a window of `span` cells around it suffices
     start = np.float32(stride / 2.0 - 0.5)
-    gx = start + np.arange(w, dtype=np.float32) * np.float32(stride)
-    gy = start + np.arange(h, dtype=np.float32) * np.float32(stride)
-    dx = gx[None, None, :] - joints[..., 0, None]  # (P, 18, w)
-    dy = gy[None, None, :] - joints[..., 1, None]  # (P, 18, h)
-    d2 = (dx * dx)[:, :, None, :] + (dy * dy)[:, :, :, None]  # (P, 18, h, w) float32
+    reach = np.sqrt(2.0 * _EXPONENT_LIMIT) * sigma
+    span = int(np.ceil(2.0 * reach / stride)) + 1
+    first = np.floor((xy.astype(np.float64) - reach - start) / stride).astype(np.int64)
+    cells = first[:, None, :] + np.arange(span)[None, :, None]  # (N, span, 2) grid x, y
+    centres = start + (cells * stride).astype(np.float32)
+    d = centres - xy[:, None, :]
+    d2 = (d * d)[:, :, 1, None] + (d * d)[:, None, :, 0]  # (N, span y, span x) float32
     exponent = d2.astype(np.float64) / 2.0 / sigma / sigma
-    gauss = np.where(exponent > _EXPONENT_LIMIT, 0.0, np.exp(-exponent))
-    gauss *= joints[..., 2, None, None] > 0
-    heat = np.zeros((NUM_HEATMAPS, h, w))
-    heat[:NUM_PARTS] = np.minimum(gauss.sum(0), 1.0)
+    inside = (cells >= 0) & (cells < np.array([w, h]))
+    keep = (exponent <= _EXPONENT_LIMIT) & inside[:, :, 1, None] & inside[:, None, :, 0]
+    index = (part[:, None, None] * h + cells[:, :, 1, None]) * w + cells[:, None, :, 0]
+    total = np.bincount(index[keep], np.exp(-exponent[keep]), minlength=NUM_PARTS * h * w)
+    heat = np.empty((NUM_HEATMAPS, h, w))
+    heat[:NUM_PARTS] = np.minimum(total.reshape(NUM_PARTS, h, w), 1.0)
     peak = heat[:NUM_PARTS].max(0).astype(np.float32)  # the original keeps the maximum in float
     heat[NUM_PARTS] = np.maximum(1.0 - peak.astype(np.float64), 0.0)
     return heat.transpose(1, 2, 0)
@@ -66,38 +75,44 @@ def encode_pafs(
     """PAFs (h, w, 38) float64 of joints (P, 18, 3): x, y in crop pixels, 1 where labelled."""
     h, w = grid_hw
     joints = np.asarray(joints, np.float32).reshape(-1, NUM_PARTS, 3)
-    gx = np.arange(w, dtype=np.float32)
-    gy = np.arange(h, dtype=np.float32)
-    pafs = np.zeros((NUM_PAFS, h, w))
-    for i, (a, b) in enumerate(LIMBS):
-        both = (joints[:, a, 2] > 0) & (joints[:, b, 2] > 0)
-        ends_a = joints[both, a, :2] * np.float32(1.0 / stride)  # (P, 2) grid units
-        ends_b = joints[both, b, :2] * np.float32(1.0 / stride)
-        vec = ends_b - ends_a
-        norm = np.sqrt(vec[:, 0] * vec[:, 0] + vec[:, 1] * vec[:, 1])
-        keep = norm >= 1e-8
-        ends_a, ends_b, vec, norm = ends_a[keep], ends_b[keep], vec[keep], norm[keep]
-        if len(vec) == 0:
-            continue
-        unit = vec / norm[:, None]
-        lo = np.maximum(_round_half_away(np.minimum(ends_a, ends_b) - np.float32(thre)), 0)
-        hi = np.minimum(_round_half_away(np.maximum(ends_a, ends_b) + np.float32(thre)), [w, h])
-        in_x = (gx >= lo[:, 0, None]) & (gx < hi[:, 0, None])  # (P, w)
-        in_y = (gy >= lo[:, 1, None]) & (gy < hi[:, 1, None])  # (P, h)
-        ba_x = gx[None, None, :] - ends_a[:, 0, None, None]
-        ba_y = gy[None, :, None] - ends_a[:, 1, None, None]
-        dist = np.abs(ba_x * unit[:, 1, None, None] - ba_y * unit[:, 0, None, None])
-        on = (dist <= thre) & in_y[:, :, None] & in_x[:, None, :]  # (P, h, w)
-        hit = on.any(0)
-        if average:
-            count = np.maximum(on.sum(0), 1)
-            field = np.einsum("phw,pc->chw", on.astype(np.float64), unit.astype(np.float64))
-            field /= count
-        else:
-            last = len(on) - 1 - np.argmax(on[::-1], axis=0)  # the person written last wins
-            field = unit.astype(np.float64)[last].transpose(2, 0, 1)
-        pafs[2 * i:2 * i + 2] = np.where(hit, field, 0.0)
-    return pafs.transpose(1, 2, 0)
+    # every (person, limb) with both ends labelled, person-major; its ends in grid units
+    ends_a = joints[:, _LIMB_A, :2] * np.float32(1.0 / stride)
+    ends_b = joints[:, _LIMB_B, :2] * np.float32(1.0 / stride)
+    vec = ends_b - ends_a
+    norm = np.sqrt(vec[..., 0] * vec[..., 0] + vec[..., 1] * vec[..., 1])
+    valid = (joints[:, _LIMB_A, 2] > 0) & (joints[:, _LIMB_B, 2] > 0) & (norm >= 1e-8)
+    person, limb = np.nonzero(valid)
+    pafs = np.zeros((len(LIMBS), 2, h * w))
+    if len(person) == 0:
+        return pafs.reshape(NUM_PAFS, h, w).transpose(1, 2, 0)
+    end_a, end_b = ends_a[person, limb], ends_b[person, limb]  # (M, 2)
+    unit = vec[person, limb] / norm[person, limb, None]
+    # the limb's box, widened by thre and clipped; cells are tested in a window of the largest box
+    lo = np.maximum(_round_half_away(np.minimum(end_a, end_b) - np.float32(thre)), 0)
+    hi = np.minimum(_round_half_away(np.maximum(end_a, end_b) + np.float32(thre)), [w, h])
+    span_x, span_y = np.maximum((hi - lo).max(0), 0)
+    cell_x = lo[:, 0, None] + np.arange(span_x)  # (M, span_x)
+    cell_y = lo[:, 1, None] + np.arange(span_y)  # (M, span_y)
+    ba_x = (cell_x.astype(np.float32) - end_a[:, 0, None])[:, None, :]
+    ba_y = (cell_y.astype(np.float32) - end_a[:, 1, None])[:, :, None]
+    dist = np.abs(ba_x * unit[:, 1, None, None] - ba_y * unit[:, 0, None, None])
+    on = (dist <= thre) & (cell_y < hi[:, 1, None])[:, :, None] & (cell_x < hi[:, 0, None])[:, None]
+    pair, iy, ix = np.nonzero(on)  # pairs ascending: person order within each limb
+    cell = cell_y[pair, iy] * w + cell_x[pair, ix]
+    slot = limb[pair] * (h * w) + cell
+    value = unit[pair].astype(np.float64)
+    flat = pafs.reshape(len(LIMBS), 2, h * w)
+    if average:
+        count = np.bincount(slot, minlength=len(LIMBS) * h * w).reshape(len(LIMBS), h * w)
+        for c in range(2):
+            total = np.bincount(slot, value[:, c], minlength=len(LIMBS) * h * w)
+            flat[:, c] = total.reshape(len(LIMBS), h * w) / np.maximum(count, 1)
+    else:
+        # the person written last wins: keep each slot's last entry
+        slots, first_reversed = np.unique(slot[::-1], return_index=True)
+        winner = len(slot) - 1 - first_reversed
+        flat[slots // (h * w), :, slots % (h * w)] = value[winner]
+    return pafs.reshape(NUM_PAFS, h, w).transpose(1, 2, 0)
 
 
 def encode_labels(

@@ -1,0 +1,261 @@
+"""The dataset server: augmented samples over ZeroMQ, a drop-in for the C++ rmpe_dataset_server.
+
+The main process binds the public ZeroMQ PUSH socket on ``tcp://*:PORT`` (send high-water mark
+160, as the original) and a private PULL socket on a random loopback port. ``workers`` spawned
+processes each open the HDF5 file, transform their share of every epoch (:mod:`transformer`) and
+push the messages (:mod:`wire`) to the main process, which forwards them to whichever clients are
+connected and shows the progress of the epoch. Every epoch visits the samples in a new random
+order; worker ``k`` of ``N`` takes positions ``k, k + N, ...`` of it.
+
+Seeds: ``seed`` fixes the epoch orders and each worker's augmentation stream, so with one worker
+the stream of messages repeats exactly; with several, each worker's messages repeat but their
+interleaving depends on timing.
+
+Stopping: Ctrl+C or SIGTERM stop the main process, which terminates and joins the workers; a
+worker also stops when the main process is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import multiprocessing as mp
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zmq
+from tqdm import tqdm
+
+from rtpose.coco.hdf5_dataset import HDF5Dataset
+from rtpose.data.augment import DEFAULT_PARAMS, AugmentParams
+from rtpose.data.transformer import transform
+from rtpose.data.wire import encode_message
+from rtpose.errors import RtposeError
+
+SEND_HWM = 160  # the original server's ZMQ_SNDHWM
+_WORKER_HWM = 4  # messages queued per worker before it waits
+_POLL_MS = 200
+_WORKER_ERROR_EXIT = 3
+
+
+class DataServerError(RtposeError):
+    """The dataset server cannot start or a worker failed."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What to serve and how: dataset file, public port, worker processes, seed, augmentation."""
+
+    dataset: Path
+    port: int
+    workers: int = 1
+    seed: int | None = None
+    params: AugmentParams = field(default=DEFAULT_PARAMS)
+    progress: bool = True
+
+
+def epoch_order(num_samples: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled sample order of ``epoch`` (the same in every worker)."""
+    return np.random.default_rng([seed, 0, epoch]).permutation(num_samples)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _send(sock: zmq.Socket, frames: list[bytes]) -> None:
+    """Send, waiting while the main process's queue is full; exit if the main process is gone."""
+    parent = mp.parent_process()
+    while not sock.poll(1000, zmq.POLLOUT):
+        if parent is not None and not parent.is_alive():
+            raise SystemExit(0)
+    sock.send_multipart(frames, copy=False)
+
+
+def _worker(
+    path: Path, endpoint: str, index: int, count: int, seed: int, params: AugmentParams
+) -> None:
+    """Worker process: transform this worker's share of every epoch and push it to ``endpoint``."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    rng = np.random.default_rng([seed, 1, index])
+    context = zmq.Context()
+    sock = context.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, _WORKER_HWM)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        with HDF5Dataset(path) as dataset:
+            epoch = 0
+            while True:
+                for i in epoch_order(len(dataset), seed, epoch)[index::count]:
+                    _send(sock, encode_message(*transform(dataset[int(i)], rng, params)))
+                epoch += 1
+    except RtposeError as err:
+        print(f"error: worker {index}: {err}", file=sys.stderr, flush=True)
+        sys.exit(_WORKER_ERROR_EXIT)
+    finally:
+        sock.close()
+        context.term()
+
+
+def _bind_public(sock: zmq.Socket, port: int) -> None:
+    try:
+        sock.bind(f"tcp://*:{port}")
+    except zmq.ZMQError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise DataServerError(f"port {port} is already in use (another server?)") from err
+        raise DataServerError(f"cannot listen on port {port}: {err}") from err
+
+
+def _check_dataset(config: ServerConfig) -> int:
+    """Open the dataset once in this process so a bad file fails here, with one message."""
+    params = config.params
+    if params.crop_size <= 0 or params.crop_size % params.stride:
+        raise DataServerError(
+            f"crop size {params.crop_size} must be a positive multiple of stride {params.stride}"
+        )
+    if config.workers < 1:
+        raise DataServerError(f"need at least one worker, got {config.workers}")
+    with HDF5Dataset(config.dataset) as dataset:
+        if len(dataset) == 0:
+            raise DataServerError(f"{config.dataset} holds no samples")
+        dataset[0]  # decodes: a malformed first sample fails now, not in a worker
+        return len(dataset)
+
+
+@contextmanager
+def _workers(
+    config: ServerConfig, endpoint: str, count: int, seed: int
+) -> Iterator[list[mp.process.BaseProcess]]:
+    """Start ``count`` worker processes; on exit terminate and join every one of them."""
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(config.dataset, endpoint, k, count, seed, config.params),
+            name=f"rtpose-dataset-worker-{k}",
+            daemon=True,
+        )
+        for k in range(count)
+    ]
+    try:
+        # started with SIGINT ignored, the workers never see Ctrl+C: the main process stops them
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for proc in procs:
+                proc.start()
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def _check_alive(procs: Sequence[mp.process.BaseProcess]) -> None:
+    for k, proc in enumerate(procs):
+        if proc.exitcode is not None:
+            raise DataServerError(f"worker {k} stopped (exit code {proc.exitcode})")
+
+
+def serve(config: ServerConfig) -> None:
+    """Serve samples until interrupted (Ctrl+C, SIGTERM); raises DataServerError on failure."""
+    num_samples = _check_dataset(config)
+    seed = secrets.randbits(63) if config.seed is None else config.seed
+    count = min(config.workers, num_samples)
+    context = zmq.Context()
+    public = context.socket(zmq.PUSH)
+    public.setsockopt(zmq.SNDHWM, SEND_HWM)
+    public.setsockopt(zmq.LINGER, 0)
+    inbox = context.socket(zmq.PULL)
+    inbox.setsockopt(zmq.LINGER, 0)
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        _bind_public(public, config.port)
+        inbox_port = inbox.bind_to_random_port("tcp://127.0.0.1")
+        tqdm.write(
+            f"serving {num_samples} samples of {config.dataset} on tcp://*:{config.port} "
+            f"with {count} worker(s), pid {os.getpid()}",
+            file=sys.stderr,
+        )
+        with _workers(config, f"tcp://127.0.0.1:{inbox_port}", count, seed) as procs:
+            _forward(inbox, public, procs, num_samples, config.progress)
+    except KeyboardInterrupt:
+        tqdm.write("dataset server stopped", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        public.close()
+        inbox.close()
+        context.term()
+
+
+def _forward(
+    inbox: zmq.Socket, public: zmq.Socket, procs: Sequence[mp.process.BaseProcess],
+    num_samples: int, progress: bool,
+) -> None:
+    """Pass the workers' messages to the clients, one epoch's worth of messages per bar."""
+    epoch, sent = 1, 0
+    with tqdm(total=num_samples, desc="epoch 1", unit="sample", disable=not progress) as bar:
+        pending = None
+        while True:
+            if pending is None:
+                if inbox.poll(_POLL_MS, zmq.POLLIN):
+                    pending = inbox.recv_multipart(copy=False)
+                else:
+                    _check_alive(procs)
+            elif public.poll(_POLL_MS, zmq.POLLOUT):
+                public.send_multipart(pending, copy=False)
+                pending = None
+                sent += 1
+                bar.update()
+                if sent == num_samples:
+                    epoch, sent = epoch + 1, 0
+                    bar.reset(num_samples)
+                    bar.set_description(f"epoch {epoch}")
+            else:
+                _check_alive(procs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Serve augmented training samples over ZeroMQ (PUSH on tcp://*:PORT), "
+        "wire-compatible with the original C++ rmpe_dataset_server. Stop with Ctrl+C."
+    )
+    parser.add_argument("dataset", type=Path, help="training HDF5 file (generate_hdf5.py)")
+    parser.add_argument("port", type=int, help="TCP port to listen on, e.g. 5555")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--crop-size", type=int, default=DEFAULT_PARAMS.crop_size,
+                        help="square crop size in pixels, a multiple of 8 (default 368)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed for a reproducible stream (exact with one worker)")
+    parser.add_argument("--method", choices=("steps", "affine"), default=DEFAULT_PARAMS.method,
+                        help="resampling: 'steps' as the original (default), 'affine' one warp")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    params = AugmentParams(crop_size=args.crop_size, method=args.method)
+    config = ServerConfig(args.dataset, args.port, args.workers, args.seed, params, not args.quiet)
+    try:
+        serve(config)
+    except RtposeError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

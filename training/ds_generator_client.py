@@ -1,0 +1,9 @@
+"""Check a running dataset server: pull a few batches and print their shapes and the rate.
+
+Training code uses the client class itself, ``rtpose.data.client.DataGeneratorClient``.
+"""
+
+from rtpose.data.client import main
+
+if __name__ == "__main__":
+    main()
