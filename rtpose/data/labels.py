@@ -14,6 +14,7 @@ samples it sent (``original_formats/rmpe_wire_first3.npz``, see ``tests/test_lab
   heatmaps); the unit vector from part a to part b is set on every cell ``g`` of the limb's
   bounding box widened by ``thre`` (``round(min - thre) <= g < round(max + thre)``, clipped to
   the grid) whose distance to the limb's line is <= ``thre``. Ends closer than 1e-8 set nothing.
+  The box excludes its upper edges, so a horizontal limb on a cell row is 2 cells thick, not 3.
 * Overlapping limbs of several people: the original meant to average them, but its counter never
   grows, so the person written last (the main person first, then the others in order) wins; the
   wire samples only hold unit vectors. ``paf_average=True`` averages instead.
