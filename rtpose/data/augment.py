@@ -13,6 +13,8 @@ The original ``rmpe_dataset_server`` (the Caffe CPM data transformer) turned one
    convention, as in the original).
 3. **rotate** by ``degree`` about the image centre, the canvas enlarged to the rotated bounding
    box (``cv::RotatedRect::boundingRect``); border 128 for the image, 255 (keep) for the mask.
+   That box keeps both end pixels, so even unrotated the canvas is one pixel wider and taller
+   and picture and joints move by half a pixel (+0.5, +0.5).
 4. **crop** ``crop_size`` around the main person's centre (``objpos``) moved by an integer offset;
    outside the image the crop holds 128 (image) and 255 (mask: padding is trained as background).
 5. **flip** (after the crop): ``x -> crop_size - 1 - x`` and left/right parts swapped
