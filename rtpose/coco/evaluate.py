@@ -10,8 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,12 +97,10 @@ def score_keypoints(coco_gt, results: list[dict] | str | Path,
     return KeypointStats(values=tuple(float(v) for v in ev.stats), table=table)
 
 
-def run_pipeline(pipeline: Callable, coco_gt, images_dir: str | Path, limit: int | None = None,
+def run_pipeline(pipeline, coco_gt, images_dir: str | Path, limit: int | None = None,
                  offset: float = 0.0, score: str = "total", progress: bool = True) -> EvaluationRun:
-    """Run ``pipeline(image) -> People`` on the images of ``coco_gt`` and collect COCO results.
-
-    ``pipeline.timings`` (a dict of seconds, if the pipeline has one) is recorded per image.
-    """
+    """Run ``pipeline.run(image)`` (an ``rtpose.pipeline.PosePipeline``) on the images of
+    ``coco_gt`` in image-id order and collect COCO results and per-stage timings (seconds)."""
     images_dir = Path(images_dir)
     ids = sorted(coco_gt.getImgIds())[:limit]
     run = EvaluationRun()
@@ -113,10 +110,11 @@ def run_pipeline(pipeline: Callable, coco_gt, images_dir: str | Path, limit: int
         image = cv2.imread(str(path))
         if image is None:
             raise RtposeError(f"cannot read image {path}")
-        start = time.perf_counter()
-        people = pipeline(image)
-        total = time.perf_counter() - start
-        run.results.extend(people.to_coco(image_id, offset=offset, score=score))
+        result = pipeline.run(image)
+        t = result.timings
+        run.results.extend(result.people.to_coco(image_id, offset=offset, score=score))
         run.image_ids.append(image_id)
-        run.timings.append({**dict(getattr(pipeline, "timings", {})), "total": total})
+        run.timings.append({"network": t.network_s, "upsample": t.upsample_s,
+                            "peaks": t.peaks_s, "association": t.association_s,
+                            "postprocess": t.postprocess_s, "total": t.total_s})
     return run
