@@ -79,14 +79,20 @@ def connect_limb_loops(cand_a, cand_b, paf_x, paf_y, image_height, thre2=0.05, m
 def group_people_loops(heatmaps, pafs, thre1=0.1, thre2=0.05, mid_num=10, min_parts=4,
                        min_mean_score=0.4, branches=None):
     """People as (keypoints (N, 18, 3), scores (N,), part_counts (N,)) from full-size maps."""
-    branches = Counter() if branches is None else branches
     # The original's maps were float64 averages.
-    heatmaps = np.asarray(heatmaps, dtype=np.float64)
+    all_peaks = find_peaks_loops(np.asarray(heatmaps, dtype=np.float64), thre1)
+    return group_peaks_loops(all_peaks, pafs, thre2, mid_num, min_parts, min_mean_score,
+                             branches)
+
+
+def group_peaks_loops(all_peaks, pafs, thre2=0.05, mid_num=10, min_parts=4, min_mean_score=0.4,
+                      branches=None):
+    """People from the peaks of ``find_peaks_loops``; returns as ``group_people_loops``."""
+    branches = Counter() if branches is None else branches
     pafs = np.asarray(pafs, dtype=np.float64)
-    all_peaks = find_peaks_loops(heatmaps, thre1)
     peak_score = {p[3]: p[2] for peaks in all_peaks for p in peaks}
     peak_xy = {p[3]: (p[0], p[1]) for peaks in all_peaks for p in peaks}
-    image_height = heatmaps.shape[0]
+    image_height = pafs.shape[0]
 
     rows = []
     for position, limb in enumerate(DECODE_ORDER):

@@ -1,7 +1,7 @@
 """Part Affinity Field grouping: heatmaps and PAFs in, people out (Cao et al. 2017, section 2.4).
 
-Pure numpy/scipy, no I/O, no drawing, no Keras. The algorithm and its order of operations are the
-original demo's, so it returns the original's people exactly:
+Pure numpy, scipy and OpenCV: no I/O, no drawing, no Keras. The algorithm and its order of
+operations are the original demo's, so it returns the original's people exactly:
 
 1. ``find_peaks``: local maxima of each part's Gaussian-smoothed heatmap.
 2. ``score_limb`` / ``connect_limb``: every pair of peaks of a limb's two parts is scored by the
@@ -15,6 +15,7 @@ Maps are in the original image's frame: heatmaps (H, W, 19) (18 parts + backgrou
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
@@ -23,6 +24,8 @@ from rtpose.people import People
 from rtpose.skeleton import DECODE_ORDER, LIMBS, NUM_PARTS, NUM_TREE_LIMBS, PAF_CHANNELS
 
 PEAK_SIGMA = 3.0  # Gaussian smoothing of the heatmaps before peak finding, in pixels
+SMOOTH_RADIUS = int(4 * PEAK_SIGMA + 0.5)  # its kernel radius (scipy's default truncate=4)
+MAX_LABELS = (1 << 16) - 1  # connected groups that 16-bit labels can count
 MAX_SAMPLES_PER_BLOCK = 1 << 20  # PAF samples scored at once (bounds the memory of score_limb)
 
 
@@ -34,37 +37,84 @@ def find_peaks(heatmaps: np.ndarray, thre1: float = CMU_GROUPING.thre1) -> list[
     outside the image count as 0). Returns per part an (n, 3) float64 array of x, y and the
     unsmoothed heatmap value, in row-major order (y, then x). Peak ids, as used by
     ``group_peaks``, count through the parts in order: part 0's peaks first.
+
+    The smoothed map is a weighted mean over a window of radius r = ``SMOOTH_RADIUS``, so it
+    can exceed ``thre1`` only within r of a pixel above ``thre1`` (less a margin for rounding).
+    Only those regions are smoothed, each in a crop wide enough that the result there equals
+    the whole image's bit for bit; the whole image is smoothed when that saves nothing.
     """
+    parts = np.asarray(heatmaps[:, :, :NUM_PARTS], dtype=np.float64)
+    height, width = parts.shape[:2]
+    extent = max(float(parts.max(initial=0.0)), -float(parts.min(initial=0.0)))
+    margin = 1e-9 * (1.0 + abs(thre1) + extent)  # far above the rounding of the weighted mean
+    above = np.moveaxis(parts > thre1 - margin, 2, 0).astype(np.uint8)  # (18, H, W)
+
     peaks = []
     for part in range(NUM_PARTS):
-        heat = np.asarray(heatmaps[:, :, part], dtype=np.float64)
-        smooth = gaussian_filter(heat, sigma=PEAK_SIGMA)
-        # Pad with zeros so that border pixels compare against 0 outside the image.
-        padded = np.pad(smooth, 1)
-        is_peak = (
-            (smooth > thre1)
-            & (smooth >= padded[:-2, 1:-1])  # up
-            & (smooth >= padded[2:, 1:-1])  # down
-            & (smooth >= padded[1:-1, :-2])  # left
-            & (smooth >= padded[1:-1, 2:])  # right
-        )
-        ys, xs = np.nonzero(is_peak)
+        heat = parts[:, :, part]
+        found = [_peaks_in(heat, box, thre1) for box in _regions_above(above[part])]
+        index = np.unique(np.concatenate([np.zeros(0, np.intp), *found]))  # row-major order
+        ys, xs = np.divmod(index, width)
         peaks.append(np.stack([xs, ys, heat[ys, xs]], axis=1).astype(np.float64))
     return peaks
+
+
+def _regions_above(above: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Boxes (y0, y1, x0, x1) that hold every pixel within ``SMOOTH_RADIUS`` of a nonzero pixel
+    of ``above`` (H, W): one per connected group, or the whole image when the crops that
+    ``_peaks_in`` would filter add up to more than the image."""
+    r = SMOOTH_RADIUS
+    height, width = above.shape
+    whole = [(0, height, 0, width)]
+    if cv2.countNonZero(above) > MAX_LABELS:
+        return whole
+    _, _, stats, _ = cv2.connectedComponentsWithStats(above, connectivity=8, ltype=cv2.CV_16U)
+    boxes = [
+        (max(y - r, 0), min(y + h + r, height), max(x - r, 0), min(x + w + r, width))
+        for x, y, w, h, _ in stats[1:]
+    ]
+    crop_area = sum((y1 - y0 + 2 * r + 2) * (x1 - x0 + 2 * r + 2) for y0, y1, x0, x1 in boxes)
+    return boxes if crop_area < height * width else whole
+
+
+def _peaks_in(heat: np.ndarray, box: tuple[int, int, int, int], thre1: float) -> np.ndarray:
+    """Flat indices (y * W + x) of the peaks of ``heat`` (H, W) inside ``box`` (y0, y1, x0, x1).
+
+    The crop filtered reaches ``SMOOTH_RADIUS`` beyond the box and its 1-pixel ring of
+    neighbours, so the smoothed values there are exact; beyond the image the neighbours are 0.
+    """
+    height, width = heat.shape
+    y0, y1, x0, x1 = box
+    reach = SMOOTH_RADIUS + 1
+    cy0, cy1 = max(y0 - reach, 0), min(y1 + reach, height)
+    cx0, cx1 = max(x0 - reach, 0), min(x1 + reach, width)
+    smooth = np.pad(gaussian_filter(heat[cy0:cy1, cx0:cx1], sigma=PEAK_SIGMA), 1)
+    # The box and its neighbours shifted by one pixel, in the padded crop's coordinates.
+    top, left, h, w = y0 - cy0 + 1, x0 - cx0 + 1, y1 - y0, x1 - x0
+    center = smooth[top : top + h, left : left + w]
+    is_peak = (
+        (center > thre1)
+        & (center >= smooth[top - 1 : top - 1 + h, left : left + w])  # up
+        & (center >= smooth[top + 1 : top + 1 + h, left : left + w])  # down
+        & (center >= smooth[top : top + h, left - 1 : left - 1 + w])  # left
+        & (center >= smooth[top : top + h, left + 1 : left + 1 + w])  # right
+    )
+    ys, xs = np.nonzero(is_peak)
+    return (ys + y0) * width + (xs + x0)
 
 
 def score_limb(
     peaks_a: np.ndarray,
     peaks_b: np.ndarray,
-    paf_x: np.ndarray,
-    paf_y: np.ndarray,
-    image_height: int,
+    pafs: np.ndarray,
+    limb: int,
     params: GroupingParams = CMU_GROUPING,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """PAF scores of all (nA, nB) candidate connections of one limb, by broadcasting.
+    """PAF scores of all (nA, nB) candidate connections of limb ``limb``, by broadcasting.
 
-    ``peaks_a``, ``peaks_b``: (nA, 3), (nB, 3) peaks (x, y, score) of the limb's parts.
-    ``paf_x``, ``paf_y``: (H, W) the limb's PAF components. Returns ``score`` (nA, nB): the
+    ``peaks_a``, ``peaks_b``: (nA, 3), (nB, 3) peaks (x, y, score) of the limb's parts
+    ``LIMBS[limb]``; ``pafs``: (H, W, 38), limb i: channel 2i = x, 2i+1 = y. Returns ``score``
+    (nA, nB): the
     mean projection of the PAF on the unit vector A→B over ``mid_num`` samples, plus a penalty
     ``min(0.5 * H / length - 1, 0)`` on limbs longer than half the image height; and
     ``accepted`` (nA, nB) bool: more than 80 % of the samples exceed ``thre2``, the score is
@@ -86,15 +136,20 @@ def score_limb(
     ys = k * (vy / (params.mid_num - 1))[..., None] + ay[..., None]
     xs[..., -1] = bx
     ys[..., -1] = by
-    flat = (np.rint(ys) * paf_x.shape[1] + np.rint(xs)).astype(np.intp)
 
-    # Projection of the PAF on the limb direction at each sample: (nA, nB, mid_num).
-    along = np.take(paf_x, flat) * ux[..., None] + np.take(paf_y, flat) * uy[..., None]
+    # Projection of the PAF on the limb direction at each sample: (nA, nB, mid_num). The PAF
+    # values are gathered from the flat array, without copying the limb's channels.
+    height, width, channels = pafs.shape
+    flat_pafs = np.ascontiguousarray(pafs).reshape(-1)
+    index = (np.rint(ys) * width + np.rint(xs)).astype(np.intp) * channels
+    channel_x, channel_y = PAF_CHANNELS[limb]
+    along = (np.take(flat_pafs, index + channel_x) * ux[..., None]
+             + np.take(flat_pafs, index + channel_y) * uy[..., None])
 
     # Mean over the samples (cumsum adds in order, like the original's Python sum) plus the
     # length prior.
     with np.errstate(divide="ignore"):
-        prior = np.minimum(0.5 * image_height / norm - 1, 0)
+        prior = np.minimum(0.5 * height / norm - 1, 0)
     score = np.cumsum(along, axis=-1)[..., -1] / params.mid_num + prior
 
     enough = np.count_nonzero(along > params.thre2, axis=-1) > 0.8 * params.mid_num
@@ -105,23 +160,22 @@ def score_limb(
 def connect_limb(
     peaks_a: np.ndarray,
     peaks_b: np.ndarray,
-    paf_x: np.ndarray,
-    paf_y: np.ndarray,
-    image_height: int,
+    pafs: np.ndarray,
+    limb: int,
     params: GroupingParams = CMU_GROUPING,
 ) -> np.ndarray:
-    """Greedy matching of one limb's candidates: (n, 3) rows of i (into A), j (into B), score.
+    """Greedy matching of limb ``limb``'s candidates (arguments as ``score_limb``): (n, 3) rows
+    of i (into A), j (into B), score.
 
     Accepted candidates are taken best score first (ties in (i, j) row-major order) when
     neither peak is used yet, until min(nA, nB) connections are made.
     """
     if len(peaks_a) == 0 or len(peaks_b) == 0:
         return np.zeros((0, 3))
-    paf_x, paf_y = np.ascontiguousarray(paf_x), np.ascontiguousarray(paf_y)
     # Score blocks of A's peaks, so that noisy maps with thousands of peaks stay in memory.
     rows = max(1, MAX_SAMPLES_PER_BLOCK // (len(peaks_b) * params.mid_num))
     blocks = [
-        score_limb(peaks_a[r : r + rows], peaks_b, paf_x, paf_y, image_height, params)
+        score_limb(peaks_a[r : r + rows], peaks_b, pafs, limb, params)
         for r in range(0, len(peaks_a), rows)
     ]
     score = np.concatenate([block[0] for block in blocks])
@@ -152,7 +206,7 @@ def group_peaks(
     params: GroupingParams = CMU_GROUPING,
 ) -> People:
     """Assemble people from the peaks of ``find_peaks`` and the PAFs (H, W, 38)."""
-    image_height = pafs.shape[0]
+    pafs = np.ascontiguousarray(pafs)
     offsets = np.cumsum([0] + [len(p) for p in peaks])  # global id of each part's first peak
     all_peaks = np.concatenate([np.reshape(p, (-1, 3)) for p in peaks])  # (total, 3)
     peak_score = all_peaks[:, 2]
@@ -164,9 +218,7 @@ def group_peaks(
 
     for position, limb in enumerate(DECODE_ORDER):
         part_a, part_b = LIMBS[limb]
-        channel_x, channel_y = PAF_CHANNELS[limb]
-        paf_x, paf_y = pafs[:, :, channel_x], pafs[:, :, channel_y]
-        connections = connect_limb(peaks[part_a], peaks[part_b], paf_x, paf_y, image_height, params)
+        connections = connect_limb(peaks[part_a], peaks[part_b], pafs, limb, params)
         for i, j, s in connections:
             a = offsets[part_a] + int(i)
             b = offsets[part_b] + int(j)

@@ -13,7 +13,7 @@ import pytest
 from rtpose.config import GroupingParams, InferenceParams
 from rtpose.grouping import connect_limb, find_peaks, group_peaks, group_people, score_limb
 from rtpose.inference import prepare_input, scale_factors, upsample_and_average
-from rtpose.skeleton import NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
+from rtpose.skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 from rtpose.synthetic import make_people, random_people, render_maps
 
 SKI_SHAPE = (674, 712, 3)
@@ -103,6 +103,23 @@ def test_find_peaks_order_ids_and_borders():
     np.testing.assert_allclose(peaks[3][:, 2], 1.0)
 
 
+@pytest.mark.parametrize("spikes", [0, 40, 3000])
+def test_find_peaks_equals_smoothing_the_whole_image(reference, spikes):
+    """Smoothing only around high values (few spikes), or all (many), finds the same peaks."""
+    rng = np.random.default_rng(spikes)
+    shape = (200, 260)
+    truth = random_people(rng, 6, shape, height_range=(60, 150), jitter=0.03)
+    truth[0, :, :2] = np.clip(truth[0, :, :2] - 40, 0, None)  # partly at the image border
+    heatmaps, _ = render_maps(truth, shape)
+    ys, xs, parts = (rng.integers(0, n, spikes) for n in (*shape, NUM_PARTS))
+    heatmaps[ys, xs, parts] += rng.uniform(0.5, 2.0, spikes)
+
+    peaks = find_peaks(heatmaps)
+    expected = reference.find_peaks_loops(heatmaps.astype(np.float64))
+    for part in range(NUM_PARTS):
+        np.testing.assert_array_equal(peaks[part], np.reshape(expected[part], (-1, 4))[:, :3])
+
+
 def test_no_people_on_empty_maps():
     heatmaps = np.zeros((50, 60, NUM_HEATMAPS))
     pafs = np.zeros((50, 60, NUM_PAFS))
@@ -145,10 +162,10 @@ def test_zero_length_limb_is_not_a_candidate(reference):
     truth[0, 14, :2] = truth[0, 0, :2]  # right eye on the nose's pixel
     heatmaps, pafs = render_maps(truth, (220, 140))
     peaks = find_peaks(heatmaps)
-    # Nose -> right eye is limb 15, PAF channels 30, 31.
-    score, accepted = score_limb(peaks[0], peaks[14], pafs[:, :, 30], pafs[:, :, 31], 220)
+    nose_eye = LIMBS.index((0, 14))
+    score, accepted = score_limb(peaks[0], peaks[14], pafs, nose_eye)
     assert score.shape == accepted.shape == (1, 1) and not accepted[0, 0]
-    assert len(connect_limb(peaks[0], peaks[14], pafs[:, :, 30], pafs[:, :, 31], 220)) == 0
+    assert len(connect_limb(peaks[0], peaks[14], pafs, nose_eye)) == 0
 
     people = group_people(heatmaps, pafs)
     keypoints, scores, counts = reference.group_people_loops(heatmaps, pafs)
@@ -161,11 +178,11 @@ def test_zero_length_limb_is_not_a_candidate(reference):
 
 
 def test_score_limb_penalises_long_limbs():
-    pafs = np.zeros((100, 400, 2))
-    pafs[:, :, 0] = 1.0  # PAF pointing right everywhere
+    pafs = np.zeros((100, 400, NUM_PAFS))
+    pafs[:, :, 6] = 1.0  # limb 3's PAF points right everywhere
     a = np.array([[10.0, 50, 1]])
     b = np.array([[30.0, 50, 1], [390.0, 50, 1], [10.0, 90, 1]])
-    score, accepted = score_limb(a, b, pafs[:, :, 0], pafs[:, :, 1], image_height=100)
+    score, accepted = score_limb(a, b, pafs, limb=3)
     # Short and along the PAF: 1. Long (380 px > 50 px = half the height): 1 + 50/380 - 1.
     # Across the PAF: 0, rejected.
     np.testing.assert_allclose(score[0], [1.0, 50 / 380, 0.0])
