@@ -1,0 +1,277 @@
+"""Pose estimation on a stream of frames, pipelined so that capture, network and decoding overlap.
+
+Three threads joined by queues of one item::
+
+    capture ──▶ network ──▶ decoding, drawing, outputs (the calling thread)
+
+OpenCV and TensorFlow release the GIL while they work, so the stages run at the same time: the
+camera never waits for the network, and the network never waits for drawing or writing. A live
+source (camera) keeps only its newest frame when the network is busy, so the latency stays one
+frame deep; a file source blocks instead, so every frame is processed, in order.
+
+    with open_source(video="clip.mp4") as source, VideoOutput("out.mp4", source) as video:
+        summary = run_stream(source, pipeline, [video])
+    print(summary.fps, summary.mean_latency_s)
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from rtpose.draw import draw_people
+from rtpose.frames import Frame, FrameSource
+from rtpose.grouping import find_peaks, group_peaks
+from rtpose.inference import run_scales, upsample_and_average
+from rtpose.pipeline import PosePipeline, PoseResult, Timings
+
+POLL_S = 0.1  # how often a blocked stage looks at the stop flag
+JOIN_TIMEOUT_S = 10.0
+FPS_WINDOW = 30  # frames over which the on-screen FPS is measured
+
+
+class StopStream(Exception):  # noqa: N818 (a request, not an error)
+    """Raised by an output to end the stream normally (e.g. q pressed in the window)."""
+
+
+class Output(Protocol):
+    """Where each processed frame goes: ``drawn`` is the frame with skeletons and FPS."""
+
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None: ...
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Per processed frame: ``latency_s`` from the frame's capture to its drawn picture handed
+    to the outputs; ``network_s`` the network (with resizing and padding); ``postprocess_s``
+    up-sampling, peaks and association (grouping)."""
+
+    index: int
+    latency_s: float
+    network_s: float
+    postprocess_s: float
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What a stream did: the frames processed, how many a live source dropped, the wall time
+    from the first capture to the last output, and why it ended early, if it did."""
+
+    frames: tuple[FrameTiming, ...]
+    dropped: int
+    elapsed_s: float
+    stopped_by: str | None = None  # "user" (window), "interrupt" (Ctrl+C), "max_frames"
+
+    @property
+    def fps(self) -> float:
+        """Throughput: frames processed per second of wall time."""
+        return len(self.frames) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def _mean(self, name: str) -> float:
+        return float(np.mean([getattr(t, name) for t in self.frames])) if self.frames else 0.0
+
+    @property
+    def mean_latency_s(self) -> float:
+        return self._mean("latency_s")
+
+    @property
+    def mean_network_s(self) -> float:
+        return self._mean("network_s")
+
+    @property
+    def mean_postprocess_s(self) -> float:
+        return self._mean("postprocess_s")
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A stage's exception, sent downstream to be raised in the calling thread."""
+
+    error: BaseException
+
+
+_END = object()
+
+
+def run_stream(
+    source: FrameSource,
+    pipeline: PosePipeline,
+    outputs: Sequence[Output] = (),
+    max_frames: int | None = None,
+) -> StreamSummary:
+    """Run ``pipeline`` on every frame of ``source`` (the newest ones of a live source) and hand
+    each drawn frame to ``outputs``, in frame order.
+
+    Ends at the end of the source, after ``max_frames`` frames, when an output raises
+    ``StopStream``, or on Ctrl+C (``KeyboardInterrupt`` is caught: the summary says so, and the
+    caller closes its outputs as usual). An exception in a stage is raised here.
+    """
+    stop = threading.Event()
+    captured: queue.Queue = queue.Queue(maxsize=1)
+    computed: queue.Queue = queue.Queue(maxsize=1)
+    drops = _Counter()
+    frames = source if source.live else itertools.islice(source, max_frames)
+    threads = [
+        threading.Thread(target=_capture, args=(frames, source.live, captured, stop, drops),
+                         name="rtpose-capture", daemon=True),
+        threading.Thread(target=_network, args=(pipeline, captured, computed, stop),
+                         name="rtpose-network", daemon=True),
+    ]
+    timings: list[FrameTiming] = []
+    counter = _FpsCounter()
+    stopped_by = None
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    try:
+        while max_frames is None or len(timings) < max_frames:
+            item = _get(computed, stop)
+            if item is _END:
+                break
+            if isinstance(item, _Failed):
+                raise item.error
+            frame, capture_time, (outputs_per_scale, pads), network_s = item
+            result = _decode(pipeline, frame.image.shape, outputs_per_scale, pads, network_s)
+            drawn = draw_people(frame.image, result.people, result.peaks)
+            draw_fps(drawn, counter.tick())
+            for output in outputs:
+                output.write(frame, result, drawn)
+            timings.append(FrameTiming(frame.index, time.perf_counter() - capture_time,
+                                       network_s, result.timings.postprocess_s))
+        else:
+            stopped_by = "max_frames"
+    except StopStream:
+        stopped_by = "user"
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+    finally:
+        elapsed = time.perf_counter() - start
+        stop.set()
+        for thread in threads:
+            thread.join(JOIN_TIMEOUT_S)
+    return StreamSummary(tuple(timings), drops.value, elapsed, stopped_by)
+
+
+def _capture(frames, live: bool, out: queue.Queue, stop: threading.Event, drops: _Counter):
+    """Read frames into ``out``: replacing the waiting one if ``live``, else waiting."""
+    try:
+        for frame in frames:
+            if stop.is_set():
+                return
+            item = (frame, time.perf_counter())
+            if live:
+                drops.value += _put_latest(out, item)
+            elif not _put(out, item, stop):
+                return
+    except BaseException as error:  # re-raised by run_stream in the calling thread
+        _put(out, _Failed(error), stop)
+    else:
+        _put(out, _END, stop)
+
+
+def _network(pipeline: PosePipeline, inp: queue.Queue, out: queue.Queue, stop: threading.Event):
+    """Run the network on each captured frame; pass the end and failures on."""
+    while (item := _get(inp, stop)) is not None:
+        if item is _END or isinstance(item, _Failed):
+            _put(out, item, stop)
+            return
+        frame, capture_time = item
+        try:
+            start = time.perf_counter()
+            maps = run_scales(frame.image, pipeline.network, pipeline.inference)
+            network_s = time.perf_counter() - start
+        except BaseException as error:  # re-raised by run_stream in the calling thread
+            _put(out, _Failed(error), stop)
+            return
+        if not _put(out, (frame, capture_time, maps, network_s), stop):
+            return
+
+
+def _decode(
+    pipeline: PosePipeline, image_shape, outputs_per_scale, pads, network_s: float
+) -> PoseResult:
+    """The second half of ``PosePipeline.run``: network outputs to people, timed."""
+    start = time.perf_counter()
+    heatmaps, pafs = upsample_and_average(outputs_per_scale, pads, image_shape,
+                                          pipeline.inference.stride)
+    upsampled = time.perf_counter()
+    peaks = find_peaks(heatmaps, pipeline.grouping.thre1)
+    peaked = time.perf_counter()
+    people = group_peaks(peaks, pafs, pipeline.grouping)
+    done = time.perf_counter()
+    timings = Timings(network_s, upsampled - start, peaked - upsampled, done - peaked)
+    return PoseResult(people, peaks, timings)
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> Any:
+    """The next item, or None once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=POLL_S)
+        except queue.Empty:
+            continue
+    return None
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item``, waiting for room; False if ``stop`` was set first."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _put_latest(q: queue.Queue, item: Any) -> int:
+    """Put ``item`` without waiting, dropping the waiting item if any; the number dropped."""
+    dropped = 0
+    while True:
+        try:
+            q.put_nowait(item)
+            return dropped
+        except queue.Full:
+            try:
+                q.get_nowait()
+                dropped += 1
+            except queue.Empty:
+                pass
+
+
+class _Counter:
+    """An int that one thread writes and another reads after ``join``."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class _FpsCounter:
+    """Frames per second over the last ``FPS_WINDOW`` frames."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self._times: deque[float] = deque(maxlen=FPS_WINDOW + 1)
+
+    def tick(self) -> float:
+        self._times.append(self._clock())
+        if len(self._times) < 2:
+            return 0.0
+        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
+
+
+def draw_fps(image: np.ndarray, fps: float) -> None:
+    """Write ``"12.3 fps"`` in the top-left corner of ``image``, in place."""
+    text = f"{fps:.1f} fps"
+    for color, thickness in (((0, 0, 0), 4), ((255, 255, 255), 1)):
+        cv2.putText(image, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, color, thickness,
+                    cv2.LINE_AA)

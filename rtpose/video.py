@@ -1,0 +1,152 @@
+"""Outputs of a stream of processed frames: annotated video, JSON lines, a window, progress.
+
+Each is a context manager with ``write(frame, result, drawn)`` (``rtpose.realtime.Output``);
+leaving the ``with`` block, normally or on an error, flushes and closes the file.
+
+JSON lines: one object per processed frame, written and flushed as it comes::
+
+    {"frame": 0, "timestamp": 0.0, "people": [{"pose_keypoints_2d": [x0, y0, c0, ...],
+                                               "score": 25.1, "part_count": 17}]}
+
+``people`` is the OpenPose form of ``rtpose.people.People.to_openpose_json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from rtpose.errors import RtposeError
+from rtpose.frames import Frame, FrameSource
+from rtpose.pipeline import PoseResult
+from rtpose.realtime import StopStream
+
+QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Esc
+
+
+class VideoOutput:
+    """The drawn frames as an MP4 video (``mp4v``) at the source's frame rate and size."""
+
+    def __init__(self, path: str | Path, source: FrameSource) -> None:
+        self.path = Path(path)
+        fps = source.fps if source.fps > 0 else 1.0
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        self._writer = cv2.VideoWriter(str(self.path), fourcc, fps, source.size)
+        if not self._writer.isOpened():
+            raise RtposeError(f"cannot write video {self.path} (check the folder and the "
+                              "extension, e.g. .mp4)")
+        self.size = source.size
+
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None:
+        if (drawn.shape[1], drawn.shape[0]) != self.size:
+            drawn = cv2.resize(drawn, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(drawn)
+
+    def close(self) -> None:
+        self._writer.release()
+
+    def __enter__(self) -> VideoOutput:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class JsonLinesOutput:
+    """The people of each frame as one JSON line (see the module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._file: IO[str] = open(self.path, "w", encoding="utf-8")
+        except OSError as e:
+            raise RtposeError(f"cannot write {self.path}: {e.strerror or e}") from e
+
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None:
+        line = {
+            "frame": frame.index,
+            "timestamp": round(frame.timestamp_s, 6),
+            "people": result.people.to_openpose_json()["people"],
+        }
+        self._file.write(json.dumps(line) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> JsonLinesOutput:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def read_json_lines(path: str | Path) -> list[dict]:
+    """The frames written by ``JsonLinesOutput``, in order."""
+    with open(path, encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def has_display() -> bool:
+    """Whether a window can be shown: on Linux, an X11 or Wayland display must be set."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class Window:
+    """Shows each drawn frame; q, Esc or closing the window raises ``StopStream``.
+
+    Open it only when ``has_display()``; an OpenCV built without GUI support (the
+    ``opencv-python-headless`` wheel) raises ``RtposeError`` here.
+    """
+
+    def __init__(self, title: str = "rtpose") -> None:
+        self.title = title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as e:
+            raise RtposeError("cannot open a window: this OpenCV has no GUI support (use "
+                              "--no-display, or install opencv-python)") from e
+
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None:
+        cv2.imshow(self.title, drawn)
+        key = cv2.waitKey(1) & 0xFF
+        if key in QUIT_KEYS or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            raise StopStream  # q, Esc, or the window was closed
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()
+
+    def __enter__(self) -> Window:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class ProgressOutput:
+    """A tqdm progress bar of the frames processed (out of a video file's frame count)."""
+
+    def __init__(self, source: FrameSource) -> None:
+        total = None if source.live else source.frame_count
+        self._bar = tqdm(total=total, unit="frame", desc=source.name, leave=False)
+
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None:
+        self._bar.update()
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def __enter__(self) -> ProgressOutput:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
