@@ -89,9 +89,11 @@ def upsample_and_average(
     heat_avg = np.zeros((height, width, outputs_per_scale[0][0].shape[-1]), dtype=np.float64)
     paf_avg = np.zeros((height, width, outputs_per_scale[0][1].shape[-1]), dtype=np.float64)
     for (heat, paf), pad in zip(outputs_per_scale, pads, strict=True):
-        # Divide in float32 and add in float64, as the original did.
-        heat_avg += upsample_maps(heat, pad, image_shape, stride) / np.float32(n)
-        paf_avg += upsample_maps(paf, pad, image_shape, stride) / np.float32(n)
+        for average, maps in ((heat_avg, heat), (paf_avg, paf)):
+            upsampled = upsample_maps(maps, pad, image_shape, stride)
+            # Divide in float32 and add in float64, as the original did.
+            upsampled /= np.float32(n)
+            average += upsampled
     return heat_avg, paf_avg
 
 

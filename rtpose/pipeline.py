@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE, GroupingParams, InferenceParams
 from rtpose.grouping import find_peaks, group_peaks
 from rtpose.inference import Network, run_scales, upsample_and_average
 from rtpose.people import People
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class PoseResult:
 
 def keras_network(model: keras.Model, architecture) -> Network:
     """A ``Network`` from a Keras testing model and its ``rtpose.models.Architecture``."""
+    import keras  # only here: the rest of the pipeline runs any network, without Keras
 
     def network(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         heatmaps, pafs = architecture.split_outputs(model(batch, training=False))

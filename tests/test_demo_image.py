@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from demo_image import main
+from rtpose.cli import add_inference_args, params_from_args
+from rtpose.config import GroupingParams, InferenceParams
 from rtpose.people import People
 
 SKI = "sample_images/ski.jpg"
@@ -51,6 +54,24 @@ def test_missing_weights_is_a_one_line_error(repo_root, tmp_path):
     with pytest.raises(SystemExit, match="^error: weights file not found"):
         main(["--image", str(repo_root / SKI), "--model", str(tmp_path / "none.weights.h5"),
               "--arch", "cmu", "--output", str(tmp_path / "out.png")])
+
+
+def test_flags_override_the_config_file(tmp_path, monkeypatch):
+    parser = argparse.ArgumentParser()
+    add_inference_args(parser)
+    config = tmp_path / "custom.ini"
+    config.write_text("[param]\nscale_search = 2\nthre1 = 0.2\nthre2 = 0.07\n"
+                      "[models]\n[[1]]\nboxsize = 320\n")
+
+    args = parser.parse_args(["--config", str(config), "--thre1", "0.3", "--scales", "1,0.5"])
+    inference, grouping = params_from_args(args)
+    assert inference == InferenceParams(boxsize=320, scales=(1.0, 0.5))
+    assert grouping == GroupingParams(thre1=0.3, thre2=0.07)
+
+    monkeypatch.chdir(tmp_path)  # no ./config: the CMU defaults
+    assert params_from_args(parser.parse_args([])) == (InferenceParams(), GroupingParams())
+    (tmp_path / "config").write_text(config.read_text())  # ./config is read when present
+    assert params_from_args(parser.parse_args([]))[0].boxsize == 320
 
 
 @pytest.mark.slow

@@ -1,0 +1,54 @@
+"""PosePipeline with a stand-in network that "sees" synthetic people: image in, people out."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from rtpose.config import InferenceParams
+from rtpose.inference import scale_factors
+from rtpose.pipeline import PosePipeline
+from rtpose.synthetic import make_people, render_maps
+
+IMAGE_SHAPE = (300, 420)
+TRUTH = make_people([[90, 80], [250, 90]], [170, 160])
+
+
+def ideal_network(params: InferenceParams):
+    """A network that outputs, at stride 8, the maps of TRUTH as seen in its input: the image
+    resized by each scale's factor in turn, then padded."""
+    factors = itertools.cycle(scale_factors(IMAGE_SHAPE[0], params))
+
+    def network(batch: np.ndarray):
+        factor = next(factors)
+        _, h, w, _ = batch.shape
+        people = TRUTH.copy()
+        people[:, :, :2] = (TRUTH[:, :, :2] + 0.5) * factor - 0.5
+        heat, paf = render_maps(people, (h, w), sigma=7 * factor, limb_width=4 * factor)
+        small = (w // 8, h // 8)
+        return (cv2.resize(heat, small, interpolation=cv2.INTER_AREA)[None],
+                cv2.resize(paf, small, interpolation=cv2.INTER_AREA)[None])
+
+    return network
+
+
+@pytest.mark.parametrize("scales", [(1.0,), (0.8, 1.2)])
+def test_people_come_back_through_scaling_and_padding(scales):
+    image = np.zeros((*IMAGE_SHAPE, 3), np.uint8)
+    params = InferenceParams(scales=scales)
+    pipeline = PosePipeline(ideal_network(params), params)
+    result = pipeline.run(image)
+
+    assert len(result.people) == 2
+    order = np.argsort(result.people.xy[:, 1, 0])
+    error = np.abs(result.people.xy[order] - TRUTH[:, :, :2])
+    assert error.max() <= 3
+    assert all(len(p) >= 2 for p in result.peaks)
+
+    t = result.timings
+    assert min(t.network_s, t.upsample_s, t.peaks_s, t.association_s) >= 0
+    assert t.postprocess_s == pytest.approx(t.upsample_s + t.peaks_s + t.association_s)
+    assert len(pipeline(image)) == 2
