@@ -34,8 +34,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     """``--model PATH`` and ``--arch NAME``."""
     parser.add_argument(
         "--model", type=Path, default=None,
-        help="weights file (default: the first of model/keras/model.weights.h5, "
-        "model/keras/model.h5, model/keras/mobilenet_thin.weights.h5 that exists)",
+        help="weights file (default: the first default weights file found in model/keras: "
+        "CMU, then MobileNet-thin)",
     )
     parser.add_argument(
         "--arch", choices=list(ARCHITECTURES), default=None,

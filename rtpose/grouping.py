@@ -113,12 +113,12 @@ def score_limb(
     """PAF scores of all (nA, nB) candidate connections of limb ``limb``, by broadcasting.
 
     ``peaks_a``, ``peaks_b``: (nA, 3), (nB, 3) peaks (x, y, score) of the limb's parts
-    ``LIMBS[limb]``; ``pafs``: (H, W, 38), limb i: channel 2i = x, 2i+1 = y. Returns ``score``
-    (nA, nB): the
-    mean projection of the PAF on the unit vector A→B over ``mid_num`` samples, plus a penalty
-    ``min(0.5 * H / length - 1, 0)`` on limbs longer than half the image height; and
-    ``accepted`` (nA, nB) bool: more than 80 % of the samples exceed ``thre2``, the score is
-    positive and the two peaks are distinct pixels.
+    ``LIMBS[limb]``; ``pafs``: (H, W, 38), limb i: channel 2i = x, 2i+1 = y.
+
+    Returns ``score`` (nA, nB): the mean projection of the PAF on the unit vector A→B over
+    ``mid_num`` samples, plus a penalty ``min(0.5 * H / length - 1, 0)`` on limbs longer than
+    half the image height; and ``accepted`` (nA, nB) bool: more than 80 % of the samples
+    exceed ``thre2``, the score is positive and the two peaks are distinct pixels.
     """
     # Segment vectors A_i -> B_j and their unit vectors: (nA, nB).
     ax, ay = peaks_a[:, 0, None], peaks_a[:, 1, None]
@@ -256,8 +256,7 @@ def group_peaks(
     totals = np.array(scores, dtype=np.float64)
     part_counts = np.array(counts, dtype=np.int64)
     # Counts start at 2, so the mean is always defined.
-    drop = (part_counts < params.min_parts) | (totals / part_counts < params.min_mean_score)
-    keep = ~drop
+    keep = ~((part_counts < params.min_parts) | (totals / part_counts < params.min_mean_score))
     parts = parts[keep]
 
     keypoints = np.where((parts >= 0)[..., None], all_peaks[np.maximum(parts, 0)], 0.0)

@@ -102,9 +102,9 @@ class People:
     def from_json(cls, data: dict[str, Any] | str) -> People:
         """Read back ``to_openpose_json`` output (a dict or its JSON text). A person without a
         ``score`` gets 0 and one without a ``part_count`` the number of its parts present."""
-        if isinstance(data, str):
-            data = json.loads(data)
         try:
+            if isinstance(data, str):
+                data = json.loads(data)
             people = data["people"]
             keypoints = np.array(
                 [p["pose_keypoints_2d"] for p in people], dtype=np.float64

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE, GroupingParams, InferenceParams
+from rtpose.errors import RtposeError
 from rtpose.grouping import find_peaks, group_peaks
 from rtpose.inference import Network, run_scales, upsample_and_average
 from rtpose.people import People
@@ -92,6 +93,8 @@ class PosePipeline:
 
     def run(self, image: np.ndarray) -> PoseResult:
         """People in a BGR uint8 image (H, W, 3), with all peaks and the stage timings."""
+        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
+            raise RtposeError(f"expected a BGR image of shape (H, W, 3), got {image.shape}")
         start = time.perf_counter()
         outputs, pads = run_scales(image, self.network, self.inference)
         networked = time.perf_counter()

@@ -62,6 +62,8 @@ def test_from_json_rejects_other_json():
         People.from_json({"people": [{"pose_keypoints_2d": [1, 2]}]})
     with pytest.raises(RtposeError, match="OpenPose"):
         People.from_json({"persons": []})
+    with pytest.raises(RtposeError, match="OpenPose"):
+        People.from_json("{not json")
 
 
 def test_coco_results_order_and_options():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rtpose.config import InferenceParams
+from rtpose.errors import RtposeError
 from rtpose.inference import scale_factors
 from rtpose.pipeline import PosePipeline
 from rtpose.synthetic import make_people, render_maps
@@ -52,3 +53,9 @@ def test_people_come_back_through_scaling_and_padding(scales):
     assert min(t.network_s, t.upsample_s, t.peaks_s, t.association_s) >= 0
     assert t.postprocess_s == pytest.approx(t.upsample_s + t.peaks_s + t.association_s)
     assert len(pipeline(image)) == 2
+
+
+def test_wrong_image_shape_is_a_clear_error():
+    pipeline = PosePipeline(ideal_network(InferenceParams()))
+    with pytest.raises(RtposeError, match=r"BGR image of shape \(H, W, 3\), got \(20, 30\)"):
+        pipeline(np.zeros((20, 30), np.uint8))
