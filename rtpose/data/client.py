@@ -77,7 +77,6 @@ class DataGeneratorClient:
         self._socket = self._context.socket(zmq.PULL)
         self._socket.setsockopt(zmq.RCVHWM, self.hwm)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.RCVTIMEO, max(int(self.timeout * 1000), 1))
         for address in self.addresses:
             self._socket.connect(address)
         return self
@@ -104,13 +103,12 @@ class DataGeneratorClient:
         """One sample as sent: image (3, H, W) uint8, mask (h, w), label (57, h, w)."""
         if self._socket is None:
             raise RtposeError("DataGeneratorClient is not started; call start() first")
-        try:
-            frames = self._socket.recv_multipart(copy=False)
-        except zmq.Again as err:
+        if not self._socket.poll(max(int(self.timeout * 1000), 1), zmq.POLLIN):
             raise DataServerTimeout(
                 f"no sample from {', '.join(self.addresses)} within {self.timeout:g} s; "
                 f"is the dataset server running (training/dataset_server.py)?"
-            ) from err
+            )
+        frames = self._socket.recv_multipart(copy=False)
         return decode_message([frame.buffer for frame in frames])
 
     def gen(self) -> Iterator[Batch]:
