@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import zmq
 from tqdm import tqdm
@@ -84,6 +85,7 @@ def _worker(
 ) -> None:
     """Worker process: transform this worker's share of every epoch and push it to ``endpoint``."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    cv2.setNumThreads(1)  # one core per worker, like the original server
     rng = np.random.default_rng([seed, 1, index])
     context = zmq.Context()
     sock = context.socket(zmq.PUSH)
