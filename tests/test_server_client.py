@@ -225,3 +225,38 @@ def test_missing_dataset_exits_with_one_line(repo_root, tmp_path):
     assert err.strip().splitlines() == [
         f"error: dataset file {tmp_path / 'missing.h5'} not found; run generate_hdf5.py first"
     ]
+
+
+@pytest.mark.slow
+def test_a_failing_worker_stops_the_server_with_its_error(repo_root, dataset, tmp_path):
+    import h5py
+
+    broken = tmp_path / "broken.h5"
+    with h5py.File(dataset, "r") as src, h5py.File(broken, "w") as dst:
+        dst.create_dataset("datum/0000000", data=src["datum/0000000"][()])  # readable
+        dst.create_dataset("datum/0000001", data=np.zeros((6, 50, 80), np.float32))  # not uint8
+    proc = start_server(repo_root, broken, free_port(), "--seed", "0")
+    try:  # the worker reaches the broken sample in its first epoch, client or not
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    lines = err.strip().splitlines()
+    assert "is not a uint8 (C, H, W) array" in err and "Traceback" not in err
+    assert lines[-1] == "error: worker 0 stopped (exit code 3)"
+
+
+def test_scripts_help_and_client_script_without_server(capsys):
+    from rtpose.data import client
+
+    for module in (server, client):
+        with pytest.raises(SystemExit) as exc:
+            module.main(["--help"])
+        assert exc.value.code == 0
+    assert "rmpe_dataset_server" in capsys.readouterr().out
+    port = free_port()
+    with pytest.raises(SystemExit) as exc:
+        client.main(["--port", str(port), "--timeout", "0.3", "--batches", "1"])
+    assert str(exc.value.code).startswith(f"error: no sample from tcp://localhost:{port}")

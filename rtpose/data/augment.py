@@ -71,11 +71,7 @@ class AugmentParams:
     sigma: float = 7.0  # heatmap Gaussian, crop pixels
     paf_thre: int = 1  # PAF half width, grid cells
     paf_average: bool = False  # average overlapping limbs (the original overwrote: last wins)
-    method: Method = "steps"
-
-    @property
-    def grid_size(self) -> int:
-        return self.crop_size // self.stride
+    method: Method = "steps"  # resampling, see the module docstring
 
 
 DEFAULT_PARAMS = AugmentParams()
@@ -209,7 +205,7 @@ def _crop(img: np.ndarray, origin: tuple[int, int], size: int, fill: int) -> np.
 
 
 def _warp_steps(img: np.ndarray, geo: _Geometry, crop: int, flip: bool, fill: int) -> np.ndarray:
-    """Resize, rotate onto the enlarged canvas, crop, flip: the original's three resamplings.
+    """Resize, rotate onto the enlarged canvas, crop and flip, as the original did.
 
     Only the canvas up to the crop's bottom-right corner is rotated: ``warpAffine`` computes each
     output pixel from its own position, so these pixels equal those of the whole canvas.

@@ -26,7 +26,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -58,7 +58,7 @@ class ServerConfig:
     port: int
     workers: int = 1
     seed: int | None = None
-    params: AugmentParams = field(default=DEFAULT_PARAMS)
+    params: AugmentParams = DEFAULT_PARAMS
     progress: bool = True
 
 
