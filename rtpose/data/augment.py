@@ -22,8 +22,8 @@ The original ``rmpe_dataset_server`` (the Caffe CPM data transformer) turned one
 
 Joint arithmetic is done in float32 like the original's ``cv::Point2f``. Two resampling methods
 give the same geometry and the same joints: ``"steps"`` (default) resizes then rotates like the
-original, whose wire samples it reproduces (same joints, labels and PAFs to the last bit; 93-99 %
-of the image bytes equal, the rest within 2 levels, which is OpenCV-version rounding);
+original, whose wire samples it reproduces (PAFs bit for bit, heatmaps to 6e-8; 93-99 % of the
+image bytes equal, the rest within 2 levels: OpenCV-version rounding);
 ``"affine"`` composes scale, rotation and crop into one ``cv2.warpAffine`` into the crop: one
 bicubic pass instead of two, so the pixels differ by interpolation and by up to a pixel at the
 picture's border, but it is faster (see ``benchmarks/dataset_server.py``).
