@@ -51,8 +51,8 @@ class Output(Protocol):
 
 @dataclass(frozen=True)
 class FrameTiming:
-    """Per processed frame: ``latency_s`` from the frame's capture to its drawn picture handed
-    to the outputs; ``network_s`` the network (with resizing and padding); ``postprocess_s``
+    """Per processed frame: ``latency_s`` from the frame's capture to its picture drawn (before
+    the outputs write it); ``network_s`` the network (with resizing and padding); ``postprocess_s``
     up-sampling, peaks and association (grouping)."""
 
     index: int
@@ -143,10 +143,10 @@ def run_stream(
             result = _decode(pipeline, frame.image.shape, outputs_per_scale, pads, network_s)
             drawn = draw_people(frame.image, result.people, result.peaks)
             draw_fps(drawn, counter.tick())
-            for output in outputs:
-                output.write(frame, result, drawn)
             timings.append(FrameTiming(frame.index, time.perf_counter() - capture_time,
                                        network_s, result.timings.postprocess_s))
+            for output in outputs:
+                output.write(frame, result, drawn)
         else:
             stopped_by = "max_frames"
     except StopStream:

@@ -1,0 +1,165 @@
+"""The pipelined stream: every file frame in order with its own result, stale live frames dropped,
+early stops, errors raised in the caller; and the video and JSON-lines outputs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from rtpose.config import CMU_GROUPING, InferenceParams
+from rtpose.errors import RtposeError
+from rtpose.frames import FrameSource, open_source
+from rtpose.pipeline import PosePipeline
+from rtpose.realtime import FrameTiming, StopStream, StreamSummary, draw_fps, run_stream
+from rtpose.video import JsonLinesOutput, VideoOutput, read_json_lines
+
+SMALL = InferenceParams(boxsize=184, scales=(1.0,))
+
+
+def image_network(delays=()):
+    """A network whose maps come from the input's pixels, so that each frame has its own peaks:
+    the nose heatmap is the grey level / 255 at stride 8, the other maps are zero (so there are
+    no limbs to score). ``delays``: seconds to sleep per call, in turn, to shuffle the threads'
+    timing."""
+    delays = iter(delays)
+
+    def network(batch):
+        time.sleep(next(delays, 0.0))
+        grey = cv2.cvtColor(batch[0].astype(np.uint8), cv2.COLOR_BGR2GRAY)
+        small = cv2.resize(grey, (batch.shape[2] // 8, batch.shape[1] // 8),
+                           interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        heat = np.zeros((1, *small.shape, 19), np.float32)
+        heat[0, :, :, 0] = small
+        return heat, np.zeros((*heat.shape[:3], 38), np.float32)
+
+    return network
+
+
+class Recorder:
+    """An output that keeps what it is given."""
+
+    def __init__(self, stop_at: int | None = None, error: type[BaseException] = StopStream):
+        self.frames, self.results = [], []
+        self.stop_at, self.error = stop_at, error
+
+    def write(self, frame, result, drawn):
+        assert drawn.shape == frame.image.shape and drawn is not frame.image
+        self.frames.append(frame)
+        self.results.append(result)
+        if len(self.frames) == self.stop_at:
+            raise self.error
+
+
+@pytest.fixture(scope="module")
+def street(shared_data):
+    return shared_data / "videos" / "street_5frames.mp4"
+
+
+def test_file_frames_all_processed_in_order_with_their_own_results(street):
+    rng = np.random.default_rng(0)
+    pipeline = PosePipeline(image_network(rng.uniform(0, 0.05, 5)), SMALL, CMU_GROUPING)
+    recorder = Recorder()
+    with open_source(video=street) as source:
+        summary = run_stream(source, pipeline, [recorder])
+
+    assert [frame.index for frame in recorder.frames] == [0, 1, 2, 3, 4]
+    assert [t.index for t in summary.frames] == [0, 1, 2, 3, 4]
+    assert summary.dropped == 0 and summary.stopped_by is None
+    # The same peaks as the plain pipeline on each frame: no result is paired with another frame.
+    with open_source(video=street) as source:
+        for frame, result in zip(source, recorder.results, strict=True):
+            expected = pipeline.run(frame.image).peaks
+            assert sum(len(p) for p in expected) > 0
+            for got, want in zip(result.peaks, expected, strict=True):
+                np.testing.assert_array_equal(got, want)
+    assert all(t.latency_s >= t.network_s + t.postprocess_s for t in summary.frames)
+    assert summary.fps > 0
+
+
+def live_source(n: int, period_s: float) -> FrameSource:
+    """A camera-like source: ``n`` frames ``period_s`` apart, whether consumed or not."""
+
+    def frames():
+        for i in range(n):
+            time.sleep(period_s)
+            yield i * period_s, np.full((64, 96, 3), i, np.uint8)
+
+    return FrameSource("fake camera", frames(), live=True, fps=1 / period_s, frame_count=None)
+
+
+def test_live_frames_are_dropped_when_the_network_is_busy():
+    pipeline = PosePipeline(image_network([0.05] * 40), InferenceParams(boxsize=64, scales=(1.0,)))
+    recorder = Recorder()
+    summary = run_stream(live_source(40, 0.005), pipeline, [recorder])
+
+    indices = [frame.index for frame in recorder.frames]
+    assert indices == sorted(set(indices)) and indices[-1] == 39  # newest frame kept
+    assert summary.dropped > 0 and len(indices) + summary.dropped == 40
+    for frame in recorder.frames:
+        assert frame.image[0, 0, 0] == frame.index
+
+
+def test_max_frames_stop_request_and_ctrl_c(street):
+    pipeline = PosePipeline(image_network(), SMALL)
+    with open_source(video=street) as source:
+        summary = run_stream(source, pipeline, [Recorder()], max_frames=2)
+    assert len(summary.frames) == 2 and summary.stopped_by == "max_frames"
+
+    for error, reason in ((StopStream, "user"), (KeyboardInterrupt, "interrupt")):
+        recorder = Recorder(stop_at=3, error=error)
+        with open_source(video=street) as source:
+            summary = run_stream(source, pipeline, [recorder])
+        assert summary.stopped_by == reason
+        assert [t.index for t in summary.frames] == [0, 1, 2]
+
+
+def test_a_network_error_is_raised_in_the_caller(street):
+    def broken(batch):
+        raise ValueError("bad weights")
+
+    with open_source(video=street) as source, pytest.raises(ValueError, match="bad weights"):
+        run_stream(source, PosePipeline(broken, SMALL), [Recorder()])
+
+
+def test_summary_means_and_fps_counter():
+    frames = (FrameTiming(0, 0.3, 0.1, 0.02), FrameTiming(1, 0.5, 0.2, 0.04))
+    summary = StreamSummary(frames, dropped=1, elapsed_s=0.5)
+    assert summary.fps == pytest.approx(4.0)
+    assert summary.mean_latency_s == pytest.approx(0.4)
+    assert summary.mean_network_s == pytest.approx(0.15)
+    assert summary.mean_postprocess_s == pytest.approx(0.03)
+    assert StreamSummary((), 0, 0.0).fps == 0.0
+
+    image = np.zeros((60, 200, 3), np.uint8)
+    draw_fps(image, 12.3)
+    assert image[:40, :120].any() and not image[45:].any()
+
+
+def test_outputs_write_the_video_and_one_json_line_per_frame(street, tmp_path):
+    pipeline = PosePipeline(image_network(), SMALL)
+    video, lines = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    with (open_source(video=street) as source, VideoOutput(video, source) as writer,
+          JsonLinesOutput(lines) as jsonl):
+        run_stream(source, pipeline, [writer, jsonl])
+
+    capture = cv2.VideoCapture(str(video))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 5
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(5.0)
+    read = [image for ok, image in iter(capture.read, (False, None)) if ok]
+    assert [image.shape for image in read] == [(540, 960, 3)] * 5
+    records = read_json_lines(lines)
+    assert [(r["frame"], r["timestamp"], r["people"]) for r in records] == [
+        (i, pytest.approx(i * 0.2), []) for i in range(5)]
+    assert json.loads(lines.read_text().splitlines()[0]) == records[0]
+
+
+def test_unwritable_outputs_are_one_line_errors(street, tmp_path):
+    with open_source(video=street) as source:
+        with pytest.raises(RtposeError, match="^cannot write video .*out.mp4"):
+            VideoOutput(tmp_path / "missing" / "out.mp4", source)
+    with pytest.raises(RtposeError, match="^cannot write .*out.jsonl: No such file"):
+        JsonLinesOutput(tmp_path / "missing" / "out.jsonl")
