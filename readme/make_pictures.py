@@ -42,7 +42,7 @@ def make_result(output: Path) -> None:
         "--output", str(output.relative_to(ROOT)))
 
 
-def make_video_strip(output: Path, frames: int = 6, columns: int = 3, width: int = 960) -> None:
+def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int = 960) -> None:
     """``frames`` evenly spaced frames of the annotated video, ``columns`` per row, the grid
     ``width`` pixels wide."""
     with tempfile.TemporaryDirectory() as folder:

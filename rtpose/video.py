@@ -32,7 +32,11 @@ QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Esc
 
 
 class VideoOutput:
-    """The drawn frames as an MP4 video (``mp4v``) at the source's frame rate and size."""
+    """The drawn frames as an MP4 video (``mp4v``) at the source's frame rate and size.
+
+    The video keeps the source's timing: when a live source dropped frames before this one,
+    this one is written once for each of them too.
+    """
 
     def __init__(self, path: str | Path, source: FrameSource) -> None:
         self.path = Path(path)
@@ -43,11 +47,15 @@ class VideoOutput:
             raise RtposeError(f"cannot write video {self.path} (check the folder and the "
                               "extension, e.g. .mp4)")
         self.size = source.size
+        self._last_index: int | None = None
 
     def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None:
         if (drawn.shape[1], drawn.shape[0]) != self.size:
             drawn = cv2.resize(drawn, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(drawn)
+        gap = 1 if self._last_index is None else max(frame.index - self._last_index, 1)
+        self._last_index = frame.index
+        for _ in range(gap):
+            self._writer.write(drawn)
 
     def close(self) -> None:
         self._writer.release()

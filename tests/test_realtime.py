@@ -91,16 +91,21 @@ def live_source(n: int, period_s: float) -> FrameSource:
     return FrameSource("fake camera", frames(), live=True, fps=1 / period_s, frame_count=None)
 
 
-def test_live_frames_are_dropped_when_the_network_is_busy():
+def test_live_frames_are_dropped_when_the_network_is_busy(tmp_path):
     pipeline = PosePipeline(image_network([0.05] * 40), InferenceParams(boxsize=64, scales=(1.0,)))
     recorder = Recorder()
-    summary = run_stream(live_source(40, 0.005), pipeline, [recorder])
+    source = live_source(40, 0.005)
+    with VideoOutput(tmp_path / "live.mp4", source) as video:
+        summary = run_stream(source, pipeline, [recorder, video])
 
     indices = [frame.index for frame in recorder.frames]
     assert indices == sorted(set(indices)) and indices[-1] == 39  # newest frame kept
     assert summary.dropped > 0 and len(indices) + summary.dropped == 40
     for frame in recorder.frames:
         assert frame.image[0, 0, 0] == frame.index
+    # The video keeps the camera's timing: each processed frame stands in for the dropped ones.
+    written = cv2.VideoCapture(str(tmp_path / "live.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)
+    assert written == 40 - indices[0]
 
 
 def test_max_frames_stop_request_and_ctrl_c(street):
