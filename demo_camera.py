@@ -67,15 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with ExitStack() as stack:
             frames = stack.enter_context(open_source(camera=camera, video=args.video))
+            show = not args.no_display and has_display()
+            window = [stack.enter_context(Window(frames.name))] if show else []
             pipeline = pipeline_from_flags(args)
             outputs = [stack.enter_context(ProgressOutput(frames))]
             if args.output is not None:
                 outputs.append(stack.enter_context(VideoOutput(args.output, frames)))
             if args.json is not None:
                 outputs.append(stack.enter_context(JsonLinesOutput(args.json)))
-            if not args.no_display and has_display():
-                outputs.append(stack.enter_context(Window(frames.name)))
-            summary = run_stream(frames, pipeline, outputs, args.max_frames)
+            summary = run_stream(frames, pipeline, outputs + window, args.max_frames)
     except RtposeError as e:
         sys.exit(f"error: {e}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import pytest
 
 from demo_camera import main
 from rtpose.people import People
-from rtpose.video import read_json_lines
+from rtpose.video import has_display, read_json_lines
+
+HEADLESS_OPENCV = re.search(r"GUI:\s+NONE", cv2.getBuildInformation()) is not None
 
 
 def test_help(capsys):
@@ -96,3 +99,28 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_outputs(repo_root, shared_data, mobi
     written = len(read_json_lines(lines))
     assert 2 <= written < 195
     assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) == written
+
+
+def test_display_detection(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert has_display() is not sys.platform.startswith("linux")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert has_display()
+
+
+@pytest.mark.slow
+def test_headless_runs_without_a_window_even_without_no_display(shared_data, mobilenet_weights,
+                                                                monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    main(["--video", str(shared_data / "videos" / "street_5frames.mp4"), "--max-frames", "1",
+          "--model", str(mobilenet_weights)])
+    assert "1 frames from video" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not HEADLESS_OPENCV, reason="needs an OpenCV without GUI support")
+def test_a_window_without_gui_support_is_a_one_line_error(shared_data, monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    with pytest.raises(SystemExit, match="^error: cannot open a window: .* --no-display"):
+        main(["--video", str(shared_data / "videos" / "street_5frames.mp4")])
