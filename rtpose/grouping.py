@@ -15,6 +15,8 @@ Maps are in the original image's frame: heatmaps (H, W, 19) (18 parts + backgrou
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -27,6 +29,18 @@ PEAK_SIGMA = 3.0  # Gaussian smoothing of the heatmaps before peak finding, in p
 SMOOTH_RADIUS = int(4 * PEAK_SIGMA + 0.5)  # its kernel radius (scipy's default truncate=4)
 MAX_LABELS = (1 << 16) - 1  # connected groups that 16-bit labels can count
 MAX_SAMPLES_PER_BLOCK = 1 << 20  # PAF samples scored at once (bounds the memory of score_limb)
+
+
+class PafSampler(Protocol):
+    """PAF values computed on demand instead of read from a dense (H, W, 38) array:
+    ``sampler(ys, xs, limb)`` returns limb ``limb``'s x and y components at the integer pixels
+    (ys, xs) (arrays of one shape); ``height`` is the image height (e.g.
+    ``rtpose.fast_decode.LowResPafs``)."""
+
+    height: int
+
+    def __call__(self, ys: np.ndarray, xs: np.ndarray,
+                 limb: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def find_peaks(heatmaps: np.ndarray, thre1: float = CMU_GROUPING.thre1) -> list[np.ndarray]:
@@ -106,14 +120,15 @@ def _peaks_in(heat: np.ndarray, box: tuple[int, int, int, int], thre1: float) ->
 def score_limb(
     peaks_a: np.ndarray,
     peaks_b: np.ndarray,
-    pafs: np.ndarray,
+    pafs: np.ndarray | PafSampler,
     limb: int,
     params: GroupingParams = CMU_GROUPING,
 ) -> tuple[np.ndarray, np.ndarray]:
     """PAF scores of all (nA, nB) candidate connections of limb ``limb``, by broadcasting.
 
     ``peaks_a``, ``peaks_b``: (nA, 3), (nB, 3) peaks (x, y, score) of the limb's parts
-    ``LIMBS[limb]``; ``pafs``: (H, W, 38), limb i: channel 2i = x, 2i+1 = y.
+    ``LIMBS[limb]``; ``pafs``: (H, W, 38), limb i: channel 2i = x, 2i+1 = y, or a
+    ``PafSampler``.
 
     Returns ``score`` (nA, nB): the mean projection of the PAF on the unit vector A→B over
     ``mid_num`` samples, plus a penalty ``min(0.5 * H / length - 1, 0)`` on limbs longer than
@@ -137,14 +152,19 @@ def score_limb(
     xs[..., -1] = bx
     ys[..., -1] = by
 
-    # Projection of the PAF on the limb direction at each sample: (nA, nB, mid_num). The PAF
-    # values are gathered from the flat array, without copying the limb's channels.
-    height, width, channels = pafs.shape
-    flat_pafs = np.ascontiguousarray(pafs).reshape(-1)
-    index = (np.rint(ys) * width + np.rint(xs)).astype(np.intp) * channels
-    channel_x, channel_y = PAF_CHANNELS[limb]
-    along = (np.take(flat_pafs, index + channel_x) * ux[..., None]
-             + np.take(flat_pafs, index + channel_y) * uy[..., None])
+    # Projection of the PAF on the limb direction at each sample: (nA, nB, mid_num). A dense
+    # PAF array is read through its flat view, without copying the limb's channels.
+    if callable(pafs):
+        height = pafs.height
+        paf_x, paf_y = pafs(np.rint(ys).astype(np.intp), np.rint(xs).astype(np.intp), limb)
+        along = paf_x * ux[..., None] + paf_y * uy[..., None]
+    else:
+        height, width, channels = pafs.shape
+        flat_pafs = np.ascontiguousarray(pafs).reshape(-1)
+        index = (np.rint(ys) * width + np.rint(xs)).astype(np.intp) * channels
+        channel_x, channel_y = PAF_CHANNELS[limb]
+        along = (np.take(flat_pafs, index + channel_x) * ux[..., None]
+                 + np.take(flat_pafs, index + channel_y) * uy[..., None])
 
     # Mean over the samples (cumsum adds in order, like the original's Python sum) plus the
     # length prior.
@@ -160,7 +180,7 @@ def score_limb(
 def connect_limb(
     peaks_a: np.ndarray,
     peaks_b: np.ndarray,
-    pafs: np.ndarray,
+    pafs: np.ndarray | PafSampler,
     limb: int,
     params: GroupingParams = CMU_GROUPING,
 ) -> np.ndarray:
@@ -202,11 +222,13 @@ def connect_limb(
 
 def group_peaks(
     peaks: list[np.ndarray],
-    pafs: np.ndarray,
+    pafs: np.ndarray | PafSampler,
     params: GroupingParams = CMU_GROUPING,
 ) -> People:
-    """Assemble people from the peaks of ``find_peaks`` and the PAFs (H, W, 38)."""
-    pafs = np.ascontiguousarray(pafs)
+    """Assemble people from the peaks of ``find_peaks`` and the PAFs (H, W, 38) (or a
+    ``PafSampler`` of them)."""
+    if not callable(pafs):
+        pafs = np.ascontiguousarray(pafs)
     offsets = np.cumsum([0] + [len(p) for p in peaks])  # global id of each part's first peak
     all_peaks = np.concatenate([np.reshape(p, (-1, 3)) for p in peaks])  # (total, 3)
     peak_score = all_peaks[:, 2]
