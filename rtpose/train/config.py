@@ -1,0 +1,61 @@
+"""Settings of a training run, with the defaults of the original (CMU solver, Keras port).
+
+Light on purpose (no Keras import), so that ``train_pose.py --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"  # Keras' ImageNet VGG19, no top
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: solver (Caffe's CMU ``solver.prototxt``), data, files and devices.
+
+    An epoch is ``steps_per_epoch`` iterations (default ``train_samples // batch_size``, as in
+    the original Keras port) and the run lasts ``ceil(max_iter / iterations_per_epoch)``
+    epochs unless ``epochs`` is given. ``stages`` below 6 is for quick tests only.
+    """
+
+    arch: str = "cmu"
+    batch_size: int = 10
+    base_lr: float = 4e-5
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    gamma: float = 0.333
+    stepsize: int = 136106
+    max_iter: int = 600000
+    train_samples: int = 117576
+    val_samples: int = 2476
+    train_servers: tuple[str, ...] = ("localhost:5555",)
+    val_servers: tuple[str, ...] = ("localhost:5556",)
+    weights_dir: Path = REPO_ROOT / "training" / "weights"
+    logs_dir: Path = REPO_ROOT / "training" / "logs"
+    crop_size: int = 368
+    steps_per_epoch: int | None = None
+    val_steps: int | None = None
+    epochs: int | None = None
+    vgg_weights: Path | None = None
+    init_weights: Path | None = None
+    from_scratch: bool = False
+    resume: bool = True
+    distribute: bool = False
+    stages: int = 6
+    timeout: float = 60.0
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        return self.steps_per_epoch or max(1, self.train_samples // self.batch_size)
+
+    @property
+    def validation_steps(self) -> int:
+        return self.val_steps or max(1, self.val_samples // self.batch_size)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs or math.ceil(self.max_iter / self.iterations_per_epoch)

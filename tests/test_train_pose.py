@@ -1,0 +1,319 @@
+"""training/train_pose.py and rtpose.train.trainer: initialisation, bookkeeping, real runs.
+
+The slow tests train on loopback from ``training/dataset_server.py`` serving the original
+3-sample HDF5 (``original_formats/train_dataset_first3.h5``) at a small crop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from rtpose.errors import RtposeError, WeightsError
+from rtpose.models import get_architecture
+from rtpose.train import callbacks as cb
+from rtpose.train import trainer
+from rtpose.train.cli import build_parser, config_from_args
+from rtpose.train.config import TrainConfig
+from rtpose.train.init import VGG19_LAYERS, copy_weights_by_name, read_vgg19_h5
+from rtpose.train.optimizer import MultiSGD
+
+CROP = 128
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_script(repo_root: Path, *args: str, cwd: Path | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    script = "train_pose.py" if cwd else "training/train_pose.py"
+    return subprocess.run(
+        [sys.executable, script, *args], cwd=cwd or repo_root, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "PYTHONPATH": str(repo_root)},
+    )
+
+
+def start_server(repo_root: Path, dataset: Path, seed: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "training/dataset_server.py", str(dataset), str(port),
+         "--crop-size", str(CROP), "--seed", str(seed), "--quiet"],
+        cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return proc, f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def servers(repo_root: Path, shared_data: Path):
+    """Training and validation ``host:port`` of two seeded servers (one worker each, so each
+    stream repeats exactly) on the 3 original samples at crop ``CROP``."""
+    dataset = shared_data / "original_formats" / "train_dataset_first3.h5"
+    procs, addresses = zip(*(start_server(repo_root, dataset, seed) for seed in (7, 8)),
+                           strict=True)
+    yield addresses
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=30)
+
+
+def write_keras2_vgg19(path: Path, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """A file in the layout of Keras' vgg19 no-top weights, random arrays of VGG19's shapes."""
+    shapes = {"block1_conv1": (3, 64), "block1_conv2": (64, 64), "block2_conv1": (64, 128),
+              "block2_conv2": (128, 128), "block3_conv1": (128, 256), "block3_conv2": (256, 256),
+              "block3_conv3": (256, 256), "block3_conv4": (256, 256), "block4_conv1": (256, 512),
+              "block4_conv2": (512, 512), "block4_conv3": (512, 512)}
+    arrays = {}
+    with h5py.File(path, "w") as file:
+        file.attrs["layer_names"] = [n.encode() for n in ["input_1", *shapes, "block1_pool"]]
+        file.create_group("input_1").attrs["weight_names"] = []
+        file.create_group("block1_pool").attrs["weight_names"] = []
+        for name, (cin, cout) in shapes.items():
+            group = file.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            arrays[name] = [rng.normal(size=(3, 3, cin, cout)).astype("float32"),
+                            rng.normal(size=(cout,)).astype("float32")]
+            group[f"{name}/kernel:0"] = arrays[name][0]
+            group[f"{name}/bias:0"] = arrays[name][1]
+    return arrays
+
+
+def test_help_from_repo_root_and_training_dir(repo_root: Path):
+    for cwd in (None, repo_root / "training"):
+        done = run_script(repo_root, "--help", cwd=cwd)
+        assert done.returncode == 0, done.stderr
+        for flag in ("--batch-size", "--base-lr", "--stepsize", "--max-iter", "--train-servers",
+                     "--val-servers", "--weights-dir", "--vgg-weights", "--init-weights",
+                     "--from-scratch", "--no-resume", "--distribute", "--steps-per-epoch"):
+            assert flag in done.stdout
+        assert "136106" in done.stdout and "117576" in done.stdout
+
+
+def test_missing_server_is_one_line_error(repo_root: Path, tmp_path: Path):
+    port = free_port()
+    done = run_script(repo_root, "--train-servers", f"127.0.0.1:{port}", "--timeout", "1",
+                      "--arch", "mobilenet_thin", "--from-scratch", "--crop-size", "64",
+                      "--weights-dir", str(tmp_path / "w"), "--logs-dir", str(tmp_path / "l"))
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no sample from tcp://127.0.0.1:") and str(port) in last
+
+
+def test_bad_server_list_is_a_usage_error(repo_root: Path):
+    done = run_script(repo_root, "--train-servers", "localhost")
+    assert done.returncode == 2 and "host:port" in done.stderr
+
+
+def test_vgg19_file_initialises_the_cmu_front(tmp_path: Path):
+    arrays = write_keras2_vgg19(tmp_path / "vgg19.h5", np.random.default_rng(0))
+    config = TrainConfig(crop_size=64, stages=1, vgg_weights=tmp_path / "vgg19.h5")
+    model = trainer.build_training_model(config, get_architecture("cmu"))
+    for cmu_name, vgg_name in VGG19_LAYERS.items():
+        kernel, bias = model.get_layer(cmu_name).get_weights()
+        np.testing.assert_array_equal(kernel, arrays[vgg_name][0])
+        np.testing.assert_array_equal(bias, arrays[vgg_name][1])
+    assert not np.allclose(model.get_layer("conv4_3_CPM").get_weights()[0][..., :1], 0)
+
+
+def test_vgg19_file_errors(tmp_path: Path):
+    with pytest.raises(WeightsError, match="not found"):
+        read_vgg19_h5(tmp_path / "missing.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as file:
+        file.create_group("dense")
+    with pytest.raises(WeightsError, match="no layer block1_conv1"):
+        read_vgg19_h5(tmp_path / "other.h5")
+
+
+def test_no_vgg19_download_says_what_to_pass(monkeypatch: pytest.MonkeyPatch):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- "
+                        "[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.applications, "VGG19", offline)
+    config = TrainConfig(crop_size=64, stages=1)
+    with pytest.raises(WeightsError, match="--vgg-weights PATH .* or --from-scratch"):
+        trainer.build_training_model(config, get_architecture("cmu"))
+
+
+def test_init_weights_and_testing_copy_round_trip(mobilenet_weights: Path):
+    architecture = get_architecture("mobilenet_thin")
+    config = TrainConfig(arch="mobilenet_thin", crop_size=64, init_weights=mobilenet_weights)
+    model = trainer.build_training_model(config, architecture)
+    reference = architecture.build()
+    architecture.load_weights(reference, mobilenet_weights)
+    testing = architecture.build()
+    assert copy_weights_by_name(model, testing) == len([x for x in testing.layers if x.weights])
+    for a, b in zip(reference.weights, testing.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(WeightsError, match="has no layer"):
+        copy_weights_by_name(architecture.build(stages=2), testing)
+
+
+def test_log_helpers(tmp_path: Path):
+    path = tmp_path / cb.TRAINING_LOG
+    assert cb.read_log(path) == [] and cb.next_epoch([]) == 0
+    path.write_text("epoch,loss,val_loss\n0,5.0,4.0\n1,3.0,4.5\n2,2.0,\n")
+    log = cb.read_log(path)
+    assert cb.next_epoch(log) == 3
+    assert cb.best_loss(log, "val_loss") == 4.0 and cb.best_loss(log, "other") == np.inf
+    cb.plot_losses(log, tmp_path / "losses.png")
+    assert (tmp_path / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_epochs_follow_max_iter():
+    config = TrainConfig()
+    assert config.iterations_per_epoch == 11757 and config.validation_steps == 247
+    assert config.total_epochs == 52  # ceil(600000 / 11757), as the original's schedule
+    short = TrainConfig(steps_per_epoch=4, max_iter=10)
+    assert short.total_epochs == 3
+    with pytest.raises(RtposeError, match="multiple of 8"):
+        trainer.train(TrainConfig(crop_size=100))
+
+
+@pytest.mark.slow
+def test_finetune_mobilenet_resumes_with_its_optimiser_state(
+    servers: tuple[str, str], mobilenet_weights: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    common = ["--arch", "mobilenet_thin", "--crop-size", str(CROP), "--batch-size", "2",
+              "--train-servers", servers[0], "--val-servers", servers[1], "--steps-per-epoch", "6",
+              "--val-steps", "12", "--base-lr", "2e-8", "--weights-dir", str(tmp_path / "w"),
+              "--logs-dir", str(tmp_path / "logs"), "--init-weights", str(mobilenet_weights)]
+    first = trainer.train(config_from_args(build_parser().parse_args(
+        [*common, "--epochs", "1"])))
+    saved = [m.numpy() for m in first.model.optimizer.momentums]
+    assert int(first.model.optimizer.iterations) == 6
+
+    loaded = {}
+
+    def spy(*args):
+        model = load(*args)
+        loaded["momentums"] = [m.numpy() for m in model.optimizer.momentums]
+        loaded["iterations"] = int(model.optimizer.iterations)
+        return model
+
+    load = trainer.load_checkpoint
+    monkeypatch.setattr(trainer, "load_checkpoint", spy)
+    second = trainer.train(config_from_args(build_parser().parse_args(
+        [*common, "--epochs", "4"])))
+
+    assert second.epoch == [1, 2, 3]  # continued at epoch 2
+    assert loaded["iterations"] == 6
+    assert any(np.any(m != 0) for m in saved)
+    for before, after in zip(saved, loaded["momentums"], strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert isinstance(second.model.optimizer, MultiSGD)
+    assert int(second.model.optimizer.iterations) == 24
+
+    weights_dir = tmp_path / "w"
+    log = cb.read_log(weights_dir / cb.TRAINING_LOG)
+    assert [row["epoch"] for row in log] == [0, 1, 2, 3]
+    assert all(row["learning_rate"] == pytest.approx(2e-8) for row in log)
+    print(json.dumps({"mobilenet_finetune": [(row["loss"], row["val_loss"]) for row in log]}))
+    assert log[-1]["val_loss"] < log[0]["val_loss"]
+    for name in ("weights.0001.weights.h5", "weights.0004.weights.h5", cb.BEST_WEIGHTS,
+                 cb.LAST_CHECKPOINT, cb.LOSS_PLOT):
+        assert (weights_dir / name).is_file(), name
+    assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
+    # the per-epoch files are testing-model weights, loadable as any weights of the architecture
+    architecture = get_architecture("mobilenet_thin")
+    testing = architecture.build()
+    architecture.load_weights(testing, weights_dir / "weights.0004.weights.h5")
+    np.testing.assert_array_equal(
+        testing.get_layer("MobilenetV1_Conv2d_0").get_weights()[0],
+        second.model.get_layer("MobilenetV1_Conv2d_0").get_weights()[0])
+
+
+@pytest.mark.slow
+def test_cmu_from_scratch_training_loss_goes_down(repo_root: Path, servers: tuple[str, str],
+                                                  tmp_path: Path):
+    done = run_script(
+        repo_root, "--arch", "cmu", "--from-scratch", "--crop-size", str(CROP),
+        "--batch-size", "2", "--train-servers", servers[0], "--val-servers", servers[1],
+        "--steps-per-epoch", "4", "--val-steps", "1", "--epochs", "3", "--base-lr", "1e-4",
+        "--weights-dir", str(tmp_path / "w"), "--logs-dir", str(tmp_path / "logs"),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = cb.read_log(tmp_path / "w" / cb.TRAINING_LOG)
+    print(json.dumps({"cmu_scratch": [(row["loss"], row["val_loss"]) for row in log]}))
+    assert len(log) == 3
+    assert log[-1]["loss"] < log[0]["loss"]
+
+
+DISTRIBUTED = """
+import itertools
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from rtpose.models import get_architecture
+from rtpose.train.config import TrainConfig
+from rtpose.train.trainer import (batch_dataset, build_training_model, compile_for_training,
+                                  make_strategy)
+
+rng = np.random.default_rng(0)
+batch, crop, stages = 4, 32, 2
+side = crop // 8
+inputs = (rng.uniform(0, 255, (batch, crop, crop, 3)).astype("float32"),
+          (rng.uniform(size=(batch, side, side, 38)) > 0.2).astype("float32"),
+          (rng.uniform(size=(batch, side, side, 19)) > 0.2).astype("float32"))
+labels = tuple(a for _ in range(stages) for a in (
+    rng.normal(0, 0.1, (batch, side, side, 38)).astype("float32"),
+    rng.uniform(0, 1, (batch, side, side, 19)).astype("float32")))
+architecture = get_architecture("cmu")
+initial = None
+result = {}
+for distribute in (False, True):
+    config = TrainConfig(crop_size=crop, stages=stages, from_scratch=True,
+                         distribute=distribute)
+    strategy = make_strategy(distribute)
+    with strategy.scope():
+        model = build_training_model(config, architecture)
+        if initial is None:  # He-scaled, so that every layer learns
+            initial = [rng.normal(0, np.sqrt(2 / np.prod(w.shape[:-1])), w.shape)
+                       if w.ndim == 4 else rng.normal(0, 0.01, w.shape)
+                       for w in model.get_weights()]
+        model.set_weights(initial)
+        compile_for_training(model, config, architecture)
+    # One batch over and over: MirroredStrategy discards a few batches of a stream when it
+    # starts (see batch_dataset), so only a constant stream gives both runs the same batches.
+    model.fit(batch_dataset(itertools.repeat((inputs, labels))), steps_per_epoch=3, epochs=1,
+              verbose=0)
+    result[f"replicas{strategy.num_replicas_in_sync}"] = model.get_weights()
+np.savez(sys.argv[1], initial=np.concatenate([w.ravel() for w in initial]),
+         **{k: np.concatenate([w.ravel() for w in v]) for k, v in result.items()})
+"""
+
+
+@pytest.mark.slow
+def test_two_logical_cpus_train_like_one(repo_root: Path, tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-c", DISTRIBUTED, str(tmp_path / "out.npz")], cwd=repo_root,
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(repo_root)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    one, two = out["replicas1"], out["replicas2"]
+    moved = np.abs(one - out["initial"]).max()
+    assert moved > 1e-4
+    assert np.abs(two - one).max() < 1e-3 * moved

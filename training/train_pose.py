@@ -1,0 +1,9 @@
+"""Train the pose network on batches from the dataset servers: ``python training/train_pose.py``.
+
+Start the servers first (``training/dataset_server.py``); see ``--help`` and the README.
+"""
+
+from rtpose.train.cli import main
+
+if __name__ == "__main__":
+    main()
