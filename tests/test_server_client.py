@@ -193,6 +193,31 @@ def test_seeded_servers_repeat_their_stream_and_stop_on_ctrl_c(repo_root, datase
                 proc.wait()
 
 
+@pytest.mark.slow
+def test_no_augment_serves_the_same_samples_in_file_order(repo_root, dataset):
+    import dataclasses
+
+    from rtpose.coco.hdf5_dataset import HDF5Dataset
+    from rtpose.data.augment import DEFAULT_PARAMS, Augmentation
+    from rtpose.data.transformer import transform_with
+
+    port = free_port()
+    proc = start_server(repo_root, dataset, port, "--no-augment", "--crop-size", "184")
+    try:
+        with DataGeneratorClient("127.0.0.1", port, timeout=60) as client:
+            stream = [client.receive() for _ in range(7)]
+    finally:
+        proc.kill()
+        proc.wait()
+    params = dataclasses.replace(DEFAULT_PARAMS, crop_size=184)
+    with HDF5Dataset(dataset) as samples:
+        expected = [transform_with(samples[i], Augmentation(), params) for i in range(3)]
+    assert not np.array_equal(expected[0][0], expected[1][0])
+    for k, message in enumerate(stream):
+        for got, want in zip(message, expected[k % 3], strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_port_in_use_is_a_one_line_error(dataset):
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))

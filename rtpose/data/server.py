@@ -7,6 +7,12 @@ push the messages (:mod:`wire`) to the main process, which forwards them to whic
 connected and shows the progress of the epoch. Every epoch visits the samples in a new random
 order; worker ``k`` of ``N`` takes positions ``k, k + N, ...`` of it.
 
+``augment=False`` (``--no-augment``) serves a fixed set, for validation: the samples in file
+order, each scaled to the target size and cropped around its main person, without the random
+scale, rotation, offset or flip. With one worker, any ``len(dataset)`` consecutive messages hold
+every sample once, so a validation loss over that many samples is the same in every epoch and
+measures the model alone, not the draw of augmentations.
+
 Seeds: ``seed`` fixes the epoch orders and each worker's augmentation stream, so with one worker
 the stream of messages repeats exactly; with several, each worker's messages repeat but their
 interleaving depends on timing.
@@ -35,8 +41,8 @@ import zmq
 from tqdm import tqdm
 
 from rtpose.coco.hdf5_dataset import HDF5Dataset
-from rtpose.data.augment import DEFAULT_PARAMS, AugmentParams
-from rtpose.data.transformer import transform
+from rtpose.data.augment import DEFAULT_PARAMS, Augmentation, AugmentParams
+from rtpose.data.transformer import transform, transform_with
 from rtpose.data.wire import encode_message
 from rtpose.errors import RtposeError
 
@@ -60,6 +66,7 @@ class ServerConfig:
     seed: int | None = None
     params: AugmentParams = DEFAULT_PARAMS
     progress: bool = True
+    augment: bool = True
 
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> np.ndarray:
@@ -81,9 +88,11 @@ def _send(sock: zmq.Socket, frames: list[bytes]) -> None:
 
 
 def _worker(
-    path: Path, endpoint: str, index: int, count: int, seed: int, params: AugmentParams
+    path: Path, endpoint: str, index: int, count: int, seed: int, params: AugmentParams,
+    augment: bool,
 ) -> None:
-    """Worker process: transform this worker's share of every epoch and push it to ``endpoint``."""
+    """Worker process: transform this worker's share of every epoch and push it to ``endpoint``
+    (in file order and without random augmentation when ``augment`` is false)."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     cv2.setNumThreads(1)  # one core per worker, like the original server
     rng = np.random.default_rng([seed, 1, index])
@@ -96,8 +105,13 @@ def _worker(
         with HDF5Dataset(path) as dataset:
             epoch = 0
             while True:
-                for i in epoch_order(len(dataset), seed, epoch)[index::count]:
-                    _send(sock, encode_message(*transform(dataset[int(i)], rng, params)))
+                order = (epoch_order(len(dataset), seed, epoch) if augment
+                         else np.arange(len(dataset)))
+                for i in order[index::count]:
+                    sample = dataset[int(i)]
+                    arrays = (transform(sample, rng, params) if augment
+                              else transform_with(sample, Augmentation(), params))
+                    _send(sock, encode_message(*arrays))
                 epoch += 1
     except RtposeError as err:
         print(f"error: worker {index}: {err}", file=sys.stderr, flush=True)
@@ -141,7 +155,7 @@ def _workers(
     procs = [
         ctx.Process(
             target=_worker,
-            args=(config.dataset, endpoint, k, count, seed, config.params),
+            args=(config.dataset, endpoint, k, count, seed, config.params, config.augment),
             name=f"rtpose-dataset-worker-{k}",
             daemon=True,
         )
@@ -245,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seed for a reproducible stream (exact with one worker)")
     parser.add_argument("--method", choices=("steps", "affine"), default=DEFAULT_PARAMS.method,
                         help="resampling: 'steps' as the original (default), 'affine' one warp")
+    parser.add_argument("--no-augment", dest="augment", action="store_false",
+                        help="a fixed set for validation: samples in file order, centred on "
+                             "their main person, no random scale, rotation, offset or flip")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -252,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     params = AugmentParams(crop_size=args.crop_size, method=args.method)
-    config = ServerConfig(args.dataset, args.port, args.workers, args.seed, params, not args.quiet)
+    config = ServerConfig(args.dataset, args.port, args.workers, args.seed, params,
+                          not args.quiet, args.augment)
     try:
         serve(config)
     except RtposeError as err:
