@@ -5,6 +5,8 @@
 - ``readme/result.png``: ``demo_image.py`` on ``sample_images/ski.jpg`` with MobileNet-thin.
 - ``readme/video_strip.jpg``: ``demo_camera.py --video ../shared/data/videos/sample2.mp4``, then
   evenly spaced frames of its annotated video in a grid.
+- ``readme/losses.png``: a short fine-tuning of MobileNet-thin on coco_mini with the training
+  scripts (masks, HDF5, a training and a validation server, ``train_pose.py``), its loss curve.
 - ``demo.ipynb``'s outputs: the notebook executed in place (TensorFlow's start-up log lines on
   stderr are left out of the saved outputs).
 
@@ -27,8 +29,9 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 # Relative to the repository root, where the scripts run.
 VIDEO = "../shared/data/videos/sample2.mp4"
+COCO_MINI = "../shared/data/coco_mini"
 WEIGHTS = "model/keras/mobilenet_thin.weights.h5"
-STEPS = ("result", "video", "notebook")
+STEPS = ("result", "video", "losses", "notebook")
 
 
 def run(*args: str) -> None:
@@ -68,6 +71,36 @@ def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int
     print(f"wrote {output.relative_to(ROOT)}")
 
 
+def make_loss_curve(output: Path, crop: int = 184, epochs: int = 10) -> None:
+    """Fine-tune MobileNet-thin on coco_mini (24 training, 30 fixed validation samples) for
+    ``epochs`` epochs of 20 batches of 5, as a user would from the README, and keep the curve."""
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        splits = []
+        for mode in ("train", "val"):
+            masks = str(work / f"{mode}mask2017")
+            run("training/generate_masks.py", "--mode", mode, "--dataset-dir", COCO_MINI,
+                "--masks-dir", masks)
+            splits += ["--split", f"{COCO_MINI}/annotations/person_keypoints_{mode}2017.json",
+                       f"{COCO_MINI}/{mode}2017", masks]
+        run("training/generate_hdf5.py", *splits, "--val-size", "30", "--output-dir", folder)
+        servers = [subprocess.Popen(
+            [sys.executable, "training/dataset_server.py", str(work / f"{name}_dataset.h5"),
+             port, "--crop-size", str(crop), "--quiet", *flags], cwd=ROOT)
+            for name, port, flags in (("train", "5555", ()), ("val", "5556", ("--no-augment",)))]
+        try:
+            run("training/train_pose.py", "--arch", "mobilenet_thin", "--init-weights", WEIGHTS,
+                "--crop-size", str(crop), "--batch-size", "5", "--steps-per-epoch", "20",
+                "--val-steps", "6", "--epochs", str(epochs), "--base-lr", "1e-8",
+                "--weights-dir", str(work / "weights"), "--logs-dir", str(work / "logs"))
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait()
+        output.write_bytes((work / "weights" / "losses.png").read_bytes())
+    print(f"wrote {output.relative_to(ROOT)}")
+
+
 def execute_notebook(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",
@@ -91,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         make_result(ROOT / "readme" / "result.png")
     if "video" in args.only:
         make_video_strip(ROOT / "readme" / "video_strip.jpg")
+    if "losses" in args.only:
+        make_loss_curve(ROOT / "readme" / "losses.png")
     if "notebook" in args.only:
         execute_notebook(ROOT / "demo.ipynb")
 
