@@ -39,7 +39,7 @@ def pipeline_from_flags(args: argparse.Namespace) -> PosePipeline:
     weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
     model, architecture = load_model(args.arch, weights)
     network = make_network(model, architecture, args.runtime, weights)
-    return PosePipeline(network, inference, grouping)
+    return PosePipeline(network, inference, grouping, args.decoder)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,10 +43,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {e}")
 
     t = result.timings
+    first_stage = "upsampling" if pipeline.decoder == "faithful" else "operators"
     print(f"{len(result.people)} people in {args.image}, written to {args.output}")
     print(f"network {t.network_s:.3f} s ({len(pipeline.inference.scales)} scales), "
-          f"post-processing {t.postprocess_s:.3f} s (upsampling {t.upsample_s:.3f} s, "
-          f"peaks {t.peaks_s:.3f} s, association {t.association_s:.3f} s)")
+          f"post-processing {t.postprocess_s:.3f} s, {pipeline.decoder} decoder "
+          f"({first_stage} {t.upsample_s:.3f} s, peaks {t.peaks_s:.3f} s, "
+          f"association {t.association_s:.3f} s)")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from rtpose.config import (
 )
 from rtpose.errors import RtposeError
 from rtpose.models import ARCHITECTURES, load_model
-from rtpose.pipeline import PosePipeline
+from rtpose.pipeline import DECODERS, PosePipeline
 
 DEFAULT_CONFIG = Path("config")
 
@@ -53,7 +53,7 @@ def _scales(text: str) -> tuple[float, ...]:
 
 def add_inference_args(parser: argparse.ArgumentParser) -> None:
     """``--config``, and flags that override it: ``--scales``, ``--boxsize``, ``--thre1``,
-    ``--thre2``."""
+    ``--thre2``; ``--decoder``."""
     group = parser.add_argument_group("inference parameters (flags override the config file)")
     group.add_argument(
         "--config", type=Path, default=None,
@@ -71,6 +71,11 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
                        help=f"heatmap peak threshold (default {CMU_GROUPING.thre1})")
     group.add_argument("--thre2", type=float, default=None,
                        help=f"PAF sample threshold (default {CMU_GROUPING.thre2})")
+    group.add_argument(
+        "--decoder", choices=DECODERS, default="fast",
+        help="maps to people: fast (default; the same people, from the low-resolution maps) or "
+        "faithful (the original's steps on full-size maps)",
+    )
 
 
 def params_from_args(args: argparse.Namespace) -> tuple[InferenceParams, GroupingParams]:
@@ -96,7 +101,7 @@ def pipeline_from_args(args: argparse.Namespace) -> PosePipeline:
     ``params_from_args``."""
     inference, grouping = params_from_args(args)
     model, architecture = load_model(args.arch, args.model)
-    return PosePipeline.from_model(model, architecture, inference, grouping)
+    return PosePipeline.from_model(model, architecture, inference, grouping, args.decoder)
 
 
 def read_image(path: str | Path) -> np.ndarray:

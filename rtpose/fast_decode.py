@@ -1,5 +1,5 @@
-"""Fast maps → people: the faithful algorithm's peaks and people computed straight from the
-network's low-resolution outputs, without up-sampling any map to the image size.
+"""Fast maps → people: the faithful path's peaks and people computed straight from the network's
+low-resolution outputs, without up-sampling any map to the image size.
 
 The faithful path (``inference.upsample_and_average``, then ``grouping.find_peaks`` and
 ``grouping.group_peaks``) up-samples all 57 maps of every scale to the image size, averages them
@@ -7,16 +7,24 @@ and smooths the 18 part heatmaps at full resolution. All of that is linear and s
 (``rtpose.map_operators``): the smoothed heatmap of part p is ``sum_s A_y,s @ X_s[p] @ A_x,s.T
 / n`` and the averaged map ``sum_s M_y,s @ X_s[p] @ M_x,s.T / n``. So:
 
-1. Peaks. A bound on the smoothed map over each ``BLOCK`` x ``BLOCK`` block of the image, from
-   the largest weights of the block's rows and columns, says where it can exceed ``thre1``.
-   Only those blocks, with a one-pixel ring for the 4-neighbour comparison, are computed
-   exactly: rows first for the whole image at low horizontal resolution (``A_y @ X``, cheap),
-   then each block's columns. A peak's score is the averaged (unsmoothed) map at that pixel.
+1. Peaks (``find_peaks_lowres``). The column pass ``R_s = A_y,s @ X_s`` (image rows, low-res
+   columns) is cheap and done for every part. The smoothed map over a block of ``BLOCK`` x
+   ``BLOCK`` pixels is at most ``sum_k max_y R+[y, k] max_x A_x+[x, k] + (same for the negative
+   parts)``; only the blocks where that bound reaches ``thre1`` can hold a peak. Their exact
+   smoothed values, with a one-pixel ring for the 4-neighbour comparison (zero outside the
+   image, as in the faithful path), come from one small matrix product per column of blocks. A
+   pixel is a peak where its value exceeds ``thre1`` and equals the maximum over its 4-neighbour
+   cross (``cv2.dilate``). A peak's score is the averaged, unsmoothed map at that pixel.
 2. Association. ``grouping.group_peaks`` reads the PAFs only at the rounded sample points of
-   candidate limbs; ``LowResPafs`` computes the averaged PAF at exactly those pixels.
+   candidate limbs; ``LowResPafs`` computes the averaged PAF at exactly those pixels, 5 x 5
+   low-resolution taps per scale.
 
-The results are the faithful path's up to float rounding (about 1e-7 of the maps' values).
-The matrices are cached per image size and scale geometry, so video frames reuse them.
+The smoothed values are float32 sums and the scores float64: both equal the faithful path's up to
+float rounding (about 1e-7 of the maps' values; the faithful path's own maps are float32
+resizes). Peaks and people are therefore the same, except where two neighbouring smoothed values
+tie to within that rounding, where a peak can move by one pixel. ``DecodeGeometry`` holds what
+depends only on the image size and the scales; ``decode_geometry`` caches it, so that video
+frames and same-sized images reuse it.
 """
 
 from __future__ import annotations
@@ -27,114 +35,136 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import ThreadpoolController
 
 from rtpose.config import CMU_GROUPING, GroupingParams
+from rtpose.grouping import group_peaks
 from rtpose.map_operators import Banded, smooth_columns, upsampling_matrix
-from rtpose.skeleton import NUM_PARTS, PAF_CHANNELS
+from rtpose.people import People
+from rtpose.skeleton import NUM_LIMBS, NUM_PARTS
 
 BLOCK = 8  # side of the blocks in which peaks are looked for, in image pixels
-# Margin on thre1 for the block bound, relative to the largest map value: the bound is exact
-# arithmetic, the smoothed values carry float rounding.
-BOUND_MARGIN = 1e-6
+SIDE = BLOCK + 2  # a block with its one-pixel ring
+# Margin on thre1 for the block bound, relative to the largest map value: far above the float32
+# rounding of the bound and of the smoothed values.
+BOUND_MARGIN = 1e-4
+_INTERIOR = np.zeros((SIDE, SIDE), dtype=bool)
+_INTERIOR[1:-1, 1:-1] = True
+_BLAS = ThreadpoolController()
 
 
-def _block_bands(smooth: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """A smoothing matrix A (n_full, n_low) by blocks of ``block`` rows, each with the row
-    before and after it (zero outside the image, as the original's neighbours there):
-    (start (nB,), weights (nB, block + 2, K)), block b's rows on the low-res columns start[b]
-    .. start[b] + K - 1."""
-    n_full, n_low = smooth.shape
-    n_blocks = -(-n_full // block)
-    rows = np.arange(n_blocks)[:, None] * block - 1 + np.arange(block + 2)
-    inside = (rows >= 0) & (rows < n_full)
-    ringed = np.where(inside[..., None], smooth[np.clip(rows, 0, n_full - 1)], 0.0)
-    nonzero = (ringed != 0).any(axis=1)  # (nB, n_low)
-    first = np.argmax(nonzero, axis=1)
-    last = n_low - 1 - np.argmax(nonzero[:, ::-1], axis=1)
-    width = int((last - first).max()) + 1
-    padded = np.pad(ringed, ((0, 0), (0, 0), (0, width)))
-    weights = np.take_along_axis(padded, (first[:, None] + np.arange(width))[:, None], axis=2)
-    return first.astype(np.intp), weights
-
-
-def _block_bounds(smooth: np.ndarray, block: int) -> np.ndarray:
-    """(2, nB, n_low): per block of ``block`` rows of A (n_full, n_low), each column's largest
-    positive weight and largest negative weight (as a positive number)."""
-    n_full, n_low = smooth.shape
-    n_blocks = -(-n_full // block)
-    blocks = np.zeros((n_blocks * block, n_low))
-    blocks[:n_full] = smooth
-    blocks = blocks.reshape(n_blocks, block, n_low)
-    return np.stack([np.maximum(blocks, 0).max(axis=1), np.maximum(-blocks, 0).max(axis=1)])
+def single_threaded_blas():
+    """A context in which BLAS runs on one thread. The decoder's matrix products take a
+    millisecond or less: on a busy machine, waiting for BLAS's other threads costs many times
+    more than it saves."""
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)
-class _Scale:
-    """Operators of one scale in the forms the decoder uses; ``n`` is the number of scales,
-    whose 1/n of the mean is folded into the x weights."""
+class AxisY:
+    """One scale's operators along y, for an image of ``H`` rows.
 
-    upsample_y: np.ndarray  # M_y (H, h)
-    banded_y: Banded  # M_y, banded
-    banded_x: Banded  # M_x (W, w), banded
-    smooth_y: np.ndarray  # A_y (H, h), float32
-    bound_y: np.ndarray  # (2, nBR, h) see _block_bounds
-    bound_x: np.ndarray  # (2, nBC, w)
-    block_start_x: np.ndarray  # (nBC,) see _block_bands
-    block_x: np.ndarray  # (nBC, B + 2, K) float32, / n
-    block_step_x: np.ndarray  # (nBC, B + 1, K) float32 differences of neighbouring rows, / n
+    ``column_pass`` (Hp, h) float32: A_y = G M_y with a zero row above the image and zero rows
+    below it down to ``Hp = blocks_y * BLOCK + 2``, so that row ``1 + y`` is image row y.
+    ``up``: M_y (H, h), banded, float64; ``paf_weights``: its band weights, float32.
+    """
 
-    @classmethod
-    def build(cls, image_hw: tuple[int, int], low_hw: tuple[int, int], pad: tuple[int, int],
-              stride: int, block: int, n: int) -> _Scale:
-        (height, width), (h, w), (pad_down, pad_right) = image_hw, low_hw, pad
-        up_y = upsampling_matrix(h, pad_down, height, stride)
-        up_x = upsampling_matrix(w, pad_right, width, stride)
-        smooth_y, smooth_x = smooth_columns(up_y), smooth_columns(up_x)
-        start_x, block_x = _block_bands(smooth_x, block)
-        block_x /= n
-        return cls(
-            upsample_y=up_y, banded_y=Banded.from_dense(up_y), banded_x=Banded.from_dense(up_x),
-            smooth_y=smooth_y.astype(np.float32),
-            bound_y=_block_bounds(smooth_y, block), bound_x=_block_bounds(smooth_x, block),
-            block_start_x=start_x, block_x=block_x.astype(np.float32),
-            block_step_x=np.diff(block_x, axis=1).astype(np.float32),
-        )
+    column_pass: np.ndarray
+    up: Banded
+    paf_weights: np.ndarray
+
+
+@dataclass(frozen=True)
+class AxisX:
+    """One scale's operators along x, for an image of ``W`` columns and ``n`` scales (the mean's
+    1/n is folded into every weight but ``up``'s).
+
+    ``bound`` (2 w, blocks_x) float32: per block of image columns, the largest positive weight
+    of A_x = G M_x and its largest negative one (as a positive number), on each low-res column.
+    ``block_start`` (blocks_x,), ``block_weights`` (blocks_x, K, SIDE) float32: A_x's rows for
+    each block of columns and its ring (x0 - 1 .. x0 + BLOCK, zero outside the image), on the K
+    low-res columns from ``block_start``. ``up``: M_x (W, w), banded, float64; ``paf_weights``:
+    its band weights / n, float32.
+    """
+
+    bound: np.ndarray
+    block_start: np.ndarray
+    block_weights: np.ndarray
+    up: Banded
+    paf_weights: np.ndarray
+
+
+@lru_cache(maxsize=64)
+def axis_y(n_low: int, pad: int, n_full: int, stride: int = 8) -> AxisY:
+    """The cached ``AxisY`` of a network output of ``n_low`` rows for an input padded by
+    ``pad`` rows, in an image of ``n_full`` rows."""
+    up = upsampling_matrix(n_low, pad, n_full, stride)
+    column_pass = np.zeros((-(-n_full // BLOCK) * BLOCK + 2, n_low), np.float32)
+    column_pass[1:n_full + 1] = smooth_columns(up)
+    banded_up = Banded.from_dense(up)
+    return AxisY(column_pass, banded_up, banded_up.weights.astype(np.float32))
+
+
+@lru_cache(maxsize=64)
+def axis_x(n_low: int, pad: int, n_full: int, stride: int = 8, n_scales: int = 1) -> AxisX:
+    """The cached ``AxisX`` of a network output of ``n_low`` columns for an input padded by
+    ``pad`` columns, in an image of ``n_full`` columns, one of ``n_scales`` scales."""
+    blocks = -(-n_full // BLOCK)
+    up = upsampling_matrix(n_low, pad, n_full, stride)
+    smooth = np.zeros((blocks * BLOCK + 2, n_low))
+    smooth[1:n_full + 1] = smooth_columns(up) / n_scales  # row 1 + x is image column x
+    inner = smooth[1:-1].reshape(blocks, BLOCK, n_low)
+    bound = np.concatenate([np.maximum(inner, 0).max(axis=1).T,
+                            np.maximum(-inner, 0).max(axis=1).T])
+    ringed = smooth[np.arange(blocks)[:, None] * BLOCK + np.arange(SIDE)]  # (blocks, SIDE, w)
+    band = Banded.from_dense(np.abs(ringed).max(axis=1))
+    columns = band.start[:, None, None] + np.arange(band.width)
+    weights = np.take_along_axis(ringed, columns, axis=2).transpose(0, 2, 1)
+    banded_up = Banded.from_dense(up)
+    return AxisX(bound.astype(np.float32), band.start,
+                 np.ascontiguousarray(weights, dtype=np.float32), banded_up,
+                 (banded_up.weights / n_scales).astype(np.float32))
 
 
 class DecodeGeometry:
-    """What the fast decoder precomputes for one image size and scale geometry.
+    """What the fast decoder precomputes for one image size and scale geometry: per scale its
+    (``AxisY``, ``AxisX``), shared with every geometry of the same rows or columns.
 
     ``image_hw``: (H, W); ``low_shapes``: per scale the network output's (h, w); ``pads``: per
     scale the network input's (pad_down, pad_right); ``stride``: the output stride.
     """
 
     def __init__(self, image_hw: tuple[int, int], low_shapes: Sequence[tuple[int, int]],
-                 pads: Sequence[tuple[int, int]], stride: int = 8, block: int = BLOCK) -> None:
-        self.height, self.width = image_hw
-        self.block = block
-        self.n_scales = n = len(low_shapes)
-        self.scales = [_Scale.build(image_hw, low_hw, pad, stride, block, n)
-                       for low_hw, pad in zip(low_shapes, pads, strict=True)]
-        self.blocks_y = -(-self.height // block)
-        self.blocks_x = -(-self.width // block)
-
-        # Up-sampling weights of each image column, all scales side by side along the low-res
-        # axis, each scale followed by its band's width of zeros so a band never reads the
-        # next scale: row-pass column ``up_columns[x, k]`` has weight ``up_weights[x, k]``.
-        spans = [w + s.banded_x.width for (_, w), s in zip(low_shapes, self.scales, strict=True)]
-        self.up_offsets = np.cumsum([0, *spans[:-1]])
-        self.up_width = int(sum(spans))
-        self.up_columns = np.concatenate([
-            offset + s.banded_x.start[:, None] + np.arange(s.banded_x.width)
-            for offset, s in zip(self.up_offsets, self.scales, strict=True)], axis=1)
-        self.up_weights = np.concatenate([s.banded_x.weights / n for s in self.scales], axis=1)
+                 pads: Sequence[tuple[int, int]], stride: int = 8) -> None:
+        if len(low_shapes) != len(pads) or not pads:
+            raise ValueError(f"need one pad per scale, got {len(low_shapes)} output shapes and "
+                             f"{len(pads)} pads")
+        self.height, self.width = (int(v) for v in image_hw)
+        self.low_shapes = tuple((int(h), int(w)) for h, w in low_shapes)
+        self.n_scales = len(low_shapes)
+        self.blocks_y = -(-self.height // BLOCK)
+        self.blocks_x = -(-self.width // BLOCK)
+        self.scales = [
+            (axis_y(h, int(pad_down), self.height, stride),
+             axis_x(w, int(pad_right), self.width, stride, self.n_scales))
+            for (h, w), (pad_down, pad_right) in zip(self.low_shapes, pads, strict=True)]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def decode_geometry(image_hw: tuple[int, int], low_shapes: tuple[tuple[int, int], ...],
                     pads: tuple[tuple[int, int], ...], stride: int = 8) -> DecodeGeometry:
     """The ``DecodeGeometry`` of an image size and scale geometry, cached."""
     return DecodeGeometry(image_hw, low_shapes, pads, stride)
+
+
+def geometry_of(outputs: Sequence[tuple[np.ndarray, np.ndarray]],
+                pads: Sequence[tuple[int, int]], image_shape: tuple[int, ...],
+                stride: int = 8) -> DecodeGeometry:
+    """The cached ``DecodeGeometry`` of network outputs (per scale (heatmaps (h, w, 19), PAFs))
+    with the input pads of ``inference.run_scales``, for an image of ``image_shape``."""
+    return decode_geometry((int(image_shape[0]), int(image_shape[1])),
+                           tuple((int(h.shape[0]), int(h.shape[1])) for h, _ in outputs),
+                           tuple((int(a), int(b)) for a, b in pads), stride)
 
 
 def find_peaks_lowres(geometry: DecodeGeometry, heatmaps: Sequence[np.ndarray],
@@ -145,109 +175,123 @@ def find_peaks_lowres(geometry: DecodeGeometry, heatmaps: Sequence[np.ndarray],
     part an (n, 3) float64 array of x, y and the averaged heatmap's value, row-major.
     """
     g = geometry
-    block = g.block
-    parts = [np.ascontiguousarray(h[:, :, :NUM_PARTS], dtype=np.float32) for h in heatmaps]
-    block_x, part, block_y = _candidate_blocks(g, parts, thre1)
-    if len(part) == 0:
-        return [np.zeros((0, 3)) for _ in range(NUM_PARTS)]
-
-    # Per scale: the row pass A_y @ X of every part at low horizontal resolution, then each
-    # candidate block's rows with their ring, on the block's band of low-res columns.
-    bands = []
-    for s, x in zip(g.scales, parts, strict=True):
-        h, w = x.shape[:2]
-        rows = s.smooth_y @ x.reshape(h, w * NUM_PARTS)  # (H, w * 18)
-        # A zero row above the image, and below it as far as the last block's ring reaches.
-        row_pass = np.zeros((NUM_PARTS, g.blocks_y * block + 2, w + s.block_x.shape[2]),
-                            np.float32)
-        row_pass[:, 1:g.height + 1, :w] = np.moveaxis(rows.reshape(g.height, w, NUM_PARTS), 2, 0)
-        windows = sliding_window_view(row_pass, (block + 2, s.block_x.shape[2]), axis=(1, 2))
-        bands.append(windows[part, block_y * block, s.block_start_x[block_x]])  # (N, B+2, K)
-
-    # Differences along x between neighbouring pixels of each block's rows: a pixel is a
-    # maximum along its row when the difference before it is >= 0 and the one after <= 0.
-    steps = np.zeros((len(part), block + 2, block + 1), np.float32)
-    starts = np.flatnonzero(np.diff(block_x, prepend=-1))
-    for begin, end in zip(starts, [*starts[1:], len(part)], strict=True):
-        for s, band in zip(g.scales, bands, strict=True):
-            weights = s.block_step_x[block_x[begin]]  # (B + 1, K)
-            steps[begin:end] += (band[begin:end].reshape(-1, band.shape[2]) @ weights.T
-                                 ).reshape(end - begin, block + 2, block + 1)
-    steps = steps[:, 1:-1]  # the ring rows are not needed
-    k, dy, dx = np.nonzero((steps[:, :, :-1] >= 0) & (steps[:, :, 1:] <= 0))
-
-    # At those pixels only: the smoothed value, then its neighbours above and below.
-    k, dy, dx = _keep(k, dy, dx, _smoothed(g, bands, block_x, k, dy + 1, dx + 1) > thre1)
-    value = _smoothed(g, bands, block_x, k, dy + 1, dx + 1)
-    above = _smoothed(g, bands, block_x, k, dy, dx + 1)
-    below = _smoothed(g, bands, block_x, k, dy + 2, dx + 1)
-    k, dy, dx = _keep(k, dy, dx, (value >= above) & (value >= below))
-    peak_part = part[k]
-    ys = block_y[k] * block + dy
-    xs = block_x[k] * block + dx
+    _check_shapes(g, heatmaps)
+    # Per scale the column pass R = A_y X of all parts: (Hp, 18, w), one product.
+    parts = [np.ascontiguousarray(np.asarray(x[:, :, :NUM_PARTS], np.float32).transpose(0, 2, 1))
+             for x in heatmaps]
+    column_passes = [(ay.column_pass @ x.reshape(len(x), -1)).reshape(-1, NUM_PARTS, x.shape[2])
+                     for (ay, _), x in zip(g.scales, parts, strict=True)]
+    extent = max(float(np.abs(x).max(initial=0.0)) for x in parts)
+    part, block_y, block_x = _candidate_blocks(g, column_passes,
+                                               thre1 - BOUND_MARGIN * (1.0 + extent))
+    k, row, column = _block_peaks(_block_values(g, column_passes, part, block_y, block_x), thre1)
+    ys = block_y[k] * BLOCK + row - 1
+    xs = block_x[k] * BLOCK + column - 1
+    inside = (ys < g.height) & (xs < g.width)
+    peak_part, ys, xs = part[k][inside], ys[inside], xs[inside]
     order = np.argsort((peak_part * g.height + ys) * g.width + xs)
     peak_part, ys, xs = peak_part[order], ys[order], xs[order]
 
     scores = _averaged_values(g, heatmaps, ys, xs, peak_part)
-    counts = np.bincount(peak_part, minlength=NUM_PARTS)
     table = np.stack([xs, ys, scores], axis=1).astype(np.float64)
+    counts = np.bincount(peak_part, minlength=NUM_PARTS)
     return np.split(table, np.cumsum(counts)[:-1])
 
 
-def _smoothed(geometry: DecodeGeometry, bands: Sequence[np.ndarray], block_x: np.ndarray,
-              k: np.ndarray, row: np.ndarray, column: np.ndarray) -> np.ndarray:
-    """The smoothed map at row ``row`` and column ``column`` (ring included) of candidate
-    blocks ``k``: (n,) float32."""
-    total = np.zeros(len(k), np.float32)
-    for s, band in zip(geometry.scales, bands, strict=True):
-        total += np.einsum("nk,nk->n", band[k, row], s.block_x[block_x[k], column])
-    return total
+def _check_shapes(geometry: DecodeGeometry, maps: Sequence[np.ndarray]) -> None:
+    shapes = tuple(tuple(m.shape[:2]) for m in maps)
+    if shapes != geometry.low_shapes:
+        raise ValueError(f"maps of shapes {shapes} for a geometry of {geometry.low_shapes}")
 
 
-def _keep(*arrays_and_mask: np.ndarray) -> tuple[np.ndarray, ...]:
-    *arrays, mask = arrays_and_mask
-    return tuple(a[mask] for a in arrays)
+def _candidate_blocks(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
+                      limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(part, block row, block column) of the blocks where the smoothed map can exceed
+    ``limit``, ordered by block column.
 
-
-def _candidate_blocks(geometry: DecodeGeometry, parts: Sequence[np.ndarray],
-                      thre1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(column block, part, row block) of the blocks where the smoothed map can exceed
-    ``thre1``, ordered by column block.
-
-    With a = a+ - a-, b = b+ - b-, x = x+ - x- (rows' weights, columns' weights, map values),
-    a b x <= (a+ b+ + a- b-) x+ + (a+ b- + a- b+) x-, each weight at its largest in the block.
+    With R = A_y X and A_x split into positive and negative parts (R likewise), over a block
+    ``R A_x <= max_y R+ max_x A_x+ + max_y R- max_x A_x-`` on each low-res column.
     """
     g = geometry
-    bound = np.zeros((g.blocks_y * NUM_PARTS, g.blocks_x))
-    for s, x in zip(g.scales, parts, strict=True):
-        h, w = x.shape[:2]
-        split = np.stack([np.maximum(x, 0), np.maximum(-x, 0)], axis=1)  # (h, 2, w, 18)
-        split = np.ascontiguousarray(np.moveaxis(split, 3, 2), dtype=np.float64)  # (h, 2, 18, w)
-        rows = s.bound_y.reshape(-1, h) @ split.reshape(h, -1)  # (2 nBR, 2 * 18 * w)
-        rows = rows.reshape(2, g.blocks_y, 2, NUM_PARTS * w)
-        # rows[sign of a, :, sign of x]; a+ x+ and a- x- meet b+, a- x+ and a+ x- meet b-.
-        meets_pos = (rows[0, :, 0] + rows[1, :, 1]).reshape(-1, w)
-        meets_neg = (rows[1, :, 0] + rows[0, :, 1]).reshape(-1, w)
-        bound += meets_pos @ s.bound_x[0].T + meets_neg @ s.bound_x[1].T
-    extent = max(float(np.abs(x).max(initial=0.0)) for x in parts)
-    limit = g.n_scales * (thre1 - BOUND_MARGIN * (1.0 + extent))
-    above = (bound > limit).reshape(g.blocks_y, NUM_PARTS, g.blocks_x)
-    return np.nonzero(np.transpose(above, (2, 1, 0)))
+    bound = np.zeros((g.blocks_y * NUM_PARTS, g.blocks_x), np.float32)
+    for (_, ax), rows in zip(g.scales, column_passes, strict=True):
+        w = rows.shape[2]
+        inner = rows[1:g.blocks_y * BLOCK + 1].reshape(g.blocks_y, BLOCK, NUM_PARTS, w)
+        split = np.concatenate([np.maximum(inner.max(axis=1), 0),
+                                np.maximum(-inner.min(axis=1), 0)], axis=2)
+        bound += split.reshape(g.blocks_y * NUM_PARTS, 2 * w) @ ax.bound
+    above = (bound > limit).reshape(g.blocks_y * NUM_PARTS, g.blocks_x)
+    block_x, rest = np.divmod(np.flatnonzero(above.T), g.blocks_y * NUM_PARTS)
+    block_y, part = np.divmod(rest, NUM_PARTS)
+    return part, block_y, block_x
+
+
+def _block_values(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
+                  part: np.ndarray, block_y: np.ndarray, block_x: np.ndarray) -> np.ndarray:
+    """The smoothed map over the given blocks and their rings: (N * SIDE, SIDE) float32, block
+    k's rows at k * SIDE .. (k + 1) * SIDE - 1. ``block_x`` must be sorted.
+
+    Per column of blocks and scale, one product: the blocks' rows of the column pass, on the
+    block column's band of low-res columns, @ its weights."""
+    g = geometry
+    # Row (1 + y) * 18 + p of a column pass seen as (Hp * 18, w) is image row y of part p.
+    rows = ((block_y * BLOCK * NUM_PARTS + part)[:, None]
+            + np.arange(SIDE) * NUM_PARTS).reshape(-1)
+    values = np.empty((len(rows), SIDE), np.float32)
+    bounds = np.searchsorted(block_x, np.arange(g.blocks_x + 1)) * SIDE
+    flats = [passes.reshape(-1, passes.shape[2]) for passes in column_passes]
+    for column in np.unique(block_x):
+        begin, end = bounds[column], bounds[column + 1]
+        segment = rows[begin:end]
+        for scale, ((_, ax), flat) in enumerate(zip(g.scales, flats, strict=True)):
+            start = ax.block_start[column]
+            weights = ax.block_weights[column]
+            product = flat[segment, start:start + len(weights)] @ weights
+            if scale:
+                values[begin:end] += product
+            else:
+                values[begin:end] = product
+    return values
+
+
+def _block_peaks(values: np.ndarray, thre1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(block, row, column) in the ringed blocks of ``_block_values`` of the pixels above
+    ``thre1`` and >= their left and upper neighbours and > their right and lower ones, ring
+    excluded.
+
+    The faithful path asks for >= all 4 neighbours, in its own float rounding: where two
+    neighbours tie to within rounding (symmetric maps), which of them it keeps depends on that
+    rounding. Here a tie keeps one of them, the later in row-major order, so that the number of
+    peaks is the same. In the flat array a pixel's neighbours are 1 and SIDE away; the ring
+    keeps every inner pixel's neighbours inside its block."""
+    flat = values.reshape(-1)
+    reach = SIDE + 1
+    is_peak = np.zeros(len(flat), dtype=bool)
+    if len(flat):
+        center = flat[reach:-reach]
+        peak = is_peak[reach:-reach]
+        np.greater(center, thre1, out=peak)
+        for shift, beats in ((-1, np.greater_equal), (-SIDE, np.greater_equal),
+                             (1, np.greater), (SIDE, np.greater)):
+            peak &= beats(center, flat[reach + shift:len(flat) - reach + shift])
+        is_peak.reshape(-1, SIDE, SIDE)[:] &= _INTERIOR
+    k, rest = np.divmod(np.flatnonzero(is_peak), SIDE * SIDE)
+    row, column = np.divmod(rest, SIDE)
+    return k, row, column
 
 
 def _averaged_values(geometry: DecodeGeometry, maps: Sequence[np.ndarray], ys: np.ndarray,
                      xs: np.ndarray, channels: np.ndarray) -> np.ndarray:
-    """The averaged, up-sampled map at pixels (ys, xs) of channels ``channels``: (n,)."""
+    """The averaged, up-sampled map at pixels (ys, xs) of channels ``channels``: (n,) float64.
+    ``maps``: per scale (h, w, C) at the output stride."""
     total = np.zeros(len(ys))
-    for s, x in zip(geometry.scales, maps, strict=True):
-        by, bx = s.banded_y, s.banded_x
-        h, w = x.shape[:2]
-        padded = np.zeros((h + by.width, w + bx.width, x.shape[2]))
-        padded[:h, :w] = x
-        rows = by.start[ys][:, None, None] + np.arange(by.width)[:, None]
-        cols = bx.start[xs][:, None, None] + np.arange(bx.width)
-        patch = padded[rows, cols, channels[:, None, None]]  # (n, Ky, Kx)
-        total += np.einsum("nk,nkl,nl->n", by.weights[ys], patch, bx.weights[xs])
+    for (ay, ax), x in zip(geometry.scales, maps, strict=True):
+        x = np.ascontiguousarray(x)
+        _, w, c = x.shape
+        base = (ay.up.start[ys] * w + ax.up.start[xs]) * c + channels
+        offsets = (np.arange(ay.up.width)[:, None] * w + np.arange(ax.up.width)) * c
+        patch = np.take(x.reshape(-1), base[:, None, None] + offsets)  # (n, taps_y, taps_x)
+        total += np.einsum("ni,nij,nj->n", ay.up.weights[ys], patch, ax.up.weights[xs])
     return total / geometry.n_scales
 
 
@@ -256,43 +300,51 @@ class LowResPafs:
     ``grouping.PafSampler``).
 
     ``pafs``: per scale the network's PAFs (h, w, 38), as in ``geometry``. Called with integer
-    pixel rows and columns (arrays of one shape) and a limb, returns that limb's x and y PAF
-    components there, as the faithful path's averaged maps hold them (float64).
+    pixel rows, columns and limbs (arrays of one shape), returns those limbs' x and y PAF
+    components there: per scale the 5 x 5 low-res taps of ``M_y`` and ``M_x`` around the pixel
+    (float32 sums, as float64).
     """
 
     def __init__(self, geometry: DecodeGeometry, pafs: Sequence[np.ndarray]) -> None:
+        _check_shapes(geometry, pafs)
         self.geometry = geometry
         self.height = geometry.height
-        # Per scale (19, h, w) complex: a limb's x and y components as one number.
-        self.pafs = [np.stack([p[:, :, cx] + 1j * p[:, :, cy].astype(np.float64)
-                               for cx, cy in PAF_CHANNELS]) for p in pafs]
+        self._windows = []
+        for p, (_, ax) in zip(pafs, geometry.scales, strict=True):
+            if p.shape[2] != 2 * NUM_LIMBS:
+                raise ValueError(f"expected PAFs of {2 * NUM_LIMBS} channels, got {p.shape[2]}")
+            # Limb i's x and y (channels 2i, 2i+1) as one complex64, limb-major: (19, h, w);
+            # flat, every run of the x band's width of one row is one window.
+            pairs = np.ascontiguousarray(p, np.float32).view(np.complex64)
+            limb_major = np.ascontiguousarray(pairs.transpose(2, 0, 1)).reshape(-1)
+            self._windows.append(sliding_window_view(limb_major, ax.up.width))
 
-    def __call__(self, ys: np.ndarray, xs: np.ndarray, limb: int) -> tuple[np.ndarray,
-                                                                           np.ndarray]:
-        g = self.geometry
-        top, bottom = int(ys.min(initial=0)), int(ys.max(initial=-1)) + 1
-        # Rows first (M_y @ X for the rows the samples span, every scale side by side), then
-        # each sample's band of columns.
-        row_pass = np.zeros((max(bottom - top, 0), g.up_width), np.complex128)
-        for s, paf, offset in zip(g.scales, self.pafs, g.up_offsets, strict=True):
-            w = paf.shape[2]
-            row_pass[:, offset:offset + w] = s.upsample_y[top:bottom] @ paf[limb]
-        flat_x = xs.reshape(-1)
-        index = (ys.reshape(-1, 1) - top) * g.up_width + g.up_columns[flat_x]
-        values = np.einsum("nk,nk->n", np.take(row_pass, index), g.up_weights[flat_x])
-        return values.real.reshape(xs.shape), values.imag.reshape(xs.shape)
+    def __call__(self, ys: np.ndarray, xs: np.ndarray,
+                 limbs: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        shape = np.shape(ys)
+        ys, xs = np.reshape(ys, -1), np.reshape(xs, -1)
+        limbs = np.broadcast_to(limbs, shape).reshape(-1)
+        n = len(ys)
+        total = np.zeros((n, 2), np.float32)
+        for (h, w), (ay, ax), windows in zip(self.geometry.low_shapes, self.geometry.scales,
+                                             self._windows, strict=True):
+            taps_y, taps_x = ay.up.width, ax.up.width
+            first = (limbs * h + ay.up.start[ys]) * w + ax.up.start[xs]
+            patch = windows[first[:, None] + np.arange(taps_y) * w]  # (n, taps_y, taps_x)
+            patch = patch.view(np.float32).reshape(n, taps_y, 2 * taps_x)
+            rows = np.matmul(ay.paf_weights[ys][:, None, :], patch).reshape(n, taps_x, 2)
+            total += np.matmul(ax.paf_weights[xs][:, None, :], rows)[:, 0]
+        total = total.astype(np.float64)
+        return total[:, 0].reshape(shape), total[:, 1].reshape(shape)
 
 
 def decode(outputs: Sequence[tuple[np.ndarray, np.ndarray]], pads: Sequence[tuple[int, int]],
            image_shape: tuple[int, ...], params: GroupingParams = CMU_GROUPING,
-           stride: int = 8):
+           stride: int = 8) -> tuple[list[np.ndarray], People]:
     """(peaks, people) of network outputs (per scale (heatmaps (h, w, 19), PAFs (h, w, 38)))
     with the input pads of ``inference.run_scales``, as the faithful path finds them."""
-    from rtpose.grouping import group_peaks
-
-    geometry = decode_geometry(tuple(image_shape[:2]),
-                               tuple(tuple(h.shape[:2]) for h, _ in outputs),
-                               tuple(tuple(p) for p in pads), stride)
-    peaks = find_peaks_lowres(geometry, [h for h, _ in outputs], params.thre1)
-    people = group_peaks(peaks, LowResPafs(geometry, [p for _, p in outputs]), params)
+    with single_threaded_blas():
+        geometry = geometry_of(outputs, pads, image_shape, stride)
+        peaks = find_peaks_lowres(geometry, [h for h, _ in outputs], params.thre1)
+        people = group_peaks(peaks, LowResPafs(geometry, [p for _, p in outputs]), params)
     return peaks, people

@@ -4,13 +4,17 @@ Pure numpy, scipy and OpenCV: no I/O, no drawing, no Keras. The algorithm and it
 operations are the original demo's, so it returns the original's people exactly:
 
 1. ``find_peaks``: local maxima of each part's Gaussian-smoothed heatmap.
-2. ``score_limb`` / ``connect_limb``: every pair of peaks of a limb's two parts is scored by the
+2. ``score_limb`` / ``connect_limbs``: every pair of peaks of a limb's two parts is scored by the
    PAF sampled along the segment joining them; pairs are then matched greedily, best first.
+   ``connect_limbs`` scores all limbs' pairs together and first reads only the few samples that
+   can already reject a pair (a pair needs more than 80 % of its samples above ``thre2``), so
+   that the PAFs are read at the remaining samples of the few pairs left.
 3. ``group_peaks``: limbs are visited in ``skeleton.DECODE_ORDER`` and their connections merged
    into people, which are finally filtered by part count and mean score.
 
 Maps are in the original image's frame: heatmaps (H, W, 19) (18 parts + background), PAFs
-(H, W, 38) (limb i: channel 2i = x, 2i+1 = y). Peak coordinates are integer pixels (x, y).
+(H, W, 38) (limb i: channel 2i = x, 2i+1 = y), or any ``PafSampler`` of them. Peak coordinates
+are integer pixels (x, y).
 """
 
 from __future__ import annotations
@@ -28,19 +32,43 @@ from rtpose.skeleton import DECODE_ORDER, LIMBS, NUM_PARTS, NUM_TREE_LIMBS, PAF_
 PEAK_SIGMA = 3.0  # Gaussian smoothing of the heatmaps before peak finding, in pixels
 SMOOTH_RADIUS = int(4 * PEAK_SIGMA + 0.5)  # its kernel radius (scipy's default truncate=4)
 MAX_LABELS = (1 << 16) - 1  # connected groups that 16-bit labels can count
-MAX_SAMPLES_PER_BLOCK = 1 << 20  # PAF samples scored at once (bounds the memory of score_limb)
+MAX_SAMPLES_PER_BLOCK = 1 << 20  # PAF samples scored at once (bounds the memory of scoring)
 
 
 class PafSampler(Protocol):
     """PAF values computed on demand instead of read from a dense (H, W, 38) array:
-    ``sampler(ys, xs, limb)`` returns limb ``limb``'s x and y components at the integer pixels
-    (ys, xs) (arrays of one shape); ``height`` is the image height (e.g.
-    ``rtpose.fast_decode.LowResPafs``)."""
+    ``sampler(ys, xs, limbs)`` returns the x and y components of limb ``limbs`` at the integer
+    pixels (ys, xs) (arrays of one shape, ``limbs`` an int or such an array); ``height`` is the
+    image height. ``DensePafs`` reads a dense array; ``rtpose.fast_decode.LowResPafs`` computes
+    them from the network's outputs."""
 
     height: int
 
     def __call__(self, ys: np.ndarray, xs: np.ndarray,
-                 limb: int) -> tuple[np.ndarray, np.ndarray]: ...
+                 limbs: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class DensePafs:
+    """The ``PafSampler`` of a dense PAF array (H, W, 38), read through its flat view without
+    copying the limbs' channels."""
+
+    def __init__(self, pafs: np.ndarray) -> None:
+        self.pafs = np.ascontiguousarray(pafs)
+        self.height, self.width, self.channels = self.pafs.shape
+        self._flat = self.pafs.reshape(-1)
+        self._channel_x = np.array([cx for cx, _ in PAF_CHANNELS], dtype=np.intp)
+        self._channel_y = np.array([cy for _, cy in PAF_CHANNELS], dtype=np.intp)
+
+    def __call__(self, ys: np.ndarray, xs: np.ndarray,
+                 limbs: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        index = (ys * self.width + xs) * self.channels
+        return (np.take(self._flat, index + self._channel_x[limbs]),
+                np.take(self._flat, index + self._channel_y[limbs]))
+
+
+def as_sampler(pafs: np.ndarray | PafSampler) -> PafSampler:
+    """``pafs`` itself if it is a ``PafSampler``, else the ``DensePafs`` of the array."""
+    return pafs if callable(pafs) else DensePafs(pafs)
 
 
 def find_peaks(heatmaps: np.ndarray, thre1: float = CMU_GROUPING.thre1) -> list[np.ndarray]:
@@ -124,7 +152,7 @@ def score_limb(
     limb: int,
     params: GroupingParams = CMU_GROUPING,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """PAF scores of all (nA, nB) candidate connections of limb ``limb``, by broadcasting.
+    """PAF scores of all (nA, nB) candidate connections of limb ``limb``.
 
     ``peaks_a``, ``peaks_b``: (nA, 3), (nB, 3) peaks (x, y, score) of the limb's parts
     ``LIMBS[limb]``; ``pafs``: (H, W, 38), limb i: channel 2i = x, 2i+1 = y, or a
@@ -135,45 +163,76 @@ def score_limb(
     half the image height; and ``accepted`` (nA, nB) bool: more than 80 % of the samples
     exceed ``thre2``, the score is positive and the two peaks are distinct pixels.
     """
-    # Segment vectors A_i -> B_j and their unit vectors: (nA, nB).
-    ax, ay = peaks_a[:, 0, None], peaks_a[:, 1, None]
-    bx, by = peaks_b[None, :, 0], peaks_b[None, :, 1]
+    peaks_a, peaks_b = np.reshape(peaks_a, (-1, 3)), np.reshape(peaks_b, (-1, 3))
+    shape = (len(peaks_a), len(peaks_b))
+    ia, ib = (index.reshape(-1) for index in np.indices(shape))
+    score, accepted = _pair_scores(peaks_a[ia], peaks_b[ib], np.full(len(ia), limb),
+                                   as_sampler(pafs), params, prune=False)
+    return score.reshape(shape), accepted.reshape(shape)
+
+
+def _pair_scores(
+    a: np.ndarray, b: np.ndarray, limbs: np.ndarray, sampler: PafSampler,
+    params: GroupingParams, prune: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``score_limb``'s score and accepted of the candidate connections a[n] → b[n] (rows x,
+    y, ...) of limbs ``limbs[n]``, flat (n,).
+
+    With ``prune``, the pairs that cannot be accepted are rejected first from a few samples
+    (their score is then NaN): a pair needs more than ``0.8 * mid_num`` samples above
+    ``thre2``, so as many failing samples as it may have, plus one, reject it. The other pairs'
+    samples, scores and acceptance are computed exactly as without pruning.
+    """
+    mid_num = params.mid_num
+    ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
     vx, vy = bx - ax, by - ay
     norm = np.sqrt(vx * vx + vy * vy)
     distinct = norm > 0
     safe_norm = np.where(distinct, norm, 1.0)
     ux, uy = vx / safe_norm, vy / safe_norm
 
-    # mid_num sample points from A to B, computed like np.linspace (k * step + start, end point
-    # exact) so that they round to the original's pixels: (nA, nB, mid_num).
-    k = np.arange(params.mid_num, dtype=np.float64)
-    xs = k * (vx / (params.mid_num - 1))[..., None] + ax[..., None]
-    ys = k * (vy / (params.mid_num - 1))[..., None] + ay[..., None]
-    xs[..., -1] = bx
-    ys[..., -1] = by
+    def along(rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Projections of the PAF on the limb direction at samples ``k`` of pairs ``rows``.
+        Samples go from A to B like np.linspace (k * step + start, the end point exact), so
+        that they round to the original's pixels."""
+        xs = k * (vx[rows] / (mid_num - 1))[:, None] + ax[rows][:, None]
+        ys = k * (vy[rows] / (mid_num - 1))[:, None] + ay[rows][:, None]
+        last = k == mid_num - 1
+        xs = np.where(last, bx[rows][:, None], xs)
+        ys = np.where(last, by[rows][:, None], ys)
+        paf_x, paf_y = sampler(np.rint(ys).astype(np.intp), np.rint(xs).astype(np.intp),
+                               limbs[rows][:, None])
+        return paf_x * ux[rows][:, None] + paf_y * uy[rows][:, None]
 
-    # Projection of the PAF on the limb direction at each sample: (nA, nB, mid_num). A dense
-    # PAF array is read through its flat view, without copying the limb's channels.
-    if callable(pafs):
-        height = pafs.height
-        paf_x, paf_y = pafs(np.rint(ys).astype(np.intp), np.rint(xs).astype(np.intp), limb)
-        along = paf_x * ux[..., None] + paf_y * uy[..., None]
+    samples = np.arange(mid_num, dtype=np.float64)
+    required = int(np.floor(0.8 * mid_num)) + 1  # samples above thre2 that acceptance needs
+    probes = mid_num - required + 1  # failing samples that reject a pair
+    if prune and probes < mid_num:
+        # The middle samples first (wrong pairs fail there most), in stages of ``probes``.
+        order = np.argsort(np.abs(samples - (mid_num - 1) / 2), kind="stable")
+        stages = [order[:probes], order[probes:2 * probes], order[2 * probes:]]
+        rows = np.flatnonzero(distinct)  # the others are never accepted
     else:
-        height, width, channels = pafs.shape
-        flat_pafs = np.ascontiguousarray(pafs).reshape(-1)
-        index = (np.rint(ys) * width + np.rint(xs)).astype(np.intp) * channels
-        channel_x, channel_y = PAF_CHANNELS[limb]
-        along = (np.take(flat_pafs, index + channel_x) * ux[..., None]
-                 + np.take(flat_pafs, index + channel_y) * uy[..., None])
+        stages = [np.arange(mid_num)]
+        rows = np.arange(len(a))
+    projections = np.zeros((len(rows), mid_num))
+    failures = np.zeros(len(rows), dtype=np.intp)
+    for stage in (stage for stage in stages if len(stage)):
+        projections[:, stage] = along(rows, samples[stage])
+        if prune:
+            failures += np.count_nonzero(~(projections[:, stage] > params.thre2), axis=1)
+            alive = failures < probes
+            rows, projections, failures = rows[alive], projections[alive], failures[alive]
 
+    with np.errstate(divide="ignore"):
+        prior = np.minimum(0.5 * sampler.height / norm[rows] - 1, 0)
     # Mean over the samples (cumsum adds in order, like the original's Python sum) plus the
     # length prior.
-    with np.errstate(divide="ignore"):
-        prior = np.minimum(0.5 * height / norm - 1, 0)
-    score = np.cumsum(along, axis=-1)[..., -1] / params.mid_num + prior
-
-    enough = np.count_nonzero(along > params.thre2, axis=-1) > 0.8 * params.mid_num
-    accepted = distinct & enough & (score > 0)
+    score = np.full(len(a), np.nan)
+    score[rows] = np.cumsum(projections, axis=-1)[:, -1] / mid_num + prior
+    enough = np.count_nonzero(projections > params.thre2, axis=-1) > 0.8 * mid_num
+    accepted = np.zeros(len(a), dtype=bool)
+    accepted[rows] = distinct[rows] & enough & (score[rows] > 0)
     return score, accepted
 
 
@@ -190,31 +249,84 @@ def connect_limb(
     Accepted candidates are taken best score first (ties in (i, j) row-major order) when
     neither peak is used yet, until min(nA, nB) connections are made.
     """
-    if len(peaks_a) == 0 or len(peaks_b) == 0:
-        return np.zeros((0, 3))
-    # Score blocks of A's peaks, so that noisy maps with thousands of peaks stay in memory.
-    rows = max(1, MAX_SAMPLES_PER_BLOCK // (len(peaks_b) * params.mid_num))
-    blocks = [
-        score_limb(peaks_a[r : r + rows], peaks_b, pafs, limb, params)
-        for r in range(0, len(peaks_a), rows)
-    ]
-    score = np.concatenate([block[0] for block in blocks])
-    accepted = np.concatenate([block[1] for block in blocks])
-    cand_i, cand_j = np.nonzero(accepted)
-    cand_score = score[cand_i, cand_j]
-    order = np.argsort(-cand_score, kind="stable")
+    return _connect([(limb, peaks_a, peaks_b)], as_sampler(pafs), params)[0]
 
-    limit = min(len(peaks_a), len(peaks_b))
-    used_a: set[int] = set()
-    used_b: set[int] = set()
+
+def connect_limbs(
+    peaks: list[np.ndarray], pafs: np.ndarray | PafSampler, params: GroupingParams = CMU_GROUPING
+) -> list[np.ndarray]:
+    """``connect_limb`` of every limb (``LIMBS`` order) for the peaks of ``find_peaks``, all
+    limbs' candidates scored together."""
+    jobs = [(limb, peaks[a], peaks[b]) for limb, (a, b) in enumerate(LIMBS)]
+    return _connect(jobs, as_sampler(pafs), params)
+
+
+def _connect(jobs: list[tuple[int, np.ndarray, np.ndarray]], sampler: PafSampler,
+             params: GroupingParams) -> list[np.ndarray]:
+    """Connections (n, 3) of each job (limb, peaks A, peaks B). Candidates are scored in
+    batches of at most ``MAX_SAMPLES_PER_BLOCK`` samples (blocks of A's peaks), so that noisy
+    maps with thousands of peaks stay in memory."""
+    max_pairs = max(1, MAX_SAMPLES_PER_BLOCK // params.mid_num)
+    pieces = []  # (job, first row of A, end row of A)
+    for n, (_, peaks_a, peaks_b) in enumerate(jobs):
+        if len(peaks_a) and len(peaks_b):
+            rows = max(1, max_pairs // len(peaks_b))
+            pieces += [(n, r, min(r + rows, len(peaks_a))) for r in range(0, len(peaks_a), rows)]
+
+    found: list[list[np.ndarray]] = [[] for _ in jobs]  # per job, accepted (i, j, score) rows
+    batch: list[tuple[int, int, int]] = []
+    size = 0
+    for piece in [*pieces, None]:
+        pairs = 0 if piece is None else (piece[2] - piece[1]) * len(jobs[piece[0]][2])
+        if batch and (piece is None or size + pairs > max_pairs):
+            _score_batch(jobs, batch, sampler, params, found)
+            batch, size = [], 0
+        if piece is not None:
+            batch.append(piece)
+            size += pairs
+
     connections = []
-    for c in order:
-        i, j = int(cand_i[c]), int(cand_j[c])
+    for (_, peaks_a, peaks_b), candidates in zip(jobs, found, strict=True):
+        table = np.concatenate([np.zeros((0, 3)), *candidates])
+        connections.append(_greedy(table, min(len(peaks_a), len(peaks_b))))
+    return connections
+
+
+def _score_batch(jobs: list[tuple[int, np.ndarray, np.ndarray]], batch: list[tuple[int, int, int]],
+                 sampler: PafSampler, params: GroupingParams,
+                 found: list[list[np.ndarray]]) -> None:
+    """Score the candidates of ``batch`` (pieces of ``_connect``), all pairs (i, j) of each in
+    row-major order, and append the accepted ones to ``found``."""
+    ia, ib, job, a, b = [], [], [], [], []
+    for n, first, end in batch:
+        _, peaks_a, peaks_b = jobs[n]
+        ia.append(np.repeat(np.arange(first, end), len(peaks_b)))
+        ib.append(np.tile(np.arange(len(peaks_b)), end - first))
+        job.append(np.full(len(ia[-1]), n))
+        a.append(peaks_a[ia[-1]])
+        b.append(peaks_b[ib[-1]])
+    ia, ib, job, a, b = (np.concatenate(v) for v in (ia, ib, job, a, b))
+    limbs = np.array([limb for limb, _, _ in jobs], dtype=np.intp)[job]
+    score, accepted = _pair_scores(a, b, limbs, sampler, params, prune=True)
+    keep = np.flatnonzero(accepted)
+    for n in np.unique(job[keep]):
+        mine = keep[job[keep] == n]
+        found[n].append(np.stack([ia[mine], ib[mine], score[mine]], axis=1).astype(np.float64))
+
+
+def _greedy(candidates: np.ndarray, limit: int) -> np.ndarray:
+    """Greedy matching of accepted candidates (n, 3) (i, j, score) in (i, j) row-major order:
+    best score first (ties in that order), neither peak used yet, at most ``limit``."""
+    order = np.argsort(-candidates[:, 2], kind="stable")
+    used_a: set[float] = set()
+    used_b: set[float] = set()
+    connections = []
+    for i, j, score in candidates[order].tolist():
         if i in used_a or j in used_b:
             continue
         used_a.add(i)
         used_b.add(j)
-        connections.append((i, j, cand_score[c]))
+        connections.append((i, j, score))
         if len(connections) >= limit:
             break
     return np.array(connections, dtype=np.float64).reshape(-1, 3)
@@ -226,57 +338,71 @@ def group_peaks(
     params: GroupingParams = CMU_GROUPING,
 ) -> People:
     """Assemble people from the peaks of ``find_peaks`` and the PAFs (H, W, 38) (or a
-    ``PafSampler`` of them)."""
-    if not callable(pafs):
-        pafs = np.ascontiguousarray(pafs)
+    ``PafSampler`` of them).
+
+    People are kept in creation order, each as its peak id per part (-1 = none), total score
+    and part count; ``holders`` maps a peak id to the people holding it, so that finding the
+    people of a connection does not scan them all.
+    """
     offsets = np.cumsum([0] + [len(p) for p in peaks])  # global id of each part's first peak
     all_peaks = np.concatenate([np.reshape(p, (-1, 3)) for p in peaks])  # (total, 3)
-    peak_score = all_peaks[:, 2]
+    peak_score = all_peaks[:, 2].tolist()
+    connections = connect_limbs(peaks, pafs, params)
 
-    # People under construction: peak id per part (-1 = none), total score, part count.
-    parts = np.full((0, NUM_PARTS), -1, dtype=np.int64)
-    scores: list[float] = []
-    counts: list[int] = []
+    people: dict[int, list[int]] = {}  # person id (creation order) -> peak id per part
+    next_person = 0
+    scores: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    holders: dict[int, set[int]] = {}  # peak id -> people holding it
+
+    def assign(person: int, part: int, peak: int) -> None:
+        old = people[person][part]
+        if old >= 0:
+            holders[old].discard(person)
+        people[person][part] = peak
+        holders.setdefault(peak, set()).add(person)
 
     for position, limb in enumerate(DECODE_ORDER):
         part_a, part_b = LIMBS[limb]
-        connections = connect_limb(peaks[part_a], peaks[part_b], pafs, limb, params)
-        for i, j, s in connections:
-            a = offsets[part_a] + int(i)
-            b = offsets[part_b] + int(j)
+        for i, j, s in connections[limb].tolist():
+            a = int(offsets[part_a] + i)
+            b = int(offsets[part_b] + j)
             # People holding this connection's A or B peak, in list order. The original had room
             # for two and crashed on a third; the first two are used.
-            found = np.nonzero((parts[:, part_a] == a) | (parts[:, part_b] == b))[0][:2]
+            found = sorted(holders.get(a, set()) | holders.get(b, set()))[:2]
             if len(found) == 1:
                 p = found[0]
-                if parts[p, part_b] != b:
-                    parts[p, part_b] = b
+                if people[p][part_b] != b:
+                    assign(p, part_b, b)
                     counts[p] += 1
                     scores[p] += peak_score[b] + s
             elif len(found) == 2:
                 p, q = found
-                if not np.any((parts[p] >= 0) & (parts[q] >= 0)):
+                if not any(x >= 0 and y >= 0 for x, y in zip(people[p], people[q], strict=True)):
                     # Disjoint: merge q into p.
-                    parts[p] = np.where(parts[p] >= 0, parts[p], parts[q])
-                    counts[p] += counts[q]
-                    scores[p] += scores[q]
+                    for part, peak in enumerate(people.pop(q)):
+                        if peak >= 0:
+                            holders[peak].discard(q)
+                            assign(p, part, peak)
+                    counts[p] += counts.pop(q)
+                    scores[p] += scores.pop(q)
                     scores[p] += s
-                    parts = np.delete(parts, q, axis=0)
-                    del counts[q], scores[q]
                 else:
                     # Overlapping: like one found, but the original set B unconditionally.
-                    parts[p, part_b] = b
+                    assign(p, part_b, b)
                     counts[p] += 1
                     scores[p] += peak_score[b] + s
             elif position < NUM_TREE_LIMBS:
-                row = np.full((1, NUM_PARTS), -1, dtype=np.int64)
-                row[0, part_a], row[0, part_b] = a, b
-                parts = np.vstack([parts, row])
-                counts.append(2)
-                scores.append(peak_score[a] + peak_score[b] + s)
+                p, next_person = next_person, next_person + 1
+                people[p] = [-1] * NUM_PARTS
+                assign(p, part_a, a)
+                assign(p, part_b, b)
+                counts[p] = 2
+                scores[p] = peak_score[a] + peak_score[b] + s
 
-    totals = np.array(scores, dtype=np.float64)
-    part_counts = np.array(counts, dtype=np.int64)
+    parts = np.array(list(people.values()), dtype=np.int64).reshape(-1, NUM_PARTS)
+    totals = np.array(list(scores.values()), dtype=np.float64)
+    part_counts = np.array(list(counts.values()), dtype=np.int64)
     # Counts start at 2, so the mean is always defined.
     keep = ~((part_counts < params.min_parts) | (totals / part_counts < params.min_mean_score))
     parts = parts[keep]

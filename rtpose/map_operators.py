@@ -12,7 +12,8 @@ linear and separable: ``smoothing_matrix`` G (H, H). ``A = G @ M`` maps a networ
 straight to the smoothed heatmap: ``smoothed = sum_s A_y,s @ X_s @ A_x,s.T / n``.
 
 Each output row depends on a few consecutive input rows (4 taps per resize, 25 for the
-Gaussian), so the matrices are kept banded (``Banded``).
+Gaussian), so the matrices are kept banded (``Banded``): 5 low-resolution taps per image pixel
+for M, 5 to 8 for A.
 """
 
 from __future__ import annotations
@@ -29,33 +30,34 @@ from rtpose.grouping import PEAK_SIGMA
 @dataclass(frozen=True)
 class Banded:
     """An (n_out, n_in) matrix whose row r is ``weights[r]`` at columns ``start[r]`` ..
-    ``start[r] + K - 1`` (zeros elsewhere; weights past column n_in - 1 are 0)."""
+    ``start[r] + K - 1`` and zero elsewhere. Every band lies inside the matrix (``0 <= start <=
+    n_in - K``), so gathering ``start[r] + arange(K)`` never reads past the input."""
 
     start: np.ndarray  # (n_out,) intp
-    weights: np.ndarray  # (n_out, K) float64
+    weights: np.ndarray  # (n_out, K), the matrix's dtype
     n_in: int
 
     @classmethod
     def from_dense(cls, matrix: np.ndarray) -> Banded:
+        n_in = matrix.shape[1]
         nonzero = matrix != 0
         any_nonzero = nonzero.any(axis=1)
         first = np.where(any_nonzero, np.argmax(nonzero, axis=1), 0)
-        last = np.where(any_nonzero, matrix.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1), 0)
-        width = int((last - first).max(initial=0)) + 1
-        padded = np.pad(matrix, ((0, 0), (0, width)))
-        columns = first[:, None] + np.arange(width)
-        return cls(first.astype(np.intp), np.take_along_axis(padded, columns, axis=1),
-                   matrix.shape[1])
+        last = np.where(any_nonzero, n_in - 1 - np.argmax(nonzero[:, ::-1], axis=1), 0)
+        width = min(int((last - first).max(initial=0)) + 1, n_in)
+        start = np.minimum(first, n_in - width).astype(np.intp)
+        columns = start[:, None] + np.arange(width)
+        return cls(start, np.take_along_axis(matrix, columns, axis=1), n_in)
 
     @property
     def width(self) -> int:
         return self.weights.shape[1]
 
     def to_dense(self) -> np.ndarray:
-        dense = np.zeros((len(self.start), self.n_in + self.width))
+        dense = np.zeros((len(self.start), self.n_in), self.weights.dtype)
         np.put_along_axis(dense, self.start[:, None] + np.arange(self.width), self.weights,
                           axis=1)
-        return dense[:, : self.n_in]
+        return dense
 
 
 def upsampling_matrix(n_low: int, pad: int, n_full: int, stride: int = 8) -> np.ndarray:

@@ -30,9 +30,8 @@ import numpy as np
 
 from rtpose.draw import draw_people
 from rtpose.frames import Frame, FrameSource
-from rtpose.grouping import find_peaks, group_peaks
-from rtpose.inference import run_scales, upsample_and_average
-from rtpose.pipeline import PosePipeline, PoseResult, Timings
+from rtpose.inference import run_scales
+from rtpose.pipeline import PosePipeline, PoseResult
 
 POLL_S = 0.1  # how often a blocked stage looks at the stop flag
 JOIN_TIMEOUT_S = 10.0
@@ -53,7 +52,7 @@ class Output(Protocol):
 class FrameTiming:
     """Per processed frame: ``latency_s`` from the frame's capture to its picture drawn (before
     the outputs write it); ``network_s`` the network (with resizing and padding); ``postprocess_s``
-    up-sampling, peaks and association (grouping)."""
+    decoding its outputs into people (``PosePipeline.decode``)."""
 
     index: int
     latency_s: float
@@ -140,7 +139,7 @@ def run_stream(
             if isinstance(item, _Failed):
                 raise item.error
             frame, capture_time, (outputs_per_scale, pads), network_s = item
-            result = _decode(pipeline, frame.image.shape, outputs_per_scale, pads, network_s)
+            result = pipeline.decode(outputs_per_scale, pads, frame.image.shape, network_s)
             drawn = draw_people(frame.image, result.people, result.peaks)
             draw_fps(drawn, counter.tick())
             timings.append(FrameTiming(frame.index, time.perf_counter() - capture_time,
@@ -194,22 +193,6 @@ def _network(pipeline: PosePipeline, inp: queue.Queue, out: queue.Queue, stop: t
             return
         if not _put(out, (frame, capture_time, maps, network_s), stop):
             return
-
-
-def _decode(
-    pipeline: PosePipeline, image_shape, outputs_per_scale, pads, network_s: float
-) -> PoseResult:
-    """The second half of ``PosePipeline.run``: network outputs to people, timed."""
-    start = time.perf_counter()
-    heatmaps, pafs = upsample_and_average(outputs_per_scale, pads, image_shape,
-                                          pipeline.inference.stride)
-    upsampled = time.perf_counter()
-    peaks = find_peaks(heatmaps, pipeline.grouping.thre1)
-    peaked = time.perf_counter()
-    people = group_peaks(peaks, pafs, pipeline.grouping)
-    done = time.perf_counter()
-    timings = Timings(network_s, upsampled - start, peaked - upsampled, done - peaked)
-    return PoseResult(people, peaks, timings)
 
 
 def _get(q: queue.Queue, stop: threading.Event) -> Any:

@@ -1,17 +1,20 @@
-"""PosePipeline with a stand-in network that "sees" synthetic people: image in, people out."""
+"""PosePipeline with a stand-in network that "sees" synthetic people: image in, people out, by
+both decoders; the --decoder flag."""
 
 from __future__ import annotations
 
+import argparse
 import itertools
 
 import cv2
 import numpy as np
 import pytest
 
+from rtpose.cli import add_inference_args
 from rtpose.config import InferenceParams
 from rtpose.errors import RtposeError
 from rtpose.inference import scale_factors
-from rtpose.pipeline import PosePipeline
+from rtpose.pipeline import DECODERS, PosePipeline
 from rtpose.synthetic import make_people, render_maps
 
 IMAGE_SHAPE = (300, 420)
@@ -36,11 +39,12 @@ def ideal_network(params: InferenceParams):
     return network
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("scales", [(1.0,), (0.8, 1.2)])
-def test_people_come_back_through_scaling_and_padding(scales):
+def test_people_come_back_through_scaling_and_padding(scales, decoder):
     image = np.zeros((*IMAGE_SHAPE, 3), np.uint8)
     params = InferenceParams(scales=scales)
-    pipeline = PosePipeline(ideal_network(params), params)
+    pipeline = PosePipeline(ideal_network(params), params, decoder=decoder)
     result = pipeline.run(image)
 
     assert len(result.people) == 2
@@ -59,3 +63,28 @@ def test_wrong_image_shape_is_a_clear_error():
     pipeline = PosePipeline(ideal_network(InferenceParams()))
     with pytest.raises(RtposeError, match=r"BGR image of shape \(H, W, 3\), got \(20, 30\)"):
         pipeline(np.zeros((20, 30), np.uint8))
+
+
+@pytest.mark.parametrize("scales", [(1.0,), (0.8, 1.2)])
+def test_decoders_return_the_same_people_and_peaks(scales):
+    image = np.zeros((*IMAGE_SHAPE, 3), np.uint8)
+    params = InferenceParams(scales=scales)
+    fast = PosePipeline(ideal_network(params), params).run(image)
+    faithful = PosePipeline(ideal_network(params), params, decoder="faithful").run(image)
+    np.testing.assert_array_equal(fast.people.xy, faithful.people.xy)
+    np.testing.assert_array_equal(fast.people.part_counts, faithful.people.part_counts)
+    np.testing.assert_allclose(fast.people.scores, faithful.people.scores, atol=1e-5)
+    for got, want in zip(fast.peaks, faithful.peaks, strict=True):
+        np.testing.assert_array_equal(got[:, :2], want[:, :2])
+
+
+def test_decoder_choice():
+    assert PosePipeline(ideal_network(InferenceParams())).decoder == "fast"
+    with pytest.raises(RtposeError, match="unknown decoder 'exact'; choose one of fast, faithful"):
+        PosePipeline(ideal_network(InferenceParams()), decoder="exact")
+    parser = argparse.ArgumentParser()
+    add_inference_args(parser)
+    assert parser.parse_args([]).decoder == "fast"
+    assert parser.parse_args(["--decoder", "faithful"]).decoder == "faithful"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--decoder", "exact"])

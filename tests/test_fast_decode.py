@@ -1,0 +1,242 @@
+"""The fast decoder finds the faithful path's peaks and people: the original's people on ski.jpg
+at 1 and 4 scales, generated crowds with noise, borders, odd sizes and empty maps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rtpose import fast_decode
+from rtpose.config import CMU_GROUPING, GroupingParams, InferenceParams
+from rtpose.grouping import find_peaks, group_peaks
+from rtpose.inference import prepare_input, scale_factors, upsample_and_average, upsample_maps
+from rtpose.map_operators import Banded, upsampling_matrix
+from rtpose.skeleton import NUM_HEATMAPS, NUM_LIMBS, NUM_PAFS, NUM_PARTS
+from rtpose.synthetic import random_people, render_maps
+
+SKI_SHAPE = (674, 712, 3)
+FOUR_SCALES = (0.5, 1.0, 1.5, 2.0)
+
+
+def ski_outputs(shared_data, scales):
+    """The saved MobileNet-thin outputs on ski.jpg at ``scales`` and their input pads."""
+    saved = np.load(shared_data / "original_formats" / "ski_mobilenet_thin_netout.npz")
+    params = InferenceParams(scales=scales)
+    outputs, pads = [], []
+    for scale, factor in zip(scales, scale_factors(SKI_SHAPE[0], params), strict=True):
+        _, pad = prepare_input(np.zeros(SKI_SHAPE, np.uint8), factor, params)
+        raw = saved[f"s{scale}"][0]
+        outputs.append((raw[..., :NUM_HEATMAPS], raw[..., NUM_HEATMAPS:]))
+        pads.append(pad)
+    return outputs, pads
+
+
+def faithful(outputs, pads, image_shape, params=CMU_GROUPING):
+    """(peaks, people) of the faithful path."""
+    heatmaps, pafs = upsample_and_average(outputs, pads, image_shape)
+    peaks = find_peaks(heatmaps, params.thre1)
+    return peaks, group_peaks(peaks, pafs, params)
+
+
+def assert_same_peaks(fast, slow):
+    assert [len(p) for p in fast] == [len(p) for p in slow]
+    for got, want in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(got[:, :2], want[:, :2])
+        np.testing.assert_allclose(got[:, 2], want[:, 2], rtol=1e-5, atol=1e-6)
+
+
+def assert_same_people(fast, slow):
+    assert len(fast) == len(slow)
+    np.testing.assert_array_equal(fast.xy, slow.xy)
+    np.testing.assert_array_equal(fast.part_counts, slow.part_counts)
+    np.testing.assert_allclose(fast.conf, slow.conf, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.scores, slow.scores, rtol=1e-5, atol=1e-5)
+
+
+def lowres_outputs(people, image_shape, scales, rng, boxsize=96, noise=0.0):
+    """Network outputs at stride 8 that see ``people`` (N, 18, 3) of an image of
+    ``image_shape`` at each scale (maps rendered straight at the output resolution), with
+    Gaussian ``noise``; and the input pads."""
+    params = InferenceParams(boxsize=boxsize, scales=scales)
+    outputs, pads = [], []
+    for factor in scale_factors(image_shape[0], params):
+        padded, pad = prepare_input(np.zeros(image_shape, np.uint8), factor, params)
+        h, w = padded.shape[0] // 8, padded.shape[1] // 8
+        seen = people.copy()
+        seen[:, :, :2] = ((people[:, :, :2] + 0.5) * factor - 0.5 - 3.5) / 8
+        heat, paf = render_maps(seen, (h, w), sigma=max(7 * factor / 8, 0.6),
+                                limb_width=max(4 * factor / 8, 0.8))
+        heat += rng.normal(0, noise, heat.shape).astype(np.float32)
+        paf += rng.normal(0, noise, paf.shape).astype(np.float32)
+        outputs.append((heat, paf))
+        pads.append(pad)
+    return outputs, pads
+
+
+@pytest.mark.parametrize(("setting", "scales"), [("1scale", (1.0,)), ("4scales", FOUR_SCALES)])
+def test_ski_same_as_faithful_and_the_original(shared_data, setting, scales):
+    outputs, pads = ski_outputs(shared_data, scales)
+    peaks, people = fast_decode.decode(outputs, pads, SKI_SHAPE)
+    slow_peaks, slow_people = faithful(outputs, pads, SKI_SHAPE)
+    assert_same_peaks(peaks, slow_peaks)
+    assert_same_people(people, slow_people)
+
+    expected = json.loads(
+        (shared_data / "original_formats" / "ski_original_people.json").read_text())[setting]
+    parts = np.array([person["parts"] for person in expected])
+    assert len(people) == len(expected) == 5
+    np.testing.assert_array_equal(people.xy, parts[:, :, :2])
+    np.testing.assert_allclose(people.conf, parts[:, :, 2], atol=1e-4)
+    np.testing.assert_allclose(people.scores, [p["score"] for p in expected], atol=1e-4)
+    np.testing.assert_array_equal(people.part_counts, [p["n_parts"] for p in expected])
+
+
+@pytest.mark.parametrize(("seed", "scales", "shape"), [
+    (0, (1.0,), (240, 320, 3)),
+    (1, (1.0,), (301, 457, 3)),
+    (2, (0.7, 1.3), (255, 333, 3)),
+    (3, FOUR_SCALES, (200, 280, 3)),
+])
+def test_generated_crowds_same_as_faithful(seed, scales, shape):
+    rng = np.random.default_rng(seed)
+    truth = random_people(rng, 20, shape[:2], height_range=(50, 140), jitter=0.03, missing=0.1)
+    outputs, pads = lowres_outputs(truth, shape, scales, rng, noise=0.03)
+    peaks, people = fast_decode.decode(outputs, pads, shape)
+    slow_peaks, slow_people = faithful(outputs, pads, shape)
+    assert len(slow_people) >= 10
+    assert_same_peaks(peaks, slow_peaks)
+    assert_same_people(people, slow_people)
+
+
+def test_noise_only_maps_many_peaks_same_as_faithful():
+    rng = np.random.default_rng(7)
+    shape = (150, 210, 3)
+    outputs, pads = lowres_outputs(np.zeros((0, NUM_PARTS, 3)), shape, (1.0,), rng, noise=0.3)
+    peaks, people = fast_decode.decode(outputs, pads, shape)
+    slow_peaks, slow_people = faithful(outputs, pads, shape)
+    assert sum(len(p) for p in slow_peaks) > 100
+    assert_same_peaks(peaks, slow_peaks)
+    assert_same_people(people, slow_people)
+
+
+@pytest.mark.parametrize("shape", [(33, 41, 3), (9, 700, 3), (400, 60, 3), (8, 8, 3),
+                                   (127, 130, 3)])
+def test_odd_sizes_same_as_faithful(shape):
+    rng = np.random.default_rng(sum(shape))
+    truth = random_people(rng, 3, shape[:2], height_range=(min(shape[:2]) / 2,) * 2)
+    outputs, pads = lowres_outputs(truth, shape, (1.0, 1.4), rng, boxsize=64, noise=0.2)
+    peaks, people = fast_decode.decode(outputs, pads, shape)
+    slow_peaks, slow_people = faithful(outputs, pads, shape)
+    assert_same_peaks(peaks, slow_peaks)
+    assert_same_people(people, slow_people)
+
+
+def test_peaks_on_the_borders_and_corners():
+    """Spikes on the first and last rows and columns of the outputs peak on the image border;
+    the pixels outside the image count as 0, as in the faithful path. (A scale factor of 100 /
+    120 leaves no two pixels tied, see the next test.)"""
+    shape = (120, 168, 3)
+    outputs, pads = lowres_outputs(np.zeros((0, NUM_PARTS, 3)), shape, (1.0,),
+                                   np.random.default_rng(0), boxsize=100)
+    heat = outputs[0][0]
+    h, w = heat.shape[:2]
+    for y, x in [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (0, w // 2), (h // 3, 0)]:
+        heat[y, x, 3] = 2.0
+    peaks, _ = fast_decode.decode(outputs, pads, shape)
+    slow_peaks, _ = faithful(outputs, pads, shape)
+    assert_same_peaks(peaks, slow_peaks)
+    xy = peaks[3][:, :2]
+    assert len(xy) >= 6 and (xy[:, 0] == 0).any() and (xy[:, 1] == 0).any()
+    assert (xy[:, 0] == shape[1] - 1).any() or (xy[:, 1] == shape[0] - 1).any()
+
+
+def test_a_tie_keeps_one_peak_within_a_pixel():
+    """A spike whose up-sampled blob is symmetric about a pixel boundary (a scale factor of
+    0.8): two pixels tie to within rounding. The faithful path keeps one by its rounding, the
+    fast path the later one: the same number of peaks, at most a pixel apart."""
+    shape = (120, 168, 3)
+    outputs, pads = lowres_outputs(np.zeros((0, NUM_PARTS, 3)), shape, (1.0,),
+                                   np.random.default_rng(0))
+    heat = outputs[0][0]
+    heat[heat.shape[0] // 2, heat.shape[1] - 1, 5] = 2.0
+    heat[4, 6, 7] = 2.0
+    peaks, _ = fast_decode.decode(outputs, pads, shape)
+    slow_peaks, _ = faithful(outputs, pads, shape)
+    for part in (5, 7):
+        assert len(peaks[part]) == len(slow_peaks[part]) == 1
+        assert np.abs(peaks[part][0, :2] - slow_peaks[part][0, :2]).max() <= 1
+        np.testing.assert_allclose(peaks[part][0, 2], slow_peaks[part][0, 2], rtol=1e-3)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.3])
+def test_no_people_on_flat_maps(value):
+    shape = (100, 140, 3)
+    outputs, pads = lowres_outputs(np.zeros((0, NUM_PARTS, 3)), shape, FOUR_SCALES,
+                                   np.random.default_rng(0))
+    outputs = [(np.full_like(heat, value), np.full_like(paf, value)) for heat, paf in outputs]
+    peaks, people = fast_decode.decode(outputs, pads, shape)
+    assert [len(p) for p in peaks] == [0] * NUM_PARTS
+    assert all(p.shape == (0, 3) for p in peaks)
+    assert len(people) == 0 and people.keypoints.shape == (0, NUM_PARTS, 3)
+
+
+def test_negative_threshold_compares_borders_with_zero():
+    """With thre1 < 0 every pixel passes the threshold; border pixels still need to beat the 0
+    outside the image."""
+    rng = np.random.default_rng(3)
+    shape = (60, 90, 3)
+    outputs, pads = lowres_outputs(np.zeros((0, NUM_PARTS, 3)), shape, (1.0,), rng, boxsize=60)
+    outputs = [(heat - 0.05 + rng.normal(0, 0.01, heat.shape).astype(np.float32), paf)
+               for heat, paf in outputs]
+    params = GroupingParams(thre1=-0.1)
+    peaks, _ = fast_decode.decode(outputs, pads, shape, params)
+    slow_peaks, _ = faithful(outputs, pads, shape, params)
+    assert sum(len(p) for p in slow_peaks) > 0
+    assert_same_peaks(peaks, slow_peaks)
+
+
+def test_low_res_pafs_equal_the_averaged_maps():
+    rng = np.random.default_rng(5)
+    shape = (211, 157, 3)
+    outputs, pads = lowres_outputs(np.zeros((0, NUM_PARTS, 3)), shape, (0.8, 1.7), rng,
+                                   noise=1.0)
+    _, pafs = upsample_and_average(outputs, pads, shape)
+    geometry = fast_decode.geometry_of(outputs, pads, shape)
+    sampler = fast_decode.LowResPafs(geometry, [p for _, p in outputs])
+    ys, xs = rng.integers(0, shape[0], (40, 3)), rng.integers(0, shape[1], (40, 3))
+    limbs = rng.integers(0, NUM_LIMBS, (40, 3))
+    paf_x, paf_y = sampler(ys, xs, limbs)
+    assert paf_x.shape == paf_y.shape == (40, 3)
+    np.testing.assert_allclose(paf_x, pafs[ys, xs, 2 * limbs], atol=1e-5)
+    np.testing.assert_allclose(paf_y, pafs[ys, xs, 2 * limbs + 1], atol=1e-5)
+    # One limb for all pixels, as a scalar.
+    np.testing.assert_allclose(sampler(ys, xs, 4)[1], pafs[ys, xs, 9], atol=1e-5)
+
+
+def test_operators_equal_the_faithful_up_sampling():
+    rng = np.random.default_rng(1)
+    maps = rng.normal(size=(7, 11, 1)).astype(np.float32)
+    pad, image_shape = (5, 3), (61, 83)
+    up_y, up_x = upsampling_matrix(7, 5, 61), upsampling_matrix(11, 3, 83)
+    np.testing.assert_allclose(up_y @ maps[:, :, 0] @ up_x.T,
+                               upsample_maps(maps, pad, image_shape)[:, :, 0], atol=1e-5)
+    banded = Banded.from_dense(up_x)
+    np.testing.assert_array_equal(banded.to_dense(), up_x)
+    assert banded.start.min() >= 0 and banded.start.max() + banded.width <= banded.n_in
+
+
+def test_geometry_is_cached_and_checks_its_maps():
+    outputs, pads = lowres_outputs(np.zeros((0, NUM_PARTS, 3)), (50, 70, 3), (1.0,),
+                                   np.random.default_rng(0))
+    first = fast_decode.geometry_of(outputs, pads, (50, 70, 3))
+    assert fast_decode.geometry_of(outputs, pads, (50, 70)) is first
+    with pytest.raises(ValueError, match="one pad per scale"):
+        fast_decode.DecodeGeometry((50, 70), [(7, 9)], [])
+    wrong = np.zeros((3, 4, NUM_HEATMAPS), np.float32)
+    with pytest.raises(ValueError, match="maps of shapes"):
+        fast_decode.find_peaks_lowres(first, [wrong])
+    with pytest.raises(ValueError, match="38 channels"):
+        heat, _ = outputs[0]
+        fast_decode.LowResPafs(first, [np.zeros((*heat.shape[:2], NUM_PAFS - 2), np.float32)])
