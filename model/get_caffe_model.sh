@@ -3,23 +3,13 @@
 # Then: python dump_caffe_layers.py && python caffe_to_keras.py (from the repository root).
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi  # also when started as `sh ...`
 set -euo pipefail
+. "$(dirname "$0")/fetch.sh"
 
 URL="http://posefs1.perception.cs.cmu.edu/OpenPose/models/pose/coco/pose_iter_440000.caffemodel"
 SIZE=209274056
 SHA256_START=b4cf4755
 SHA256_END=82549
 DEST="$(cd "$(dirname "$0")" && pwd)/_trained_COCO/pose_iter_440000.caffemodel"
-
-download() {  # url file
-    if command -v curl >/dev/null 2>&1; then
-        curl -fL --retry 3 -o "$2" "$1"
-    elif command -v wget >/dev/null 2>&1; then
-        wget -O "$2" "$1"
-    else
-        echo "error: neither curl nor wget is installed" >&2
-        exit 1
-    fi
-}
 
 sha256() {
     if command -v sha256sum >/dev/null 2>&1; then
@@ -44,20 +34,4 @@ check() {  # file; prints the problem and fails if the file is not the expected 
     esac
 }
 
-mkdir -p "$(dirname "$DEST")"
-if [ -f "$DEST" ] && check "$DEST" 2>/dev/null; then
-    echo "$DEST is already there and verified"
-    exit 0
-fi
-echo "downloading $URL"
-if ! download "$URL" "$DEST.part"; then
-    rm -f "$DEST.part"
-    echo "error: could not download $URL (no internet access, or the file moved)" >&2
-    exit 1
-fi
-if ! check "$DEST.part"; then
-    echo "error: the download is not the expected model; kept it as $DEST.part" >&2
-    exit 1
-fi
-mv "$DEST.part" "$DEST"
-echo "saved and verified $DEST"
+fetch_checked "$URL" "$DEST"

@@ -5,23 +5,13 @@
 # python caffe_to_keras.py.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi  # also when started as `sh ...`
 set -euo pipefail
+. "$(dirname "$0")/fetch.sh"
 
 URL="https://www.dropbox.com/s/llpxd14is7gyj0z/model.h5?dl=1"
 MIN_SIZE=150000000  # the original is about 209 MB
 MAX_SIZE=260000000
 HDF5_SIGNATURE="894844460d0a1a0a"
 DEST="$(cd "$(dirname "$0")" && pwd)/keras/model.h5"
-
-download() {  # url file
-    if command -v curl >/dev/null 2>&1; then
-        curl -fL --retry 3 -o "$2" "$1"
-    elif command -v wget >/dev/null 2>&1; then
-        wget -O "$2" "$1"
-    else
-        echo "error: neither curl nor wget is installed" >&2
-        exit 1
-    fi
-}
 
 check() {  # file; prints the problem and fails if the file is not a plausible model.h5
     local size signature
@@ -37,20 +27,4 @@ check() {  # file; prints the problem and fails if the file is not a plausible m
     fi
 }
 
-mkdir -p "$(dirname "$DEST")"
-if [ -f "$DEST" ] && check "$DEST" 2>/dev/null; then
-    echo "$DEST is already there"
-    exit 0
-fi
-echo "downloading $URL"
-if ! download "$URL" "$DEST.part"; then
-    rm -f "$DEST.part"
-    echo "error: could not download $URL (no internet access, or the file moved)" >&2
-    exit 1
-fi
-if ! check "$DEST.part"; then
-    echo "error: the download is not the expected model; kept it as $DEST.part" >&2
-    exit 1
-fi
-mv "$DEST.part" "$DEST"
-echo "saved $DEST"
+fetch_checked "$URL" "$DEST"
