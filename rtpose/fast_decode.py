@@ -8,28 +8,30 @@ and smooths the 18 part heatmaps at full resolution. All of that is linear and s
 / n`` and the averaged map ``sum_s M_y,s @ X_s[p] @ M_x,s.T / n``. So:
 
 1. Peaks (``find_peaks_lowres``). The column pass ``R_s = A_y,s @ X_s`` (image rows, low-res
-   columns) is cheap and done for every part. The smoothed map over a block of ``BLOCK`` x
-   ``BLOCK`` pixels is at most ``sum_k max_y R+[y, k] max_x A_x+[x, k] + (same for the negative
+   columns) is cheap and done for every part. Over a block of ``BLOCK`` x ``BLOCK`` pixels the
+   smoothed map is at most ``sum_k max_y R+[y, k] max_x A_x+[x, k] + (same for the negative
    parts)``; only the blocks where that bound reaches ``thre1`` can hold a peak. Their exact
    smoothed values, with a one-pixel ring for the 4-neighbour comparison (zero outside the
-   image, as in the faithful path), come from one small matrix product per column of blocks. A
-   pixel is a peak where its value exceeds ``thre1`` and equals the maximum over its 4-neighbour
-   cross (``cv2.dilate``). A peak's score is the averaged, unsmoothed map at that pixel.
+   image, as in the faithful path), come from one small matrix product per column of blocks
+   and scale. A peak's score is the averaged, unsmoothed map at that pixel.
 2. Association. ``grouping.group_peaks`` reads the PAFs only at the rounded sample points of
-   candidate limbs; ``LowResPafs`` computes the averaged PAF at exactly those pixels, 5 x 5
+   candidate limbs; ``LowResPafs`` computes the averaged PAF at exactly those pixels, from 5 x 5
    low-resolution taps per scale.
 
-The smoothed values are float32 sums and the scores float64: both equal the faithful path's up to
-float rounding (about 1e-7 of the maps' values; the faithful path's own maps are float32
-resizes). Peaks and people are therefore the same, except where two neighbouring smoothed values
-tie to within that rounding, where a peak can move by one pixel. ``DecodeGeometry`` holds what
-depends only on the image size and the scales; ``decode_geometry`` caches it, so that video
-frames and same-sized images reuse it.
+The smoothed values and the PAFs are float32 sums, the peak scores float64: they equal the
+faithful path's up to float rounding (about 1e-7 of the maps' values; the faithful path's own
+maps are float32 resizes). Peaks and people are therefore the same, except where two
+neighbouring smoothed values tie to within that rounding (see ``_block_peaks``): then a peak can
+be one pixel away. ``DecodeGeometry`` holds what depends only on the image size and the scales,
+built from per-axis operators (``axis_y``, ``axis_x``); all three are cached, so that video
+frames and images of a common width or height reuse them. Matrix products run on one BLAS
+thread (``single_threaded_blas``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -53,7 +55,7 @@ _INTERIOR[1:-1, 1:-1] = True
 _BLAS = ThreadpoolController()
 
 
-def single_threaded_blas():
+def single_threaded_blas() -> AbstractContextManager:
     """A context in which BLAS runs on one thread. The decoder's matrix products take a
     millisecond or less: on a busy machine, waiting for BLAS's other threads costs many times
     more than it saves."""
@@ -246,11 +248,11 @@ def _block_values(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
         for scale, ((_, ax), flat) in enumerate(zip(g.scales, flats, strict=True)):
             start = ax.block_start[column]
             weights = ax.block_weights[column]
-            product = flat[segment, start:start + len(weights)] @ weights
+            band = flat[segment, start:start + len(weights)]
             if scale:
-                values[begin:end] += product
+                values[begin:end] += band @ weights
             else:
-                values[begin:end] = product
+                np.matmul(band, weights, out=values[begin:end])
     return values
 
 
@@ -270,10 +272,11 @@ def _block_peaks(values: np.ndarray, thre1: float) -> tuple[np.ndarray, np.ndarr
     if len(flat):
         center = flat[reach:-reach]
         peak = is_peak[reach:-reach]
+        beaten = np.empty_like(peak)
         np.greater(center, thre1, out=peak)
         for shift, beats in ((-1, np.greater_equal), (-SIDE, np.greater_equal),
                              (1, np.greater), (SIDE, np.greater)):
-            peak &= beats(center, flat[reach + shift:len(flat) - reach + shift])
+            peak &= beats(center, flat[reach + shift:len(flat) - reach + shift], out=beaten)
         is_peak.reshape(-1, SIDE, SIDE)[:] &= _INTERIOR
     k, rest = np.divmod(np.flatnonzero(is_peak), SIDE * SIDE)
     row, column = np.divmod(rest, SIDE)
