@@ -178,11 +178,11 @@ def find_peaks_lowres(geometry: DecodeGeometry, heatmaps: Sequence[np.ndarray],
     """
     g = geometry
     _check_shapes(g, heatmaps)
-    # Per scale the column pass R = A_y X of all parts: (Hp, 18, w), one product.
-    parts = [np.ascontiguousarray(np.asarray(x[:, :, :NUM_PARTS], np.float32).transpose(0, 2, 1))
+    # Per scale the column pass R = A_y X of every part: (18, Hp, w).
+    parts = [np.ascontiguousarray(np.asarray(x[:, :, :NUM_PARTS], np.float32).transpose(2, 0, 1))
              for x in heatmaps]
-    column_passes = [(ay.column_pass @ x.reshape(len(x), -1)).reshape(-1, NUM_PARTS, x.shape[2])
-                     for (ay, _), x in zip(g.scales, parts, strict=True)]
+    column_passes = [np.matmul(ay.column_pass, x) for (ay, _), x in zip(g.scales, parts,
+                                                                         strict=True)]
     extent = max(float(np.abs(x).max(initial=0.0)) for x in parts)
     part, block_y, block_x = _candidate_blocks(g, column_passes,
                                                thre1 - BOUND_MARGIN * (1.0 + extent))
@@ -215,16 +215,15 @@ def _candidate_blocks(geometry: DecodeGeometry, column_passes: Sequence[np.ndarr
     ``R A_x <= max_y R+ max_x A_x+ + max_y R- max_x A_x-`` on each low-res column.
     """
     g = geometry
-    bound = np.zeros((g.blocks_y * NUM_PARTS, g.blocks_x), np.float32)
+    bound = np.zeros((NUM_PARTS * g.blocks_y, g.blocks_x), np.float32)
     for (_, ax), rows in zip(g.scales, column_passes, strict=True):
         w = rows.shape[2]
-        inner = rows[1:g.blocks_y * BLOCK + 1].reshape(g.blocks_y, BLOCK, NUM_PARTS, w)
-        split = np.concatenate([np.maximum(inner.max(axis=1), 0),
-                                np.maximum(-inner.min(axis=1), 0)], axis=2)
-        bound += split.reshape(g.blocks_y * NUM_PARTS, 2 * w) @ ax.bound
-    above = (bound > limit).reshape(g.blocks_y * NUM_PARTS, g.blocks_x)
-    block_x, rest = np.divmod(np.flatnonzero(above.T), g.blocks_y * NUM_PARTS)
-    block_y, part = np.divmod(rest, NUM_PARTS)
+        inner = rows[:, 1:g.blocks_y * BLOCK + 1].reshape(NUM_PARTS, g.blocks_y, BLOCK, w)
+        split = np.concatenate([np.maximum(inner.max(axis=2), 0),
+                                np.maximum(-inner.min(axis=2), 0)], axis=2)
+        bound += split.reshape(NUM_PARTS * g.blocks_y, 2 * w) @ ax.bound
+    block_x, rest = np.divmod(np.flatnonzero((bound > limit).T), NUM_PARTS * g.blocks_y)
+    part, block_y = np.divmod(rest, g.blocks_y)
     return part, block_y, block_x
 
 
@@ -233,26 +232,26 @@ def _block_values(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
     """The smoothed map over the given blocks and their rings: (N * SIDE, SIDE) float32, block
     k's rows at k * SIDE .. (k + 1) * SIDE - 1. ``block_x`` must be sorted.
 
-    Per column of blocks and scale, one product: the blocks' rows of the column pass, on the
-    block column's band of low-res columns, @ its weights."""
+    Per column of blocks and scale, one product: the blocks' SIDE rows of the column pass, on
+    the block column's band of low-res columns, @ its weights."""
     g = geometry
-    # Row (1 + y) * 18 + p of a column pass seen as (Hp * 18, w) is image row y of part p.
-    rows = ((block_y * BLOCK * NUM_PARTS + part)[:, None]
-            + np.arange(SIDE) * NUM_PARTS).reshape(-1)
-    values = np.empty((len(rows), SIDE), np.float32)
-    bounds = np.searchsorted(block_x, np.arange(g.blocks_x + 1)) * SIDE
-    flats = [passes.reshape(-1, passes.shape[2]) for passes in column_passes]
+    first_rows = part * (g.blocks_y * BLOCK + 2) + block_y * BLOCK  # in (18 * Hp, w)
+    # Per scale, every SIDE x K window of the column pass seen as (18 * Hp, w).
+    windows = [sliding_window_view(passes.reshape(-1, passes.shape[2]),
+                                   (SIDE, ax.block_weights.shape[1]))
+               for (_, ax), passes in zip(g.scales, column_passes, strict=True)]
+    values = np.empty((len(part) * SIDE, SIDE), np.float32)
+    bounds = np.searchsorted(block_x, np.arange(g.blocks_x + 1))
     for column in np.unique(block_x):
         begin, end = bounds[column], bounds[column + 1]
-        segment = rows[begin:end]
-        for scale, ((_, ax), flat) in enumerate(zip(g.scales, flats, strict=True)):
-            start = ax.block_start[column]
+        out = values[begin * SIDE:end * SIDE]
+        for scale, ((_, ax), window) in enumerate(zip(g.scales, windows, strict=True)):
+            band = window[first_rows[begin:end], ax.block_start[column]]  # (n, SIDE, K)
             weights = ax.block_weights[column]
-            band = flat[segment, start:start + len(weights)]
             if scale:
-                values[begin:end] += band @ weights
+                out += band.reshape(-1, len(weights)) @ weights
             else:
-                np.matmul(band, weights, out=values[begin:end])
+                np.matmul(band.reshape(-1, len(weights)), weights, out=out)
     return values
 
 
@@ -335,8 +334,8 @@ class LowResPafs:
             first = (limbs * h + ay.up.start[ys]) * w + ax.up.start[xs]
             patch = windows[first[:, None] + np.arange(taps_y) * w]  # (n, taps_y, taps_x)
             patch = patch.view(np.float32).reshape(n, taps_y, 2 * taps_x)
-            rows = np.matmul(ay.paf_weights[ys][:, None, :], patch).reshape(n, taps_x, 2)
-            total += np.matmul(ax.paf_weights[xs][:, None, :], rows)[:, 0]
+            rows = np.einsum("ni,nij->nj", ay.paf_weights[ys], patch).reshape(n, taps_x, 2)
+            total += np.einsum("nj,njc->nc", ax.paf_weights[xs], rows)
         total = total.astype(np.float64)
         return total[:, 0].reshape(shape), total[:, 1].reshape(shape)
 

@@ -344,7 +344,7 @@ def group_peaks(
     and part count; ``holders`` maps a peak id to the people holding it, so that finding the
     people of a connection does not scan them all.
     """
-    offsets = np.cumsum([0] + [len(p) for p in peaks])  # global id of each part's first peak
+    offsets = np.cumsum([0] + [len(p) for p in peaks]).tolist()  # id of each part's first peak
     all_peaks = np.concatenate([np.reshape(p, (-1, 3)) for p in peaks])  # (total, 3)
     peak_score = all_peaks[:, 2].tolist()
     connections = connect_limbs(peaks, pafs, params)
@@ -365,11 +365,13 @@ def group_peaks(
     for position, limb in enumerate(DECODE_ORDER):
         part_a, part_b = LIMBS[limb]
         for i, j, s in connections[limb].tolist():
-            a = int(offsets[part_a] + i)
-            b = int(offsets[part_b] + j)
+            a = offsets[part_a] + int(i)
+            b = offsets[part_b] + int(j)
             # People holding this connection's A or B peak, in list order. The original had room
             # for two and crashed on a third; the first two are used.
-            found = sorted(holders.get(a, set()) | holders.get(b, set()))[:2]
+            holding_a, holding_b = holders.get(a), holders.get(b)
+            holding = holding_a | holding_b if holding_a and holding_b else holding_a or holding_b
+            found = sorted(holding)[:2] if holding else ()
             if len(found) == 1:
                 p = found[0]
                 if people[p][part_b] != b:
