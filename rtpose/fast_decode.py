@@ -178,11 +178,11 @@ def find_peaks_lowres(geometry: DecodeGeometry, heatmaps: Sequence[np.ndarray],
     """
     g = geometry
     _check_shapes(g, heatmaps)
-    # Per scale the column pass R = A_y X of every part: (18, Hp, w).
-    parts = [np.ascontiguousarray(np.asarray(x[:, :, :NUM_PARTS], np.float32).transpose(2, 0, 1))
+    # Per scale the column pass R = A_y X of every part: (Hp, 18, w), one product.
+    parts = [np.ascontiguousarray(np.asarray(x[:, :, :NUM_PARTS], np.float32).transpose(0, 2, 1))
              for x in heatmaps]
-    column_passes = [np.matmul(ay.column_pass, x) for (ay, _), x in zip(g.scales, parts,
-                                                                         strict=True)]
+    column_passes = [(ay.column_pass @ x.reshape(len(x), -1)).reshape(-1, NUM_PARTS, x.shape[2])
+                     for (ay, _), x in zip(g.scales, parts, strict=True)]
     extent = max(float(np.abs(x).max(initial=0.0)) for x in parts)
     part, block_y, block_x = _candidate_blocks(g, column_passes,
                                                thre1 - BOUND_MARGIN * (1.0 + extent))
@@ -215,15 +215,15 @@ def _candidate_blocks(geometry: DecodeGeometry, column_passes: Sequence[np.ndarr
     ``R A_x <= max_y R+ max_x A_x+ + max_y R- max_x A_x-`` on each low-res column.
     """
     g = geometry
-    bound = np.zeros((NUM_PARTS * g.blocks_y, g.blocks_x), np.float32)
+    bound = np.zeros((g.blocks_y * NUM_PARTS, g.blocks_x), np.float32)
     for (_, ax), rows in zip(g.scales, column_passes, strict=True):
         w = rows.shape[2]
-        inner = rows[:, 1:g.blocks_y * BLOCK + 1].reshape(NUM_PARTS, g.blocks_y, BLOCK, w)
-        split = np.concatenate([np.maximum(inner.max(axis=2), 0),
-                                np.maximum(-inner.min(axis=2), 0)], axis=2)
-        bound += split.reshape(NUM_PARTS * g.blocks_y, 2 * w) @ ax.bound
-    block_x, rest = np.divmod(np.flatnonzero((bound > limit).T), NUM_PARTS * g.blocks_y)
-    part, block_y = np.divmod(rest, g.blocks_y)
+        inner = rows[1:g.blocks_y * BLOCK + 1].reshape(g.blocks_y, BLOCK, NUM_PARTS, w)
+        split = np.concatenate([np.maximum(inner.max(axis=1), 0),
+                                np.maximum(-inner.min(axis=1), 0)], axis=2)
+        bound += split.reshape(g.blocks_y * NUM_PARTS, 2 * w) @ ax.bound
+    block_x, rest = np.divmod(np.flatnonzero((bound > limit).T), g.blocks_y * NUM_PARTS)
+    block_y, part = np.divmod(rest, NUM_PARTS)
     return part, block_y, block_x
 
 
@@ -233,12 +233,13 @@ def _block_values(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
     k's rows at k * SIDE .. (k + 1) * SIDE - 1. ``block_x`` must be sorted.
 
     Per column of blocks and scale, one product: the blocks' SIDE rows of the column pass, on
-    the block column's band of low-res columns, @ its weights."""
+    the block column's band of K low-res columns (gathered as one window per block), @ its
+    weights."""
     g = geometry
-    first_rows = part * (g.blocks_y * BLOCK + 2) + block_y * BLOCK  # in (18 * Hp, w)
-    # Per scale, every SIDE x K window of the column pass seen as (18 * Hp, w).
-    windows = [sliding_window_view(passes.reshape(-1, passes.shape[2]),
-                                   (SIDE, ax.block_weights.shape[1]))
+    first_rows = block_y * BLOCK  # of the ringed blocks, in the column passes' padded rows
+    # Per scale, every window of SIDE rows and K low-res columns of one part's column pass:
+    # (Hp - SIDE + 1, 18, w - K + 1, SIDE, K).
+    windows = [sliding_window_view(passes, (SIDE, ax.block_weights.shape[1]), axis=(0, 2))
                for (_, ax), passes in zip(g.scales, column_passes, strict=True)]
     values = np.empty((len(part) * SIDE, SIDE), np.float32)
     bounds = np.searchsorted(block_x, np.arange(g.blocks_x + 1))
@@ -246,7 +247,7 @@ def _block_values(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
         begin, end = bounds[column], bounds[column + 1]
         out = values[begin * SIDE:end * SIDE]
         for scale, ((_, ax), window) in enumerate(zip(g.scales, windows, strict=True)):
-            band = window[first_rows[begin:end], ax.block_start[column]]  # (n, SIDE, K)
+            band = window[first_rows[begin:end], part[begin:end], ax.block_start[column]]
             weights = ax.block_weights[column]
             if scale:
                 out += band.reshape(-1, len(weights)) @ weights
