@@ -15,13 +15,10 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from rtpose.cli import add_inference_args, add_model_args, params_from_args
+from rtpose.cli import add_inference_args, add_model_args, pipeline_from_args
 from rtpose.errors import RtposeError
 from rtpose.frames import open_source
-from rtpose.models import find_default_weights, load_model
-from rtpose.pipeline import PosePipeline
 from rtpose.realtime import run_stream
-from rtpose.runtime import add_runtime_args, make_network
 from rtpose.video import JsonLinesOutput, ProgressOutput, VideoOutput, Window, has_display
 
 STOP_REASONS = {"user": "quit in the window", "interrupt": "Ctrl+C"}
@@ -31,15 +28,6 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
     return int(text)
-
-
-def pipeline_from_flags(args: argparse.Namespace) -> PosePipeline:
-    """The model of --model / --arch run by --runtime, with the inference flags."""
-    inference, grouping = params_from_args(args)
-    weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
-    model, architecture = load_model(args.arch, weights)
-    network = make_network(model, architecture, args.runtime, weights)
-    return PosePipeline(network, inference, grouping, args.decoder)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +44,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-display", action="store_true",
                         help="never open a window (none is opened without a display anyway)")
     add_model_args(parser)
-    add_runtime_args(parser)
     add_inference_args(parser)
     parser.set_defaults(scales=(1.0,))
     args = parser.parse_args(argv)
@@ -69,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             frames = stack.enter_context(open_source(camera=camera, video=args.video))
             show = not args.no_display and has_display()
             window = [stack.enter_context(Window(frames.name))] if show else []
-            pipeline = pipeline_from_flags(args)
+            pipeline = pipeline_from_args(args)
             outputs = [stack.enter_context(ProgressOutput(frames))]
             if args.output is not None:
                 outputs.append(stack.enter_context(VideoOutput(args.output, frames)))

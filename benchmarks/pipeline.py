@@ -38,14 +38,12 @@ import cv2
 import numpy as np
 from reference_grouping import find_peaks_loops, group_peaks_loops
 
-from rtpose.cli import add_model_args
+from rtpose.cli import add_model_args, network_from_args
 from rtpose.coco.evaluate import load_coco, score_keypoints
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.inference import run_scales, upsample_and_average
-from rtpose.models import find_default_weights, load_model
 from rtpose.people import People
 from rtpose.pipeline import PosePipeline
-from rtpose.runtime import add_runtime_args, make_network
 
 COCO_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_mini"
 CROWD_IMAGE = "000000217285.jpg"  # 21 people
@@ -103,9 +101,7 @@ def same_people(a: People, b: People) -> bool:
 
 
 def make_pipelines(args: argparse.Namespace, scales: tuple[float, ...]) -> dict[str, PosePipeline]:
-    weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
-    model, architecture = load_model(args.arch, weights)
-    network = make_network(model, architecture, args.runtime, weights)
+    network = network_from_args(args)
     params = InferenceParams(scales=scales)
     return {name: PosePipeline(network, params, CMU_GROUPING, decoder=name)
             for name in ("fast", "faithful")}
@@ -228,7 +224,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--memory-child", choices=("fast", "faithful"), help=argparse.SUPPRESS)
     add_model_args(parser)
-    add_runtime_args(parser)
     args = parser.parse_args(argv)
     if args.memory_child:
         memory_child(args)

@@ -24,14 +24,16 @@ from rtpose.config import (
     parse_scales,
 )
 from rtpose.errors import RtposeError
-from rtpose.models import ARCHITECTURES, load_model
+from rtpose.inference import Network
+from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
+from rtpose.runtime import add_runtime_args, make_network
 
 DEFAULT_CONFIG = Path("config")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """``--model PATH`` and ``--arch NAME``."""
+    """``--model PATH``, ``--arch NAME`` and ``--runtime NAME``."""
     parser.add_argument(
         "--model", type=Path, default=None,
         help="weights file (default: the first default weights file found in model/keras: "
@@ -41,6 +43,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--arch", choices=list(ARCHITECTURES), default=None,
         help="network architecture (default: read off the weights file)",
     )
+    add_runtime_args(parser)
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -96,12 +99,18 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {name: value for name in names if (value := getattr(args, name)) is not None}
 
 
+def network_from_args(args: argparse.Namespace) -> Network:
+    """The model of ``--model`` / ``--arch`` (default weights when no ``--model``), compiled
+    by ``--runtime``."""
+    weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
+    model, architecture = load_model(args.arch, weights)
+    return make_network(model, architecture, args.runtime, weights)
+
+
 def pipeline_from_args(args: argparse.Namespace) -> PosePipeline:
-    """Load the model of ``--model`` / ``--arch`` and build a pipeline with the parameters of
-    ``params_from_args``."""
+    """``network_from_args`` with the parameters of ``params_from_args`` and ``--decoder``."""
     inference, grouping = params_from_args(args)
-    model, architecture = load_model(args.arch, args.model)
-    return PosePipeline.from_model(model, architecture, inference, grouping, args.decoder)
+    return PosePipeline(network_from_args(args), inference, grouping, args.decoder)
 
 
 def read_image(path: str | Path) -> np.ndarray:
