@@ -44,13 +44,15 @@ def test_every_script_the_readme_names_exists(readme, repo_root):
     assert not missing
 
 
-def test_readme_flags_are_accepted_by_their_scripts(readme, repo_root, capsys):
+def test_readme_flags_are_accepted_by_their_scripts(readme, repo_root, capsys, monkeypatch):
     checked = 0
     for command in _commands(readme):
         words = shlex.split(command)
         if words[0] not in ("python", "python3") or not words[1].endswith(".py"):
             continue
-        namespace = runpy.run_path(str(repo_root / words[1]), run_name="readme_check")
+        script = repo_root / words[1]
+        monkeypatch.syspath_prepend(str(script.parent))  # as `python script.py` has it
+        namespace = runpy.run_path(str(script), run_name="readme_check")
         with pytest.raises(SystemExit) as exit_info:
             namespace["main"](["--help"])
         assert exit_info.value.code == 0, command
