@@ -9,21 +9,13 @@ import numpy as np
 import onnxruntime
 import pytest
 import tensorflow as tf
+from helpers import demo_input
 
 from export import main
 from rtpose.export import ExportError, export_model
 from rtpose.models import ARCHITECTURES, load_model
 
 TOLERANCE = 1e-4
-
-
-def demo_input(image: np.ndarray, height: int = 368) -> np.ndarray:
-    """The original demo's network input: bicubic resize to ``height``, pad 128 to x8."""
-    factor = height / image.shape[0]
-    x = cv2.resize(image, (0, 0), fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
-    h, w = x.shape[:2]
-    x = cv2.copyMakeBorder(x, 0, -h % 8, 0, -w % 8, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-    return x[np.newaxis].astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import SKI_SHAPE, ski_outputs
 
 from rtpose import fast_decode
 from rtpose.config import CMU_GROUPING, GroupingParams, InferenceParams
@@ -16,21 +17,7 @@ from rtpose.map_operators import Banded, upsampling_matrix
 from rtpose.skeleton import NUM_HEATMAPS, NUM_LIMBS, NUM_PAFS, NUM_PARTS
 from rtpose.synthetic import random_people, render_maps
 
-SKI_SHAPE = (674, 712, 3)
 FOUR_SCALES = (0.5, 1.0, 1.5, 2.0)
-
-
-def ski_outputs(shared_data, scales):
-    """The saved MobileNet-thin outputs on ski.jpg at ``scales`` and their input pads."""
-    saved = np.load(shared_data / "original_formats" / "ski_mobilenet_thin_netout.npz")
-    params = InferenceParams(scales=scales)
-    outputs, pads = [], []
-    for scale, factor in zip(scales, scale_factors(SKI_SHAPE[0], params), strict=True):
-        _, pad = prepare_input(np.zeros(SKI_SHAPE, np.uint8), factor, params)
-        raw = saved[f"s{scale}"][0]
-        outputs.append((raw[..., :NUM_HEATMAPS], raw[..., NUM_HEATMAPS:]))
-        pads.append(pad)
-    return outputs, pads
 
 
 def faithful(outputs, pads, image_shape, params=CMU_GROUPING):

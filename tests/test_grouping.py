@@ -9,14 +9,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from helpers import SKI_SHAPE, ski_outputs
 
-from rtpose.config import GroupingParams, InferenceParams
+from rtpose.config import GroupingParams
 from rtpose.grouping import connect_limb, find_peaks, group_peaks, group_people, score_limb
-from rtpose.inference import prepare_input, scale_factors, upsample_and_average
+from rtpose.inference import upsample_and_average
 from rtpose.skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 from rtpose.synthetic import make_people, random_people, render_maps
-
-SKI_SHAPE = (674, 712, 3)
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +30,8 @@ def reference(repo_root):
 
 def ski_maps(shared_data, scales):
     """Averaged maps of the saved MobileNet-thin outputs on ski.jpg, as the original built them."""
-    saved = np.load(shared_data / "original_formats" / "ski_mobilenet_thin_netout.npz")
-    params = InferenceParams(scales=scales)
-    outputs, pads = [], []
-    for scale, factor in zip(scales, scale_factors(SKI_SHAPE[0], params), strict=True):
-        # Pads follow from resizing the image; a blank image of the ski size gives them.
-        padded, pad = prepare_input(np.zeros(SKI_SHAPE, np.uint8), factor, params)
-        assert padded.shape[:2] == tuple(saved[f"in_hw_{scale}"])
-        raw = saved[f"s{scale}"][0]
-        outputs.append((raw[..., :NUM_HEATMAPS], raw[..., NUM_HEATMAPS:]))
-        pads.append(pad)
-    return upsample_and_average(outputs, pads, SKI_SHAPE, params.stride)
+    outputs, pads = ski_outputs(shared_data, scales)
+    return upsample_and_average(outputs, pads, SKI_SHAPE)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from helpers import demo_input
 
 from rtpose.models import ARCHITECTURES, load_model
 from rtpose.runtime import (
@@ -20,15 +21,6 @@ from rtpose.runtime import (
 )
 
 TOLERANCE = 1e-4
-
-
-def demo_input(image: np.ndarray, height: int) -> np.ndarray:
-    """The original demo's network input: bicubic resize to ``height``, pad 128 to x8."""
-    factor = height / image.shape[0]
-    x = cv2.resize(image, (0, 0), fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
-    h, w = x.shape[:2]
-    x = cv2.copyMakeBorder(x, 0, -h % 8, 0, -w % 8, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-    return x[np.newaxis].astype(np.float32)
 
 
 @pytest.fixture(scope="module")
