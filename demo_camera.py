@@ -1,83 +1,9 @@
 """Find people in a webcam or video stream in real time, draw them, write video and JSON lines.
 
-    python demo_camera.py                                  # webcam 0, in a window (q quits)
-    python demo_camera.py --video clip.mp4 --no-display --output out.mp4 --json out.jsonl
-
-One scale (--scales 1.0) unless --scales says otherwise; capture, network and drawing run in
-their own threads (rtpose.realtime).
+The same as ``python -m rtpose.tools.demo_camera``; see ``--help``.
 """
 
-from __future__ import annotations
-
-import argparse
-import os
-import sys
-from contextlib import ExitStack
-from pathlib import Path
-
-from rtpose.cli import add_inference_args, add_model_args, pipeline_from_args
-from rtpose.errors import RtposeError
-from rtpose.frames import open_source
-from rtpose.realtime import run_stream
-from rtpose.video import JsonLinesOutput, ProgressOutput, VideoOutput, Window, has_display
-
-STOP_REASONS = {"user": "quit in the window", "interrupt": "Ctrl+C"}
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
-    return int(text)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--camera", type=int, default=None, help="camera index (default 0)")
-    source.add_argument("--video", type=Path, default=None, help="video file instead of a camera")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="write the annotated video to this .mp4 file")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="write one JSON line of people per frame to this file")
-    parser.add_argument("--max-frames", type=_positive, default=None,
-                        help="stop after this many frames")
-    parser.add_argument("--no-display", action="store_true",
-                        help="never open a window (none is opened without a display anyway)")
-    add_model_args(parser)
-    add_inference_args(parser)
-    parser.set_defaults(scales=(1.0,))
-    args = parser.parse_args(argv)
-    camera = 0 if args.camera is None and args.video is None else args.camera
-    # FFmpeg's own lines for an undecodable file: the error below says it in one line.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
-
-    try:
-        with ExitStack() as stack:
-            frames = stack.enter_context(open_source(camera=camera, video=args.video))
-            show = not args.no_display and has_display()
-            window = [stack.enter_context(Window(frames.name))] if show else []
-            pipeline = pipeline_from_args(args)
-            outputs = [stack.enter_context(ProgressOutput(frames))]
-            if args.output is not None:
-                outputs.append(stack.enter_context(VideoOutput(args.output, frames)))
-            if args.json is not None:
-                outputs.append(stack.enter_context(JsonLinesOutput(args.json)))
-            summary = run_stream(frames, pipeline, outputs + window, args.max_frames)
-    except RtposeError as e:
-        sys.exit(f"error: {e}")
-
-    scales = len(pipeline.inference.scales)
-    print(f"{len(summary.frames)} frames from {frames.name} in {summary.elapsed_s:.1f} s: "
-          f"{summary.fps:.1f} fps, latency {summary.mean_latency_s * 1000:.0f} ms/frame")
-    print(f"network {summary.mean_network_s * 1000:.1f} ms/frame ({scales} scale"
-          f"{'s' if scales > 1 else ''}), grouping {summary.mean_postprocess_s * 1000:.1f} "
-          f"ms/frame, {summary.dropped} frames dropped")
-    if summary.stopped_by in STOP_REASONS:
-        print(f"stopped early: {STOP_REASONS[summary.stopped_by]}")
-    for path in (args.output, args.json):
-        if path is not None:
-            print(f"wrote {path}")
-
+from rtpose.tools.demo_camera import main
 
 if __name__ == "__main__":
     main()

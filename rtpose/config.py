@@ -4,7 +4,8 @@ The defaults are the original demo's (``config`` file of the 2017 Keras port and
 ``config.m``). ``load_config`` reads a file in that format: section ``[param]`` holds
 ``scale_search``, ``thre1``, ``thre2``, ``mid_num``, ``min_num`` (and keys this package does not
 use, which are ignored); the model section (``[[1]]`` under ``[models]``, chosen by
-``modelID``) holds ``boxsize``, ``padValue`` and ``stride``.
+``modelID``) holds ``boxsize``, ``padValue`` and ``stride`` (the last only checked against the
+network's).
 """
 
 from __future__ import annotations
@@ -19,21 +20,21 @@ from rtpose.errors import RtposeError
 
 @dataclass(frozen=True)
 class InferenceParams:
-    """How the image is fed to the network.
-
-    At each scale ``m`` of ``scales`` the image is resized by ``m * boxsize / image_height``
-    (bicubic) and padded right and down with ``pad_value`` to a multiple of ``stride``, the
-    network's output stride.
+    """How the image is fed to the network (``rtpose.geometry`` states the convention):
+    ``boxsize`` the input height at scale 1, ``pad_value`` the padding's grey level, ``scales``
+    the multiples of boxsize / image height. The network's stride is its architecture's;
+    ``stride`` is only what a config file states, checked against it (None: not stated).
     """
 
     boxsize: int = 368
-    stride: int = 8
     pad_value: int = 128
     scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    stride: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.boxsize > 0, f"boxsize must be positive, got {self.boxsize}")
-        _check(self.stride > 0, f"stride must be positive, got {self.stride}")
+        _check(self.stride is None or self.stride > 0,
+               f"stride must be positive, got {self.stride}")
         _check(0 <= self.pad_value <= 255, f"pad_value must be in 0..255, got {self.pad_value}")
         _check(len(self.scales) > 0, "scales must not be empty")
         _check(
@@ -59,8 +60,9 @@ class GroupingParams:
     min_mean_score: float = 0.4
 
     def __post_init__(self) -> None:
-        _check(math.isfinite(self.thre1), f"thre1 must be a number, got {self.thre1}")
-        _check(math.isfinite(self.thre2), f"thre2 must be a number, got {self.thre2}")
+        # Heatmaps and PAF projections lie in 0..1: a threshold outside finds every pixel or none.
+        _check(0 <= self.thre1 < 1, f"thre1 must be in [0, 1), got {self.thre1}")
+        _check(0 <= self.thre2 < 1, f"thre2 must be in [0, 1), got {self.thre2}")
         _check(self.mid_num >= 2, f"mid_num must be at least 2, got {self.mid_num}")
         _check(self.min_parts >= 1, f"min_parts must be at least 1, got {self.min_parts}")
         _check(
@@ -109,7 +111,7 @@ def load_config(path: str | Path) -> tuple[InferenceParams, GroupingParams]:
     try:
         inference = InferenceParams(
             boxsize=read(model_section, "boxsize", int, CMU_INFERENCE.boxsize),
-            stride=read(model_section, "stride", int, CMU_INFERENCE.stride),
+            stride=read(model_section, "stride", int, None),
             pad_value=read(model_section, "padvalue", int, CMU_INFERENCE.pad_value),
             scales=read(param, "scale_search", parse_scales, CMU_INFERENCE.scales),
         )

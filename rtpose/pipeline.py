@@ -1,67 +1,61 @@
-"""Image in, people out: multi-scale inference then decoding, with a timing of each stage.
+"""Image in, people out: ``PosePipeline`` = ``infer`` (the network at every scale) + ``decode``.
 
-The one entry point of the demos, the evaluator and the camera demo::
+    network = make_network(model, arch)            # rtpose.runtime
+    pipeline = PosePipeline(network)
+    people = pipeline(image)                       # BGR uint8 (H, W, 3) -> People
+    result = pipeline.run(image)                   # people, all peaks, stage timings
+    result = pipeline.decode(pipeline.infer(image))  # the same, in two steps (rtpose.stream)
 
-    model, arch = load_model()
-    pipeline = PosePipeline.from_model(model, arch)
-    people = pipeline(image)  # BGR uint8 (H, W, 3) -> People
-    result = pipeline.run(image)  # people, all peaks, timings
-
-Two decoders turn the network's outputs into people (``DECODERS``):
-
-- ``fast`` (default): ``rtpose.fast_decode``, the same peaks and people computed from the
-  low-resolution outputs, without up-sampling any map;
-- ``faithful``: the original algorithm step by step: every map up-sampled to the image and
-  averaged (``inference.upsample_and_average``), then ``grouping.find_peaks`` and
-  ``grouping.group_peaks`` on the full-size maps.
+The image geometry is ``rtpose.geometry``'s; decoding is ``rtpose.decode.decode`` with
+``decoder`` ``fast`` (default) or ``faithful``. Nothing here imports Keras.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rtpose import fast_decode
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE, GroupingParams, InferenceParams
+from rtpose.decode import METHODS, Stopwatch, decode
 from rtpose.errors import RtposeError
-from rtpose.grouping import find_peaks, group_peaks
-from rtpose.inference import Network, run_scales, upsample_and_average
+from rtpose.geometry import MAX_INPUT_PIXELS, Geometry, network_inputs
 from rtpose.people import People
+from rtpose.runtime.network import Network
 
-if TYPE_CHECKING:
-    import keras
-
-
-DECODERS = ("fast", "faithful")
+DECODERS = METHODS
 
 
 @dataclass(frozen=True)
 class Timings:
-    """Seconds spent per stage of one call. ``network_s`` includes resizing and padding the
-    input at each scale.
-
-    Faithful decoder: ``upsample_s`` up-samples and averages the maps, ``peaks_s`` finds the
-    peaks, ``association_s`` scores, matches and merges limbs. Fast decoder: no map is
-    up-sampled; ``upsample_s`` is the lookup (or, for a new image size or scale geometry, the
-    construction) of its precomputed operators, ``peaks_s`` finds the peaks from the
-    low-resolution heatmaps, ``association_s`` includes computing the PAFs at the sample points.
-    """
+    """Seconds spent per stage of one image. ``network_s`` includes resizing and padding the
+    input at each scale. ``maps_s``: up-sampling and averaging the maps (faithful decoder), or
+    the lookup or construction of the low-resolution operators (fast decoder); ``peaks_s``:
+    the peaks; ``association_s``: scoring, matching and merging limbs."""
 
     network_s: float
-    upsample_s: float
+    maps_s: float
     peaks_s: float
     association_s: float
 
     @property
     def postprocess_s(self) -> float:
-        return self.upsample_s + self.peaks_s + self.association_s
+        return self.maps_s + self.peaks_s + self.association_s
 
     @property
     def total_s(self) -> float:
         return self.network_s + self.postprocess_s
+
+
+@dataclass(frozen=True, eq=False)
+class Inferred:
+    """``PosePipeline.infer``'s result: per scale the network's (heatmaps (h, w, 19), PAFs
+    (h, w, 38)), the image geometry, and the seconds the network took."""
+
+    outputs: list[tuple[np.ndarray, np.ndarray]]
+    geometry: Geometry
+    network_s: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,21 +68,13 @@ class PoseResult:
     timings: Timings
 
 
-def keras_network(model: keras.Model, architecture) -> Network:
-    """A ``Network`` from a Keras testing model and its ``rtpose.models.Architecture``."""
-    import keras  # only here: the rest of the pipeline runs any network, without Keras
-
-    def network(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        heatmaps, pafs = architecture.split_outputs(model(batch, training=False))
-        return keras.ops.convert_to_numpy(heatmaps), keras.ops.convert_to_numpy(pafs)
-
-    return network
-
-
 class PosePipeline:
-    """Multi-scale inference with ``network`` (see ``rtpose.inference.Network``), then
-    decoding with ``decoder`` (one of ``DECODERS``); the parameters default to the CMU
-    demo's."""
+    """Multi-scale inference with ``network`` (``rtpose.runtime.Network``), then decoding with
+    ``decoder`` (one of ``DECODERS``); the parameters default to the CMU demo's.
+
+    The network's stride comes from its architecture; a config file that states another one
+    (``InferenceParams.stride``) is refused. ``max_pixels`` bounds one scale's network input.
+    """
 
     def __init__(
         self,
@@ -96,71 +82,48 @@ class PosePipeline:
         inference: InferenceParams = CMU_INFERENCE,
         grouping: GroupingParams = CMU_GROUPING,
         decoder: str = "fast",
+        max_pixels: int = MAX_INPUT_PIXELS,
     ) -> None:
         if decoder not in DECODERS:
             raise RtposeError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+        if inference.stride is not None and inference.stride != network.stride:
+            raise RtposeError(
+                f"the config's stride {inference.stride} is not the network's: the "
+                f"{network.architecture} architecture has stride {network.stride}")
+        if max_pixels < 1:
+            raise RtposeError(f"max_pixels must be positive, got {max_pixels}")
         self.network = network
         self.inference = inference
         self.grouping = grouping
         self.decoder = decoder
+        self.max_pixels = max_pixels
 
-    @classmethod
-    def from_model(
-        cls,
-        model: keras.Model,
-        architecture,
-        inference: InferenceParams = CMU_INFERENCE,
-        grouping: GroupingParams = CMU_GROUPING,
-        decoder: str = "fast",
-    ) -> PosePipeline:
-        """A pipeline running a Keras model of ``architecture`` (``rtpose.models``)."""
-        return cls(keras_network(model, architecture), inference, grouping, decoder)
-
-    def run(self, image: np.ndarray) -> PoseResult:
-        """People in a BGR uint8 image (H, W, 3), with all peaks and the stage timings."""
+    def infer(self, image: np.ndarray) -> Inferred:
+        """The network's outputs at every scale for a BGR uint8 image (H, W, 3)."""
         if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
             raise RtposeError(f"expected a BGR image of shape (H, W, 3), got {image.shape}")
         start = time.perf_counter()
-        outputs, pads = run_scales(image, self.network, self.inference)
-        return self.decode(outputs, pads, image.shape, time.perf_counter() - start)
+        outputs, pads = [], []
+        for batch, pad in network_inputs(image, self.inference, self.network.stride,
+                                         self.max_pixels):
+            heat, paf = self.network(batch)
+            outputs.append((np.asarray(heat)[0], np.asarray(paf)[0]))
+            pads.append(pad)
+        geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
+        return Inferred(outputs, geometry, time.perf_counter() - start)
 
-    def decode(
-        self,
-        outputs: list[tuple[np.ndarray, np.ndarray]],
-        pads: list[tuple[int, int]],
-        image_shape: tuple[int, ...],
-        network_s: float = 0.0,
-    ) -> PoseResult:
-        """The second half of ``run``: the network's outputs and input pads at each scale
-        (``inference.run_scales``) to people, for an image of ``image_shape``, with the
-        decoder's stage timings and ``network_s`` as the network's."""
-        decode = self._decode_fast if self.decoder == "fast" else self._decode_faithful
-        return decode(outputs, pads, image_shape, network_s)
-
-    def _decode_faithful(self, outputs, pads, image_shape, network_s: float) -> PoseResult:
-        start = time.perf_counter()
-        heatmaps, pafs = upsample_and_average(outputs, pads, image_shape, self.inference.stride)
-        upsampled = time.perf_counter()
-        peaks = find_peaks(heatmaps, self.grouping.thre1)
-        peaked = time.perf_counter()
-        people = group_peaks(peaks, pafs, self.grouping)
-        done = time.perf_counter()
-        timings = Timings(network_s, upsampled - start, peaked - upsampled, done - peaked)
+    def decode(self, inferred: Inferred) -> PoseResult:
+        """People from ``infer``'s result, with every stage's time."""
+        clock = Stopwatch()
+        peaks, people = decode(inferred.outputs, inferred.geometry, self.grouping, self.decoder,
+                               clock)
+        laps = clock.laps
+        timings = Timings(inferred.network_s, laps["maps"], laps["peaks"], laps["association"])
         return PoseResult(people, peaks, timings)
 
-    def _decode_fast(self, outputs, pads, image_shape, network_s: float) -> PoseResult:
-        with fast_decode.single_threaded_blas():
-            start = time.perf_counter()
-            geometry = fast_decode.geometry_of(outputs, pads, image_shape, self.inference.stride)
-            prepared = time.perf_counter()
-            peaks = fast_decode.find_peaks_lowres(geometry, [h for h, _ in outputs],
-                                                  self.grouping.thre1)
-            peaked = time.perf_counter()
-            pafs = fast_decode.LowResPafs(geometry, [p for _, p in outputs])
-            people = group_peaks(peaks, pafs, self.grouping)
-            done = time.perf_counter()
-        timings = Timings(network_s, prepared - start, peaked - prepared, done - peaked)
-        return PoseResult(people, peaks, timings)
+    def run(self, image: np.ndarray) -> PoseResult:
+        """People in a BGR uint8 image (H, W, 3), with all peaks and the stage timings."""
+        return self.decode(self.infer(image))
 
     def __call__(self, image: np.ndarray) -> People:
         return self.run(image).people

@@ -114,7 +114,7 @@ def run_pipeline(pipeline, coco_gt, images_dir: str | Path, limit: int | None = 
         t = result.timings
         run.results.extend(result.people.to_coco(image_id, offset=offset, score=score))
         run.image_ids.append(image_id)
-        run.timings.append({"network": t.network_s, "upsample": t.upsample_s,
+        run.timings.append({"network": t.network_s, "maps": t.maps_s,
                             "peaks": t.peaks_s, "association": t.association_s,
                             "postprocess": t.postprocess_s, "total": t.total_s})
     return run

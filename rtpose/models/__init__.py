@@ -2,7 +2,7 @@
 
 The registry names each architecture, builds it, finds and loads its weights, and splits its
 outputs into heatmaps (N, h, w, 19) and PAFs (N, h, w, 38) whatever the network's own output
-order. Builders are imported lazily: importing the registry builds nothing.
+order. Builders (and Keras) are imported lazily: importing the registry builds nothing.
 
 Default weights, relative to the repository root, first existing file wins: the CMU model
 (``model/keras/model.weights.h5``, then the original port's ``model/keras/model.h5``), then
@@ -15,13 +15,15 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
-import keras
 
 from rtpose.errors import ModelNotFoundError, RtposeError, WeightsError
 from rtpose.skeleton import NUM_HEATMAPS
+
+if TYPE_CHECKING:
+    import keras
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FETCH_COMMANDS = (

@@ -1,19 +1,21 @@
-"""Helpers shared by the command-line scripts: model and inference flags, image and JSON files.
+"""What the command-line tools share: model and inference flags, and one way to fail.
 
-Every helper reports bad input as an ``RtposeError`` with a one-line message, which a script's
-``main`` turns into ``error: ...`` and a non-zero exit.
+Every helper reports bad input as an ``RtposeError`` with a one-line message; a tool's ``main``
+runs its work inside ``one_line_errors()``, which turns it into ``error: ...`` and exit code 1,
+and Ctrl+C (or SIGTERM, inside ``sigterm_as_interrupt()``) into ``interrupted`` and exit code
+130, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import cv2
-import numpy as np
 
 from rtpose.config import (
     CMU_GROUPING,
@@ -24,10 +26,10 @@ from rtpose.config import (
     parse_scales,
 )
 from rtpose.errors import RtposeError
-from rtpose.inference import Network
+from rtpose.geometry import MAX_INPUT_PIXELS
 from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
-from rtpose.runtime import add_runtime_args, make_network
+from rtpose.runtime import RUNTIMES, Network, make_network
 
 DEFAULT_CONFIG = Path("config")
 
@@ -43,7 +45,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--arch", choices=list(ARCHITECTURES), default=None,
         help="network architecture (default: read off the weights file)",
     )
-    add_runtime_args(parser)
+    parser.add_argument(
+        "--runtime", choices=RUNTIMES, default="keras",
+        help="keras: compiled TensorFlow graph (default); onnx: onnxruntime, the model "
+             "exported once and cached beside the weights as <name>.onnx")
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -79,6 +84,11 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
         help="maps to people: fast (default; the same people, from the low-resolution maps) or "
         "faithful (the original's steps on full-size maps)",
     )
+    group.add_argument(
+        "--max-pixels", type=positive_int, default=MAX_INPUT_PIXELS,
+        help="largest network input of one scale, in pixels; a larger one (an extreme aspect "
+        f"ratio) is refused (default {MAX_INPUT_PIXELS:,})",
+    )
 
 
 def params_from_args(args: argparse.Namespace) -> tuple[InferenceParams, GroupingParams]:
@@ -110,30 +120,40 @@ def network_from_args(args: argparse.Namespace) -> Network:
 def pipeline_from_args(args: argparse.Namespace) -> PosePipeline:
     """``network_from_args`` with the parameters of ``params_from_args`` and ``--decoder``."""
     inference, grouping = params_from_args(args)
-    return PosePipeline(network_from_args(args), inference, grouping, args.decoder)
+    return PosePipeline(network_from_args(args), inference, grouping, args.decoder,
+                        args.max_pixels)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A BGR uint8 image (H, W, 3)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        reason = "no such file" if not Path(path).exists() else "not a readable image"
-        raise RtposeError(f"cannot read image {path}: {reason}")
-    return image
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write an image; the format follows the file extension."""
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """``RtposeError`` → ``error: ...`` on stderr, exit 1; Ctrl+C → ``interrupted``, exit 130."""
     try:
-        written = cv2.imwrite(str(path), image)
-    except cv2.error:
-        written = False
-    if not written:
-        raise RtposeError(f"cannot write image {path} (check the folder and the extension)")
+        yield
+    except RtposeError as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
-def write_json(path: str | Path, data: Any) -> None:
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, ``timeout``, ``docker stop``) raises
+    ``KeyboardInterrupt`` in the main thread, so that it stops work as Ctrl+C does: outputs
+    are closed and finished, not lost."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        Path(path).write_text(json.dumps(data, indent=1) + "\n")
-    except OSError as e:
-        raise RtposeError(f"cannot write {path}: {e.strerror or e}") from e
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

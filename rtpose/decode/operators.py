@@ -1,15 +1,14 @@
-"""The faithful path's up-sampling and smoothing as matrices acting on the network's outputs.
+"""The faithful method's up-sampling and smoothing as matrices acting on the network's outputs.
 
-For one scale, ``rtpose.inference.upsample_maps`` is linear and acts on each axis separately:
-a channel X (h, w) at stride 8 becomes ``M_y @ X @ M_x.T`` (H, W) in the image frame, where
-M_y (H, h) is [bicubic resize to the image height] after [crop of the padding] after [bicubic
-resize by the stride], and M_x (W, w) the same along x. ``upsampling_matrix`` builds them by
-pushing an identity matrix through the same ``cv2.resize`` calls, so they hold OpenCV's own
-weights. The multi-scale average is ``sum_s M_y,s @ X_s @ M_x,s.T / n``.
+For one scale, ``rtpose.geometry.upsample_maps`` is linear and acts on each axis separately:
+a channel X (h, w) becomes ``M_y @ X @ M_x.T`` (H, W) in the image frame, with M_y (H, h) and
+M_x (W, w) from ``rtpose.geometry.upsampling_matrix``. The multi-scale average is
+``sum_s M_y,s @ X_s @ M_x,s.T / n``.
 
-``grouping.find_peaks`` smooths with scipy's Gaussian (sigma 3, mode reflect, truncate 4), also
-linear and separable: ``smoothing_matrix`` G (H, H). ``A = G @ M`` maps a network output
-straight to the smoothed heatmap: ``smoothed = sum_s A_y,s @ X_s @ A_x,s.T / n``.
+``rtpose.decode.peaks.find_peaks`` smooths with scipy's Gaussian (sigma 3, mode reflect,
+truncate 4), also linear and separable: ``smooth_columns`` applies G (H, H). ``A = G @ M``
+maps a network output straight to the smoothed heatmap:
+``smoothed = sum_s A_y,s @ X_s @ A_x,s.T / n``.
 
 Each output row depends on a few consecutive input rows (4 taps per resize, 25 for the
 Gaussian), so the matrices are kept banded (``Banded``): 5 low-resolution taps per image pixel
@@ -20,11 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from rtpose.grouping import PEAK_SIGMA
+from rtpose.decode.peaks import PEAK_SIGMA
 
 
 @dataclass(frozen=True)
@@ -58,17 +56,6 @@ class Banded:
         np.put_along_axis(dense, self.start[:, None] + np.arange(self.width), self.weights,
                           axis=1)
         return dense
-
-
-def upsampling_matrix(n_low: int, pad: int, n_full: int, stride: int = 8) -> np.ndarray:
-    """(n_full, n_low): one axis of ``upsample_maps``: bicubic resize by ``stride``, crop of
-    ``pad`` samples at the end, bicubic resize to ``n_full``."""
-    # Resizing an image to (same width, new height) resamples its columns only, so the
-    # identity's columns come out as the responses to each input row.
-    eye = np.eye(n_low, dtype=np.float64)
-    up = cv2.resize(eye, (n_low, n_low * stride), interpolation=cv2.INTER_CUBIC)
-    up = up[: up.shape[0] - pad]
-    return cv2.resize(up, (n_low, n_full), interpolation=cv2.INTER_CUBIC).reshape(n_full, n_low)
 
 
 def smooth_columns(matrix: np.ndarray, sigma: float = PEAK_SIGMA) -> np.ndarray:

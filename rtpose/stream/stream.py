@@ -2,14 +2,16 @@
 
 Three threads joined by queues of one item::
 
-    capture ──▶ network ──▶ decoding, drawing, outputs (the calling thread)
+    capture ──▶ network (PosePipeline.infer) ──▶ decoding (PosePipeline.decode), outputs
+                                                  (the calling thread)
 
-OpenCV and TensorFlow release the GIL while they work, so the stages run at the same time: the
+Frames are drawn only when an output needs it (``Output.draws``). OpenCV and the runtimes
+release the GIL while they work, so the stages run at the same time: the
 camera never waits for the network, and the network never waits for drawing or writing. A live
 source (camera) keeps only its newest frame when the network is busy, so the latency stays one
 frame deep; a file source blocks instead, so every frame is processed, in order.
 
-    with open_source(video="clip.mp4") as source, VideoOutput("out.mp4", source) as video:
+    with open_source(video=Path("clip.mp4")) as source, VideoOutput("out.mp4", source) as video:
         summary = run_stream(source, pipeline, [video])
     print(summary.fps, summary.mean_latency_s)
 """
@@ -23,15 +25,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
 from rtpose.draw import draw_people
-from rtpose.frames import Frame, FrameSource
-from rtpose.inference import run_scales
-from rtpose.pipeline import PosePipeline, PoseResult
+from rtpose.stream.sources import Frame, FrameSource
+
+if TYPE_CHECKING:
+    from rtpose.pipeline import PosePipeline, PoseResult
 
 POLL_S = 0.1  # how often a blocked stage looks at the stop flag
 JOIN_TIMEOUT_S = 10.0
@@ -43,16 +46,19 @@ class StopStream(Exception):  # noqa: N818 (a request, not an error)
 
 
 class Output(Protocol):
-    """Where each processed frame goes: ``drawn`` is the frame with skeletons and FPS."""
+    """Where each processed frame goes. ``draws``: whether it needs ``drawn``, the frame with
+    skeletons and FPS (None when no output needs it)."""
 
-    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None: ...
+    draws: bool
+
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray | None) -> None: ...
 
 
 @dataclass(frozen=True)
 class FrameTiming:
     """Per processed frame: ``latency_s`` from the frame's capture to its picture drawn (before
-    the outputs write it); ``network_s`` the network (with resizing and padding); ``postprocess_s``
-    decoding its outputs into people (``PosePipeline.decode``)."""
+    the outputs write it, when one draws); ``network_s`` the network (with resizing and padding);
+    ``postprocess_s`` decoding its outputs into people (``PosePipeline.decode``)."""
 
     index: int
     latency_s: float
@@ -108,7 +114,7 @@ def run_stream(
     max_frames: int | None = None,
 ) -> StreamSummary:
     """Run ``pipeline`` on every frame of ``source`` (the newest ones of a live source) and hand
-    each drawn frame to ``outputs``, in frame order.
+    each result (and its drawn frame, if an output draws) to ``outputs``, in frame order.
 
     Ends at the end of the source, after ``max_frames`` frames, when an output raises
     ``StopStream``, or on Ctrl+C (``KeyboardInterrupt`` is caught: the summary says so, and the
@@ -127,6 +133,7 @@ def run_stream(
     ]
     timings: list[FrameTiming] = []
     counter = _FpsCounter()
+    draws = any(output.draws for output in outputs)
     stopped_by = None
     start = time.perf_counter()
     for thread in threads:
@@ -138,12 +145,15 @@ def run_stream(
                 break
             if isinstance(item, _Failed):
                 raise item.error
-            frame, capture_time, (outputs_per_scale, pads), network_s = item
-            result = pipeline.decode(outputs_per_scale, pads, frame.image.shape, network_s)
-            drawn = draw_people(frame.image, result.people, result.peaks)
-            draw_fps(drawn, counter.tick())
+            frame, capture_time, inferred = item
+            result = pipeline.decode(inferred)
+            fps = counter.tick()
+            drawn = None
+            if draws:
+                drawn = draw_people(frame.image, result.people, result.peaks)
+                draw_fps(drawn, fps)
             timings.append(FrameTiming(frame.index, time.perf_counter() - capture_time,
-                                       network_s, result.timings.postprocess_s))
+                                       inferred.network_s, result.timings.postprocess_s))
             for output in outputs:
                 output.write(frame, result, drawn)
         else:
@@ -185,13 +195,11 @@ def _network(pipeline: PosePipeline, inp: queue.Queue, out: queue.Queue, stop: t
             return
         frame, capture_time = item
         try:
-            start = time.perf_counter()
-            maps = run_scales(frame.image, pipeline.network, pipeline.inference)
-            network_s = time.perf_counter() - start
+            inferred = pipeline.infer(frame.image)
         except BaseException as error:  # re-raised by run_stream in the calling thread
             _put(out, _Failed(error), stop)
             return
-        if not _put(out, (frame, capture_time, maps, network_s), stop):
+        if not _put(out, (frame, capture_time, inferred), stop):
             return
 
 

@@ -1,7 +1,10 @@
 """Outputs of a stream of processed frames: annotated video, JSON lines, a window, progress.
 
-Each is a context manager with ``write(frame, result, drawn)`` (``rtpose.realtime.Output``);
-leaving the ``with`` block, normally or on an error, flushes and closes the file.
+Each is a context manager with ``write(frame, result, drawn)`` (``rtpose.stream.Output``);
+``draws`` says whether it needs the drawn frame (``drawn`` is None otherwise, and the stream
+draws nothing when no output needs it). Files are written under a temporary name beside the
+destination and renamed into place when the ``with`` block ends (normally, on an error, on
+Ctrl+C or on SIGTERM), so a killed run never leaves a file that looks complete.
 
 JSON lines: one object per processed frame, written and flushed as it comes::
 
@@ -17,16 +20,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
-from rtpose.frames import Frame, FrameSource
-from rtpose.pipeline import PoseResult
-from rtpose.realtime import StopStream
+from rtpose.stream.images import partial_path
+from rtpose.stream.sources import Frame, FrameSource
+from rtpose.stream.stream import StopStream
+
+if TYPE_CHECKING:
+    from rtpose.pipeline import PoseResult
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Esc
 
@@ -38,12 +44,16 @@ class VideoOutput:
     this one is written once for each of them too.
     """
 
+    draws = True
+
     def __init__(self, path: str | Path, source: FrameSource) -> None:
         self.path = Path(path)
+        self._partial = partial_path(self.path)
         fps = source.fps if source.fps > 0 else 1.0
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-        self._writer = cv2.VideoWriter(str(self.path), fourcc, fps, source.size)
+        self._writer = cv2.VideoWriter(str(self._partial), fourcc, fps, source.size)
         if not self._writer.isOpened():
+            self._partial.unlink(missing_ok=True)
             raise RtposeError(f"cannot write video {self.path} (check the folder and the "
                               "extension, e.g. .mp4)")
         self.size = source.size
@@ -59,6 +69,7 @@ class VideoOutput:
 
     def close(self) -> None:
         self._writer.release()
+        _finish(self._partial, self.path)
 
     def __enter__(self) -> VideoOutput:
         return self
@@ -70,14 +81,17 @@ class VideoOutput:
 class JsonLinesOutput:
     """The people of each frame as one JSON line (see the module docstring)."""
 
+    draws = False
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._partial = partial_path(self.path)
         try:
-            self._file: IO[str] = open(self.path, "w", encoding="utf-8")
+            self._file: IO[str] = open(self._partial, "w", encoding="utf-8")
         except OSError as e:
             raise RtposeError(f"cannot write {self.path}: {e.strerror or e}") from e
 
-    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None:
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray | None) -> None:
         line = {
             "frame": frame.index,
             "timestamp": round(frame.timestamp_s, 6),
@@ -88,12 +102,21 @@ class JsonLinesOutput:
 
     def close(self) -> None:
         self._file.close()
+        _finish(self._partial, self.path)
 
     def __enter__(self) -> JsonLinesOutput:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _finish(partial: Path, path: Path) -> None:
+    try:
+        os.replace(partial, path)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise RtposeError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 def read_json_lines(path: str | Path) -> list[dict]:
@@ -124,6 +147,8 @@ class Window:
             raise RtposeError("cannot open a window: this OpenCV has no GUI support (use "
                               "--no-display, or install opencv-python)") from e
 
+    draws = True
+
     def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None:
         cv2.imshow(self.title, drawn)
         key = cv2.waitKey(1) & 0xFF
@@ -147,7 +172,9 @@ class ProgressOutput:
         total = None if source.live else source.frame_count
         self._bar = tqdm(total=total, unit="frame", desc=source.name, leave=False)
 
-    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray) -> None:
+    draws = False
+
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray | None) -> None:
         self._bar.update()
 
     def close(self) -> None:

@@ -1,31 +1,30 @@
-"""Fast maps → people: the faithful path's peaks and people computed straight from the network's
+"""The fast method: the faithful method's peaks and people computed straight from the network's
 low-resolution outputs, without up-sampling any map to the image size.
 
-The faithful path (``inference.upsample_and_average``, then ``grouping.find_peaks`` and
-``grouping.group_peaks``) up-samples all 57 maps of every scale to the image size, averages them
-and smooths the 18 part heatmaps at full resolution. All of that is linear and separable
-(``rtpose.map_operators``): the smoothed heatmap of part p is ``sum_s A_y,s @ X_s[p] @ A_x,s.T
-/ n`` and the averaged map ``sum_s M_y,s @ X_s[p] @ M_x,s.T / n``. So:
+The faithful method (``rtpose.decode.faithful``) up-samples all 57 maps of every scale to the
+image size, averages them and smooths the 18 part heatmaps at full resolution. All of that is
+linear and separable (``rtpose.decode.operators``): the smoothed heatmap of part p is
+``sum_s A_y,s @ X_s[p] @ A_x,s.T / n`` and the averaged map ``sum_s M_y,s @ X_s[p] @ M_x,s.T / n``.
+So:
 
 1. Peaks (``find_peaks_lowres``). The column pass ``R_s = A_y,s @ X_s`` (image rows, low-res
    columns) is cheap and done for every part. Over a block of ``BLOCK`` x ``BLOCK`` pixels the
    smoothed map is at most ``sum_k max_y R+[y, k] max_x A_x+[x, k] + (same for the negative
    parts)``; only the blocks where that bound reaches ``thre1`` can hold a peak. Their exact
    smoothed values, with a one-pixel ring for the 4-neighbour comparison (zero outside the
-   image, as in the faithful path), come from one small matrix product per column of blocks
+   image, as in the faithful method), come from one small matrix product per column of blocks
    and scale. A peak's score is the averaged, unsmoothed map at that pixel.
-2. Association. ``grouping.group_peaks`` reads the PAFs only at the rounded sample points of
+2. Association. ``association.group_peaks`` reads the PAFs only at the rounded sample points of
    candidate limbs; ``LowResPafs`` computes the averaged PAF at exactly those pixels, from 5 x 5
    low-resolution taps per scale.
 
 The smoothed values and the PAFs are float32 sums, the peak scores float64: they equal the
-faithful path's up to float rounding (about 1e-7 of the maps' values; the faithful path's own
-maps are float32 resizes). Peaks and people are therefore the same, except where two
-neighbouring smoothed values tie to within that rounding (see ``_block_peaks``): then a peak can
-be one pixel away. ``DecodeGeometry`` holds what depends only on the image size and the scales,
-built from per-axis operators (``axis_y``, ``axis_x``); all three are cached, so that video
-frames and images of a common width or height reuse them. Matrix products run on one BLAS
-thread (``single_threaded_blas``).
+faithful method's up to float rounding (about 1e-7 of the maps' values). Peaks and people are
+therefore the same, except where two neighbouring smoothed values tie to within that rounding
+(see ``_block_peaks``): then a peak can be one pixel away. ``LowResOperators`` holds what
+depends only on the image size and the scales, built from per-axis operators (``axis_y``,
+``axis_x``); all three are cached, so that video frames and images of a common width or height
+reuse them. Matrix products run on one BLAS thread (``single_threaded_blas``).
 """
 
 from __future__ import annotations
@@ -39,10 +38,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import ThreadpoolController
 
-from rtpose.config import CMU_GROUPING, GroupingParams
-from rtpose.grouping import group_peaks
-from rtpose.map_operators import Banded, smooth_columns, upsampling_matrix
-from rtpose.people import People
+from rtpose.config import CMU_GROUPING
+from rtpose.decode.operators import Banded, smooth_columns
+from rtpose.geometry import Geometry, upsampling_matrix
 from rtpose.skeleton import NUM_LIMBS, NUM_PARTS
 
 BLOCK = 8  # side of the blocks in which peaks are looked for, in image pixels
@@ -97,7 +95,7 @@ class AxisX:
 
 
 @lru_cache(maxsize=64)
-def axis_y(n_low: int, pad: int, n_full: int, stride: int = 8) -> AxisY:
+def axis_y(n_low: int, pad: int, n_full: int, stride: int) -> AxisY:
     """The cached ``AxisY`` of a network output of ``n_low`` rows for an input padded by
     ``pad`` rows, in an image of ``n_full`` rows."""
     up = upsampling_matrix(n_low, pad, n_full, stride)
@@ -108,7 +106,7 @@ def axis_y(n_low: int, pad: int, n_full: int, stride: int = 8) -> AxisY:
 
 
 @lru_cache(maxsize=64)
-def axis_x(n_low: int, pad: int, n_full: int, stride: int = 8, n_scales: int = 1) -> AxisX:
+def axis_x(n_low: int, pad: int, n_full: int, stride: int, n_scales: int = 1) -> AxisX:
     """The cached ``AxisX`` of a network output of ``n_low`` columns for an input padded by
     ``pad`` columns, in an image of ``n_full`` columns, one of ``n_scales`` scales."""
     blocks = -(-n_full // BLOCK)
@@ -128,55 +126,46 @@ def axis_x(n_low: int, pad: int, n_full: int, stride: int = 8, n_scales: int = 1
                  (banded_up.weights / n_scales).astype(np.float32))
 
 
-class DecodeGeometry:
-    """What the fast decoder precomputes for one image size and scale geometry: per scale its
-    (``AxisY``, ``AxisX``), shared with every geometry of the same rows or columns.
+class LowResOperators:
+    """What the fast method precomputes for one image size and scale geometry: per scale its
+    (``AxisY``, ``AxisX``), shared with every image of the same rows or columns.
+    ``low_shapes``: per scale the network output's (h, w)."""
 
-    ``image_hw``: (H, W); ``low_shapes``: per scale the network output's (h, w); ``pads``: per
-    scale the network input's (pad_down, pad_right); ``stride``: the output stride.
-    """
-
-    def __init__(self, image_hw: tuple[int, int], low_shapes: Sequence[tuple[int, int]],
-                 pads: Sequence[tuple[int, int]], stride: int = 8) -> None:
-        if len(low_shapes) != len(pads) or not pads:
-            raise ValueError(f"need one pad per scale, got {len(low_shapes)} output shapes and "
-                             f"{len(pads)} pads")
-        self.height, self.width = (int(v) for v in image_hw)
+    def __init__(self, geometry: Geometry, low_shapes: Sequence[tuple[int, int]]) -> None:
+        if len(low_shapes) != geometry.n_scales:
+            raise ValueError(f"need one output per scale, got {len(low_shapes)} for "
+                             f"{geometry.n_scales} scales")
+        self.height, self.width = geometry.image_hw
         self.low_shapes = tuple((int(h), int(w)) for h, w in low_shapes)
-        self.n_scales = len(low_shapes)
+        self.n_scales = geometry.n_scales
         self.blocks_y = -(-self.height // BLOCK)
         self.blocks_x = -(-self.width // BLOCK)
         self.scales = [
-            (axis_y(h, int(pad_down), self.height, stride),
-             axis_x(w, int(pad_right), self.width, stride, self.n_scales))
-            for (h, w), (pad_down, pad_right) in zip(self.low_shapes, pads, strict=True)]
+            (axis_y(h, pad_down, self.height, geometry.stride),
+             axis_x(w, pad_right, self.width, geometry.stride, self.n_scales))
+            for (h, w), (pad_down, pad_right) in zip(self.low_shapes, geometry.pads, strict=True)]
 
 
 @lru_cache(maxsize=16)
-def decode_geometry(image_hw: tuple[int, int], low_shapes: tuple[tuple[int, int], ...],
-                    pads: tuple[tuple[int, int], ...], stride: int = 8) -> DecodeGeometry:
-    """The ``DecodeGeometry`` of an image size and scale geometry, cached."""
-    return DecodeGeometry(image_hw, low_shapes, pads, stride)
+def lowres_operators(geometry: Geometry,
+                     low_shapes: tuple[tuple[int, int], ...]) -> LowResOperators:
+    """The cached ``LowResOperators`` of an image geometry and its outputs' shapes."""
+    return LowResOperators(geometry, low_shapes)
 
 
-def geometry_of(outputs: Sequence[tuple[np.ndarray, np.ndarray]],
-                pads: Sequence[tuple[int, int]], image_shape: tuple[int, ...],
-                stride: int = 8) -> DecodeGeometry:
-    """The cached ``DecodeGeometry`` of network outputs (per scale (heatmaps (h, w, 19), PAFs))
-    with the input pads of ``inference.run_scales``, for an image of ``image_shape``."""
-    return decode_geometry((int(image_shape[0]), int(image_shape[1])),
-                           tuple((int(h.shape[0]), int(h.shape[1])) for h, _ in outputs),
-                           tuple((int(a), int(b)) for a, b in pads), stride)
+def operators_for(heatmaps: Sequence[np.ndarray], geometry: Geometry) -> LowResOperators:
+    """The cached ``LowResOperators`` of network outputs (per scale (h, w, C)) of ``geometry``."""
+    return lowres_operators(geometry, tuple((int(h.shape[0]), int(h.shape[1])) for h in heatmaps))
 
 
-def find_peaks_lowres(geometry: DecodeGeometry, heatmaps: Sequence[np.ndarray],
+def find_peaks_lowres(ops: LowResOperators, heatmaps: Sequence[np.ndarray],
                       thre1: float = CMU_GROUPING.thre1) -> list[np.ndarray]:
-    """``grouping.find_peaks`` of the averaged heatmaps, from the network's heatmaps.
+    """``peaks.find_peaks`` of the averaged heatmaps, from the network's heatmaps.
 
-    ``heatmaps``: per scale (h, w, >=18) at the output stride, as in ``geometry``. Returns per
+    ``heatmaps``: per scale (h, w, >=18) at the output stride, as in ``ops``. Returns per
     part an (n, 3) float64 array of x, y and the averaged heatmap's value, row-major.
     """
-    g = geometry
+    g = ops
     _check_shapes(g, heatmaps)
     # Per scale the column pass R = A_y X of every part: (Hp, 18, w), one product.
     parts = [np.ascontiguousarray(np.asarray(x[:, :, :NUM_PARTS], np.float32).transpose(0, 2, 1))
@@ -200,13 +189,13 @@ def find_peaks_lowres(geometry: DecodeGeometry, heatmaps: Sequence[np.ndarray],
     return np.split(table, np.cumsum(counts)[:-1])
 
 
-def _check_shapes(geometry: DecodeGeometry, maps: Sequence[np.ndarray]) -> None:
+def _check_shapes(ops: LowResOperators, maps: Sequence[np.ndarray]) -> None:
     shapes = tuple(tuple(m.shape[:2]) for m in maps)
-    if shapes != geometry.low_shapes:
-        raise ValueError(f"maps of shapes {shapes} for a geometry of {geometry.low_shapes}")
+    if shapes != ops.low_shapes:
+        raise ValueError(f"maps of shapes {shapes} for operators of {ops.low_shapes}")
 
 
-def _candidate_blocks(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
+def _candidate_blocks(ops: LowResOperators, column_passes: Sequence[np.ndarray],
                       limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(part, block row, block column) of the blocks where the smoothed map can exceed
     ``limit``, ordered by block column.
@@ -214,7 +203,7 @@ def _candidate_blocks(geometry: DecodeGeometry, column_passes: Sequence[np.ndarr
     With R = A_y X and A_x split into positive and negative parts (R likewise), over a block
     ``R A_x <= max_y R+ max_x A_x+ + max_y R- max_x A_x-`` on each low-res column.
     """
-    g = geometry
+    g = ops
     bound = np.zeros((g.blocks_y * NUM_PARTS, g.blocks_x), np.float32)
     for (_, ax), rows in zip(g.scales, column_passes, strict=True):
         w = rows.shape[2]
@@ -227,7 +216,7 @@ def _candidate_blocks(geometry: DecodeGeometry, column_passes: Sequence[np.ndarr
     return part, block_y, block_x
 
 
-def _block_values(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
+def _block_values(ops: LowResOperators, column_passes: Sequence[np.ndarray],
                   part: np.ndarray, block_y: np.ndarray, block_x: np.ndarray) -> np.ndarray:
     """The smoothed map over the given blocks and their rings: (N * SIDE, SIDE) float32, block
     k's rows at k * SIDE .. (k + 1) * SIDE - 1. ``block_x`` must be sorted.
@@ -235,7 +224,7 @@ def _block_values(geometry: DecodeGeometry, column_passes: Sequence[np.ndarray],
     Per column of blocks and scale, one product: the blocks' SIDE rows of the column pass, on
     the block column's band of K low-res columns (gathered as one window per block), @ its
     weights."""
-    g = geometry
+    g = ops
     first_rows = block_y * BLOCK  # of the ringed blocks, in the column passes' padded rows
     # Per scale, every window of SIDE rows and K low-res columns of one part's column pass:
     # (Hp - SIDE + 1, 18, w - K + 1, SIDE, K).
@@ -283,37 +272,37 @@ def _block_peaks(values: np.ndarray, thre1: float) -> tuple[np.ndarray, np.ndarr
     return k, row, column
 
 
-def _averaged_values(geometry: DecodeGeometry, maps: Sequence[np.ndarray], ys: np.ndarray,
+def _averaged_values(ops: LowResOperators, maps: Sequence[np.ndarray], ys: np.ndarray,
                      xs: np.ndarray, channels: np.ndarray) -> np.ndarray:
     """The averaged, up-sampled map at pixels (ys, xs) of channels ``channels``: (n,) float64.
     ``maps``: per scale (h, w, C) at the output stride."""
     total = np.zeros(len(ys))
-    for (ay, ax), x in zip(geometry.scales, maps, strict=True):
+    for (ay, ax), x in zip(ops.scales, maps, strict=True):
         x = np.ascontiguousarray(x)
         _, w, c = x.shape
         base = (ay.up.start[ys] * w + ax.up.start[xs]) * c + channels
         offsets = (np.arange(ay.up.width)[:, None] * w + np.arange(ax.up.width)) * c
         patch = np.take(x.reshape(-1), base[:, None, None] + offsets)  # (n, taps_y, taps_x)
         total += np.einsum("ni,nij,nj->n", ay.up.weights[ys], patch, ax.up.weights[xs])
-    return total / geometry.n_scales
+    return total / ops.n_scales
 
 
 class LowResPafs:
-    """The averaged PAFs of ``grouping.group_peaks``, computed at the pixels it asks for (a
-    ``grouping.PafSampler``).
+    """The averaged PAFs of ``association.group_peaks``, computed at the pixels it asks for (a
+    ``association.PafSampler``).
 
-    ``pafs``: per scale the network's PAFs (h, w, 38), as in ``geometry``. Called with integer
+    ``pafs``: per scale the network's PAFs (h, w, 38), as in ``ops``. Called with integer
     pixel rows, columns and limbs (arrays of one shape), returns those limbs' x and y PAF
     components there: per scale the 5 x 5 low-res taps of ``M_y`` and ``M_x`` around the pixel
     (float32 sums, as float64).
     """
 
-    def __init__(self, geometry: DecodeGeometry, pafs: Sequence[np.ndarray]) -> None:
-        _check_shapes(geometry, pafs)
-        self.geometry = geometry
-        self.height = geometry.height
+    def __init__(self, ops: LowResOperators, pafs: Sequence[np.ndarray]) -> None:
+        _check_shapes(ops, pafs)
+        self.ops = ops
+        self.height = ops.height
         self._windows = []
-        for p, (_, ax) in zip(pafs, geometry.scales, strict=True):
+        for p, (_, ax) in zip(pafs, ops.scales, strict=True):
             if p.shape[2] != 2 * NUM_LIMBS:
                 raise ValueError(f"expected PAFs of {2 * NUM_LIMBS} channels, got {p.shape[2]}")
             # Limb i's x and y (channels 2i, 2i+1) as one complex64, limb-major: (19, h, w);
@@ -329,7 +318,7 @@ class LowResPafs:
         limbs = np.broadcast_to(limbs, shape).reshape(-1)
         n = len(ys)
         total = np.zeros((n, 2), np.float32)
-        for (h, w), (ay, ax), windows in zip(self.geometry.low_shapes, self.geometry.scales,
+        for (h, w), (ay, ax), windows in zip(self.ops.low_shapes, self.ops.scales,
                                              self._windows, strict=True):
             taps_y, taps_x = ay.up.width, ax.up.width
             first = (limbs * h + ay.up.start[ys]) * w + ax.up.start[xs]
@@ -340,14 +329,3 @@ class LowResPafs:
         total = total.astype(np.float64)
         return total[:, 0].reshape(shape), total[:, 1].reshape(shape)
 
-
-def decode(outputs: Sequence[tuple[np.ndarray, np.ndarray]], pads: Sequence[tuple[int, int]],
-           image_shape: tuple[int, ...], params: GroupingParams = CMU_GROUPING,
-           stride: int = 8) -> tuple[list[np.ndarray], People]:
-    """(peaks, people) of network outputs (per scale (heatmaps (h, w, 19), PAFs (h, w, 38)))
-    with the input pads of ``inference.run_scales``, as the faithful path finds them."""
-    with single_threaded_blas():
-        geometry = geometry_of(outputs, pads, image_shape, stride)
-        peaks = find_peaks_lowres(geometry, [h for h, _ in outputs], params.thre1)
-        people = group_peaks(peaks, LowResPafs(geometry, [p for _, p in outputs]), params)
-    return peaks, people

@@ -20,8 +20,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from rtpose.cli import read_image
 from rtpose.errors import RtposeError
+from rtpose.stream.images import read_image
 
 DEFAULT_CAMERA_FPS = 30.0
 

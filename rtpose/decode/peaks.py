@@ -1,0 +1,94 @@
+"""Heatmap peaks in the image frame: the original's local maxima of each part's smoothed heatmap.
+
+``find_peaks`` works on full-size heatmaps (H, W, >=18) averaged over the scales (the faithful
+method); ``rtpose.decode.lowres.find_peaks_lowres`` finds the same peaks from the network's
+low-resolution outputs. Peaks are per part an (n, 3) float64 array of x, y (integer pixels, see
+``rtpose.geometry``) and the unsmoothed averaged heatmap's value, in row-major order.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from rtpose.config import CMU_GROUPING
+from rtpose.skeleton import NUM_PARTS
+
+PEAK_SIGMA = 3.0  # Gaussian smoothing of the heatmaps before peak finding, in pixels
+SMOOTH_RADIUS = int(4 * PEAK_SIGMA + 0.5)  # its kernel radius (scipy's default truncate=4)
+MAX_LABELS = (1 << 16) - 1  # connected groups that 16-bit labels can count
+
+
+def find_peaks(heatmaps: np.ndarray, thre1: float = CMU_GROUPING.thre1) -> list[np.ndarray]:
+    """Heatmap peaks of the 18 parts.
+
+    ``heatmaps``: (H, W, >=18), image frame. A pixel is a peak of part p when its smoothed value
+    (``gaussian_filter``, sigma 3) exceeds ``thre1`` and is >= its 4 neighbours (neighbours
+    outside the image count as 0). Returns per part an (n, 3) float64 array of x, y and the
+    unsmoothed heatmap value, in row-major order (y, then x). Peak ids, as used by
+    ``group_peaks``, count through the parts in order: part 0's peaks first.
+
+    The smoothed map is a weighted mean over a window of radius r = ``SMOOTH_RADIUS``, so it
+    can exceed ``thre1`` only within r of a pixel above ``thre1`` (less a margin for rounding).
+    Only those regions are smoothed, each in a crop wide enough that the result there equals
+    the whole image's bit for bit; the whole image is smoothed when that saves nothing.
+    """
+    parts = np.asarray(heatmaps[:, :, :NUM_PARTS], dtype=np.float64)
+    height, width = parts.shape[:2]
+    extent = max(float(parts.max(initial=0.0)), -float(parts.min(initial=0.0)))
+    margin = 1e-9 * (1.0 + abs(thre1) + extent)  # far above the rounding of the weighted mean
+    above = np.moveaxis(parts > thre1 - margin, 2, 0).astype(np.uint8)  # (18, H, W)
+
+    peaks = []
+    for part in range(NUM_PARTS):
+        heat = parts[:, :, part]
+        found = [_peaks_in(heat, box, thre1) for box in _regions_above(above[part])]
+        index = np.unique(np.concatenate([np.zeros(0, np.intp), *found]))  # row-major order
+        ys, xs = np.divmod(index, width)
+        peaks.append(np.stack([xs, ys, heat[ys, xs]], axis=1).astype(np.float64))
+    return peaks
+
+
+def _regions_above(above: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Boxes (y0, y1, x0, x1) that hold every pixel within ``SMOOTH_RADIUS`` of a nonzero pixel
+    of ``above`` (H, W): one per connected group, or the whole image when the crops that
+    ``_peaks_in`` would filter add up to more than the image."""
+    r = SMOOTH_RADIUS
+    height, width = above.shape
+    whole = [(0, height, 0, width)]
+    if cv2.countNonZero(above) > MAX_LABELS:
+        return whole
+    _, _, stats, _ = cv2.connectedComponentsWithStats(above, connectivity=8, ltype=cv2.CV_16U)
+    boxes = [
+        (max(y - r, 0), min(y + h + r, height), max(x - r, 0), min(x + w + r, width))
+        for x, y, w, h, _ in stats[1:]
+    ]
+    crop_area = sum((y1 - y0 + 2 * r + 2) * (x1 - x0 + 2 * r + 2) for y0, y1, x0, x1 in boxes)
+    return boxes if crop_area < height * width else whole
+
+
+def _peaks_in(heat: np.ndarray, box: tuple[int, int, int, int], thre1: float) -> np.ndarray:
+    """Flat indices (y * W + x) of the peaks of ``heat`` (H, W) inside ``box`` (y0, y1, x0, x1).
+
+    The crop filtered reaches ``SMOOTH_RADIUS`` beyond the box and its 1-pixel ring of
+    neighbours, so the smoothed values there are exact; beyond the image the neighbours are 0.
+    """
+    height, width = heat.shape
+    y0, y1, x0, x1 = box
+    reach = SMOOTH_RADIUS + 1
+    cy0, cy1 = max(y0 - reach, 0), min(y1 + reach, height)
+    cx0, cx1 = max(x0 - reach, 0), min(x1 + reach, width)
+    smooth = np.pad(gaussian_filter(heat[cy0:cy1, cx0:cx1], sigma=PEAK_SIGMA), 1)
+    # The box and its neighbours shifted by one pixel, in the padded crop's coordinates.
+    top, left, h, w = y0 - cy0 + 1, x0 - cx0 + 1, y1 - y0, x1 - x0
+    center = smooth[top : top + h, left : left + w]
+    is_peak = (
+        (center > thre1)
+        & (center >= smooth[top - 1 : top - 1 + h, left : left + w])  # up
+        & (center >= smooth[top + 1 : top + 1 + h, left : left + w])  # down
+        & (center >= smooth[top : top + h, left - 1 : left - 1 + w])  # left
+        & (center >= smooth[top : top + h, left + 1 : left + 1 + w])  # right
+    )
+    ys, xs = np.nonzero(is_peak)
+    return (ys + y0) * width + (xs + x0)

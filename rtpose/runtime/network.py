@@ -1,0 +1,49 @@
+"""The network contract that every runtime implements, without importing any runtime.
+
+A *network* maps a padded batch, float32 BGR 0..255 ``(1, H, W, 3)`` (H and W multiples of
+``stride``; see ``rtpose.geometry``), to ``(heat, paf)``: heatmaps ``(1, H/stride, W/stride, 19)``
+and PAFs ``(1, H/stride, W/stride, 38)``, float32, C-contiguous numpy. Resizing and padding
+stay outside, in OpenCV: TensorFlow's bicubic resize is not OpenCV's ``INTER_CUBIC``, so
+compiling it in would change the maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from rtpose.errors import RtposeError
+
+if TYPE_CHECKING:
+    from rtpose.models import Architecture
+
+
+class RuntimeUnavailableError(RtposeError):
+    """A runtime is unknown, or cannot load or run the model."""
+
+
+class Network(Protocol):
+    """``network(batch) -> (heat, paf)``; ``runtime``: its name; ``architecture``: the
+    architecture's name; ``stride``: its output stride (the architecture's)."""
+
+    runtime: str
+    architecture: str
+    stride: int
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def split_outputs(arch: Architecture,
+                  outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(heat, paf) as contiguous float32 from a model's outputs in the model's order."""
+    heat, paf = arch.split_outputs(outputs[0] if len(outputs) == 1 else list(outputs))
+    return (np.ascontiguousarray(heat, dtype=np.float32),
+            np.ascontiguousarray(paf, dtype=np.float32))
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message in one line (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,95 @@
+"""Image and JSON files: reading with one-line errors, writing atomically.
+
+Every writer writes to a temporary name in the destination's folder and renames it into place,
+so an interrupted run never leaves a half-written file under the final name, nor destroys the
+previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from rtpose.errors import RtposeError
+
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+
+
+def read_image(path: str | Path, warn: Callable[[str], None] | None = None) -> np.ndarray:
+    """A BGR uint8 image (H, W, 3). A JPEG whose end marker is missing (a truncated file, which
+    OpenCV decodes with its lower part grey) is read, with one warning line through ``warn``
+    (default: standard error)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        reason = "no such file" if not path.exists() else (e.strerror or str(e))
+        raise RtposeError(f"cannot read image {path}: {reason}") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise RtposeError(f"cannot read image {path}: not a readable image")
+    if data.startswith(JPEG_START) and not data.rstrip(b"\0").endswith(JPEG_END):
+        message = (f"warning: {path} is damaged (the JPEG is truncated): its lower part is "
+                   "missing and people there will not be found")
+        (warn or (lambda text: print(text, file=sys.stderr)))(message)
+    return image
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary name beside ``path`` (same extension) that a file is written under."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same extension) to write to; renamed to ``path`` when
+    the block ends normally, removed otherwise."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise RtposeError(f"cannot write {path}: no folder {path.parent}")
+    temporary = partial_path(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as e:
+        raise RtposeError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write an image atomically; the format follows the file extension."""
+    with atomic_path(path) as temporary:
+        try:
+            written = cv2.imwrite(str(temporary), image)
+        except cv2.error:
+            written = False
+        if not written:
+            raise RtposeError(f"cannot write image {path} (check the folder and the extension)")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def check_writable(*paths: str | Path | None) -> None:
+    """Raise ``RtposeError`` unless every given path's folder exists and is writable: checked
+    before long work, so that it does not fail at the end."""
+    for path in paths:
+        if path is None:
+            continue
+        folder = Path(path).parent
+        if not folder.is_dir():
+            raise RtposeError(f"cannot write {path}: no folder {folder}")
+        if not os.access(folder, os.W_OK):
+            raise RtposeError(f"cannot write {path}: folder {folder} is not writable")
