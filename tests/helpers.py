@@ -1,36 +1,62 @@
-"""Inputs shared by several test modules: the original demo's network input for an image, and
-the saved MobileNet-thin outputs on ski.jpg (``original_formats/ski_mobilenet_thin_netout.npz``)."""
+"""Inputs shared by several test modules: the original demo's network input for an image, the
+saved MobileNet-thin outputs on ski.jpg (``original_formats/ski_mobilenet_thin_netout.npz``), and
+plain functions as networks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from rtpose.config import InferenceParams
-from rtpose.inference import prepare_input, scale_factors
+from rtpose.config import CMU_GROUPING, InferenceParams
+from rtpose.decode.faithful import average_maps
+from rtpose.geometry import Geometry, prepare_input, scale_factors
+from rtpose.pipeline import PosePipeline
 from rtpose.skeleton import NUM_HEATMAPS
 
 SKI_SHAPE = (674, 712, 3)
+STRIDE = 8  # both architectures'
+
+
+class FunctionNetwork:
+    """A ``rtpose.runtime.Network`` from a function ``batch -> (heat, paf)``."""
+
+    runtime = "function"
+    architecture = "test"
+
+    def __init__(self, function: Callable, stride: int = STRIDE) -> None:
+        self.function = function
+        self.stride = stride
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.function(batch)
+
+
+def full_maps(image: np.ndarray, network: Callable, params: InferenceParams):
+    """Heatmaps (H, W, 19) and PAFs (H, W, 38) of a function network, averaged over the scales
+    in the image frame (the faithful method's maps)."""
+    inferred = PosePipeline(FunctionNetwork(network), params, CMU_GROUPING).infer(image)
+    return average_maps(inferred.outputs, inferred.geometry)
 
 
 def demo_input(image: np.ndarray, height: int = 368) -> np.ndarray:
     """The original demo's network input: bicubic resize to ``height``, pad 128 to x8, batch
     of one, float32."""
-    padded, _ = prepare_input(image, height / image.shape[0])
+    padded, _ = prepare_input(image, height / image.shape[0], STRIDE)
     return padded[np.newaxis].astype(np.float32)
 
 
 def ski_outputs(shared_data: Path, scales: tuple[float, ...]):
-    """The saved outputs at ``scales`` as per scale (heatmaps, PAFs), and their input pads."""
+    """The saved outputs at ``scales`` as per scale (heatmaps, PAFs), and their geometry."""
     saved = np.load(shared_data / "original_formats" / "ski_mobilenet_thin_netout.npz")
     params = InferenceParams(scales=scales)
     outputs, pads = [], []
     for scale, factor in zip(scales, scale_factors(SKI_SHAPE[0], params), strict=True):
         # Pads follow from resizing the image; a blank image of the ski size gives them.
-        padded, pad = prepare_input(np.zeros(SKI_SHAPE, np.uint8), factor, params)
+        padded, pad = prepare_input(np.zeros(SKI_SHAPE, np.uint8), factor, STRIDE)
         assert padded.shape[:2] == tuple(saved[f"in_hw_{scale}"])
         raw = saved[f"s{scale}"][0]
         outputs.append((raw[..., :NUM_HEATMAPS], raw[..., NUM_HEATMAPS:]))
         pads.append(pad)
-    return outputs, pads
+    return outputs, Geometry(SKI_SHAPE[:2], tuple(pads), STRIDE)

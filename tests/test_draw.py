@@ -6,11 +6,11 @@ import math
 
 import cv2
 import numpy as np
+from synthetic import make_people
 
 from rtpose.draw import draw_people
 from rtpose.people import People
 from rtpose.skeleton import COLORS, DECODE_ORDER, LIMBS, NUM_PARTS
-from rtpose.synthetic import make_people
 
 
 def draw_like_the_original(image, people, peaks):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from synthetic import make_people
 
 from rtpose.errors import RtposeError
 from rtpose.people import People
 from rtpose.skeleton import COCO_KEYPOINTS, COCO_TO_CMU, NUM_PARTS, PARTS
-from rtpose.synthetic import make_people
 
 
 def two_people() -> People:

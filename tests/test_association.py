@@ -1,37 +1,31 @@
-"""Grouping: the original's people on real network outputs, synthetic people, edge cases, and
-agreement with the loop reference implementation."""
+"""Peaks and PAF association on full-size maps: the original's people on real network outputs,
+synthetic people, edge cases, and agreement with the loop oracle (``reference_grouping.py``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import Counter
 
 import numpy as np
 import pytest
-from helpers import SKI_SHAPE, ski_outputs
+import reference_grouping as reference
+from helpers import ski_outputs
+from synthetic import make_people, random_people, render_maps
 
-from rtpose.config import GroupingParams
-from rtpose.grouping import connect_limb, find_peaks, group_peaks, group_people, score_limb
-from rtpose.inference import upsample_and_average
+from rtpose.config import CMU_GROUPING, GroupingParams
+from rtpose.decode.association import connect_limb, group_peaks, score_limb
+from rtpose.decode.faithful import average_maps, people_from_maps
+from rtpose.decode.peaks import find_peaks
 from rtpose.skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
-from rtpose.synthetic import make_people, random_people, render_maps
 
 
-@pytest.fixture(scope="module")
-def reference(repo_root):
-    """The plain-loop implementation in benchmarks/reference_grouping.py (not a package)."""
-    path = repo_root / "benchmarks" / "reference_grouping.py"
-    spec = importlib.util.spec_from_file_location("reference_grouping", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def group_people(heatmaps, pafs, params=CMU_GROUPING):
+    return people_from_maps(heatmaps, pafs, params)[1]
 
 
 def ski_maps(shared_data, scales):
     """Averaged maps of the saved MobileNet-thin outputs on ski.jpg, as the original built them."""
-    outputs, pads = ski_outputs(shared_data, scales)
-    return upsample_and_average(outputs, pads, SKI_SHAPE)
+    return average_maps(*ski_outputs(shared_data, scales))
 
 
 @pytest.mark.parametrize(
@@ -94,7 +88,7 @@ def test_find_peaks_order_ids_and_borders():
 
 
 @pytest.mark.parametrize("spikes", [0, 40, 3000])
-def test_find_peaks_equals_smoothing_the_whole_image(reference, spikes):
+def test_find_peaks_equals_smoothing_the_whole_image(spikes):
     """Smoothing only around high values (few spikes), or all (many), finds the same peaks."""
     rng = np.random.default_rng(spikes)
     shape = (200, 260)
@@ -147,7 +141,7 @@ def test_people_too_small_or_too_weak_are_dropped():
     assert len(group_people(heatmaps, pafs, GroupingParams(min_mean_score=2.0))) == 0
 
 
-def test_zero_length_limb_is_not_a_candidate(reference):
+def test_zero_length_limb_is_not_a_candidate():
     truth = make_people([[60, 60]], [150])
     truth[0, 14, :2] = truth[0, 0, :2]  # right eye on the nose's pixel
     heatmaps, pafs = render_maps(truth, (220, 140))
@@ -179,7 +173,7 @@ def test_score_limb_penalises_long_limbs():
     np.testing.assert_array_equal(accepted[0], [True, True, False])
 
 
-def test_agrees_with_loop_reference_on_random_maps(reference):
+def test_agrees_with_loop_reference_on_random_maps():
     branches = Counter()
     for seed in range(4):
         rng = np.random.default_rng(seed)
