@@ -1,21 +1,26 @@
 """The pipelined stream: every file frame in order with its own result, stale live frames dropped,
-early stops, errors raised in the caller; and the video and JSON-lines outputs."""
+early stops, errors raised in the caller, drawing only for outputs that draw; and the video and
+JSON-lines outputs, written under a temporary name until complete."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import cv2
 import numpy as np
 import pytest
+from helpers import FunctionNetwork
 
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.errors import RtposeError
-from rtpose.frames import FrameSource, open_source
 from rtpose.pipeline import PosePipeline
-from rtpose.realtime import FrameTiming, StopStream, StreamSummary, draw_fps, run_stream
-from rtpose.video import JsonLinesOutput, VideoOutput, read_json_lines
+from rtpose.stream import stream as stream_module
+from rtpose.stream.outputs import JsonLinesOutput, VideoOutput, read_json_lines
+from rtpose.stream.sources import FrameSource, open_source
+from rtpose.stream.stream import FrameTiming, StopStream, StreamSummary, draw_fps, run_stream
 
 SMALL = InferenceParams(boxsize=184, scales=(1.0,))
 
@@ -36,18 +41,20 @@ def image_network(delays=()):
         heat[0, :, :, 0] = small
         return heat, np.zeros((*heat.shape[:3], 38), np.float32)
 
-    return network
+    return FunctionNetwork(network)
 
 
 class Recorder:
-    """An output that keeps what it is given."""
+    """An output that keeps what it is given (and asks for drawn frames if ``draws``)."""
 
-    def __init__(self, stop_at: int | None = None, error: type[BaseException] = StopStream):
+    def __init__(self, stop_at: int | None = None, error: type[BaseException] = StopStream,
+                 draws: bool = True):
         self.frames, self.results = [], []
-        self.stop_at, self.error = stop_at, error
+        self.stop_at, self.error, self.draws = stop_at, error, draws
 
     def write(self, frame, result, drawn):
-        assert drawn.shape == frame.image.shape and drawn is not frame.image
+        if self.draws:
+            assert drawn.shape == frame.image.shape and drawn is not frame.image
         self.frames.append(frame)
         self.results.append(result)
         if len(self.frames) == self.stop_at:
@@ -60,8 +67,8 @@ def street(shared_data):
 
 
 def test_file_frames_all_processed_in_order_with_their_own_results(street):
-    rng = np.random.default_rng(0)
-    pipeline = PosePipeline(image_network(rng.uniform(0, 0.05, 5)), SMALL, CMU_GROUPING)
+    delays = np.random.default_rng(0).uniform(0.02, 0.05, 5)
+    pipeline = PosePipeline(image_network(delays), SMALL, CMU_GROUPING)
     recorder = Recorder()
     with open_source(video=street) as source:
         summary = run_stream(source, pipeline, [recorder])
@@ -77,7 +84,24 @@ def test_file_frames_all_processed_in_order_with_their_own_results(street):
             for got, want in zip(result.peaks, expected, strict=True):
                 np.testing.assert_array_equal(got, want)
     assert all(t.latency_s >= t.network_s + t.postprocess_s for t in summary.frames)
-    assert summary.fps > 0
+    assert all(t.network_s >= delay for t, delay in zip(summary.frames, delays, strict=True))
+    # The network runs one frame at a time: the stream takes at least its delays.
+    assert summary.elapsed_s >= delays.sum()
+    assert summary.fps == pytest.approx(5 / summary.elapsed_s)
+
+
+def test_nothing_is_drawn_when_no_output_draws(street, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(stream_module, "draw_people",
+                        lambda image, *a: drawn.append(1) or image.copy())
+    pipeline = PosePipeline(image_network(), SMALL)
+    recorder = Recorder(draws=False)
+    with open_source(video=street) as source:
+        run_stream(source, pipeline, [recorder])
+    assert drawn == [] and len(recorder.frames) == 5
+    with open_source(video=street) as source:
+        run_stream(source, pipeline, [Recorder(draws=False), Recorder(draws=True)])
+    assert len(drawn) == 5
 
 
 def live_source(n: int, period_s: float) -> FrameSource:
@@ -127,7 +151,7 @@ def test_a_network_error_is_raised_in_the_caller(street):
         raise ValueError("bad weights")
 
     with open_source(video=street) as source, pytest.raises(ValueError, match="bad weights"):
-        run_stream(source, PosePipeline(broken, SMALL), [Recorder()])
+        run_stream(source, PosePipeline(FunctionNetwork(broken), SMALL), [Recorder()])
 
 
 def test_summary_means_and_fps_counter():
@@ -139,9 +163,12 @@ def test_summary_means_and_fps_counter():
     assert summary.mean_postprocess_s == pytest.approx(0.03)
     assert StreamSummary((), 0, 0.0).fps == 0.0
 
-    image = np.zeros((60, 200, 3), np.uint8)
-    draw_fps(image, 12.3)
-    assert image[:40, :120].any() and not image[45:].any()
+    images = [np.zeros((60, 200, 3), np.uint8) for _ in range(2)]
+    draw_fps(images[0], 12.3)
+    draw_fps(images[1], 45.6)
+    for image in images:  # white text in a black outline, in the top-left corner only
+        assert (image[:40, :120] > 200).all(axis=2).sum() > 20 and not image[45:].any()
+    assert (images[0] != images[1]).any()
 
 
 def test_outputs_write_the_video_and_one_json_line_per_frame(street, tmp_path):
@@ -168,3 +195,31 @@ def test_unwritable_outputs_are_one_line_errors(street, tmp_path):
             VideoOutput(tmp_path / "missing" / "out.mp4", source)
     with pytest.raises(RtposeError, match="^cannot write .*out.jsonl: No such file"):
         JsonLinesOutput(tmp_path / "missing" / "out.jsonl")
+
+
+def test_outputs_appear_only_when_complete(street, tmp_path):
+    """While a stream runs, neither file exists under its final name; each appears, complete,
+    when its output closes."""
+    video, lines = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    seen = []
+
+    class Watcher:
+        draws = False
+
+        def write(self, frame, result, drawn):
+            seen.append((video.exists(), lines.exists(), len(list(tmp_path.iterdir()))))
+
+    pipeline = PosePipeline(image_network(), SMALL)
+    with (open_source(video=street) as source, VideoOutput(video, source) as writer,
+          JsonLinesOutput(lines) as jsonl):
+        run_stream(source, pipeline, [writer, jsonl, Watcher()])
+    assert seen == [(False, False, 2)] * 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.mp4"]
+
+
+def test_opening_a_stream_loads_no_keras():
+    code = ("import sys; import rtpose.stream.stream, rtpose.stream.outputs, "
+            "rtpose.stream.sources, rtpose.pipeline; "
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
