@@ -1,6 +1,6 @@
 """COCO keypoint AP and time per image of a model on coco_mini val2017 (79 images).
 
-    python benchmarks/coco_mini.py [--scales-sets 1.0 0.5,1,1.5,2] [--limit N] [--model ...]
+    python -m benchmarks.coco_mini [--scales-sets 1.0 0.5,1,1.5,2] [--limit N] [--model ...]
 
 Prints a markdown table: AP, AP50, and the mean seconds per image spent in the network and in
 post-processing (up-sampling, peaks, association), for each set of scales.
@@ -13,9 +13,9 @@ import dataclasses
 import platform
 from pathlib import Path
 
-from rtpose.cli import add_inference_args, add_model_args, pipeline_from_args
 from rtpose.coco.evaluate import load_coco, run_pipeline, score_keypoints
 from rtpose.config import parse_scales
+from rtpose.tools.common import add_inference_args, add_model_args, pipeline_from_args
 
 COCO_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_mini"
 

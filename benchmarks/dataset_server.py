@@ -1,6 +1,6 @@
 """Training-data throughput: the transformer alone, and the dataset server with 1 and 2 workers.
 
-    python benchmarks/dataset_server.py [--coco ../shared/data/coco_mini] [--samples 200]
+    python -m benchmarks.dataset_server [--coco ../shared/data/coco_mini] [--samples 200]
 
 Builds the HDF5 training file of coco_mini (train + val, 54 samples, masks included) in a
 temporary folder with the package's writer, then measures samples per second of

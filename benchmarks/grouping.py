@@ -1,10 +1,10 @@
 """Time the vectorised grouping against the plain-loop version of the original algorithm.
 
-    python benchmarks/grouping.py [--repeats 3] [--size 480x640]
+    python -m benchmarks.grouping [--repeats 3] [--size 480x640]
 
 On synthetic maps (``rtpose.synthetic``) of 1, 5 and 20 people, times peak finding and limb
 association (scoring, matching, merging) of ``rtpose.grouping`` and of
-``benchmarks/reference_grouping.py``, checks that both return the same people, and prints the
+``tests/reference_grouping.py``, checks that both return the same people, and prints the
 times and their ratio.
 """
 
@@ -14,10 +14,11 @@ import argparse
 import time
 
 import numpy as np
-from reference_grouping import find_peaks_loops, group_peaks_loops
 
-from rtpose.grouping import find_peaks, group_peaks
-from rtpose.synthetic import random_people, render_maps
+from rtpose.decode.association import group_peaks
+from rtpose.decode.peaks import find_peaks
+from tests.reference_grouping import find_peaks_loops, group_peaks_loops
+from tests.synthetic import random_people, render_maps
 
 
 def best_time(repeats: int, function, *args):

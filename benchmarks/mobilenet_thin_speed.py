@@ -3,7 +3,7 @@
 Runs both on an image resized to a given height (the original demo's bicubic resize) and
 prints the median of several alternating runs after warm-up, and the largest output difference.
 
-    python benchmarks/mobilenet_thin_speed.py --graph model/downloads/mobilenet_thin_graph_opt.pb
+    python -m benchmarks.mobilenet_thin_speed --graph model/downloads/mobilenet_thin_graph_opt.pb
 """
 
 from __future__ import annotations

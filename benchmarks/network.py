@@ -11,8 +11,8 @@ process's CPU time (the steadier figure on a shared machine). Timing depends onl
 input's size, so without ``--image`` a 640x480 frame (a typical COCO image) of noise is used.
 CMU runs with random weights, MobileNet-thin with its real converted weights::
 
-    python benchmarks/network.py --mobilenet-weights model/keras/mobilenet_thin.weights.h5
-    python benchmarks/network.py --arch mobilenet_thin --runtime keras onnx --runs 20
+    python -m benchmarks.network --mobilenet-weights model/keras/mobilenet_thin.weights.h5
+    python -m benchmarks.network --arch mobilenet_thin --runtime keras onnx --runs 20
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ import numpy as np
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
-from rtpose.export import export_model
 from rtpose.models import ARCHITECTURES, load_model
-from rtpose.runtime import KerasNetwork, OnnxNetwork
+from rtpose.runtime.export import export_model
+from rtpose.runtime.keras_runtime import KerasNetwork
+from rtpose.runtime.onnx_runtime import OnnxNetwork
 
 SCALES = (0.5, 1.0, 1.5, 2.0)
 BOXSIZE, STRIDE, PAD_VALUE = 368, 8, 128

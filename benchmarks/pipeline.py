@@ -1,20 +1,21 @@
 """Image → people per stage on coco_mini val: the fast decoder, the faithful one and the loop
 version of the original, with AP; the 21-person image alone; peak memory at 1920x1080.
 
-    python benchmarks/pipeline.py [--limit N] [--repeats 5] [--decoders fast faithful loops]
-                                  [--runtime keras|onnx] [--model PATH] [--no-memory]
+    python -m benchmarks.pipeline [--limit N] [--repeats 5] [--decoders fast faithful loops]
+                                    [--runtime keras|onnx] [--model PATH] [--no-memory]
 
 For each setting (1 scale; 4 scales 0.5, 1, 1.5, 2) and each val image, the network runs once
 (the compiled runtime of ``rtpose.runtime``, resizing and padding included), then every decoder
 decodes the same outputs, the fast one first (as in the pipeline, straight after the network):
 
-- ``fast``: ``rtpose.fast_decode`` (the pipeline's default). Its "upsample" stage up-samples
-  nothing: it is the lookup, or for a new image size the construction, of its operators.
-- ``faithful``: ``inference.upsample_and_average``, ``grouping.find_peaks``, ``group_peaks``.
-- ``loops``: the same up-sampling, then ``benchmarks/reference_grouping.py``, the original's
+- ``fast``: ``rtpose.decode``'s fast method (the pipeline's default). Its "maps" stage
+  up-samples nothing: it is the lookup, or for a new image size the construction, of its
+  operators.
+- ``faithful``: ``rtpose.decode``'s faithful method (up-sampling, peaks, association).
+- ``loops``: the same up-sampling, then ``tests/reference_grouping.py``, the original's
   algorithm as plain Python loops.
 
-Prints per setting and decoder the mean and median ms of each stage (network, upsample, peaks,
+Prints per setting and decoder the mean and median ms of each stage (network, maps, peaks,
 association, post-processing = the last three, total), the post-processing time relative to the
 fast decoder's, the COCO keypoint AP, and how many images found other people than the faithful
 decoder. Then the 21-person image ``000000217285.jpg`` alone (``--repeats`` runs after one
@@ -36,20 +37,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from reference_grouping import find_peaks_loops, group_peaks_loops
 
-from rtpose.cli import add_model_args, network_from_args
 from rtpose.coco.evaluate import load_coco, score_keypoints
 from rtpose.config import CMU_GROUPING, InferenceParams
-from rtpose.inference import run_scales, upsample_and_average
+from rtpose.decode.faithful import average_maps
 from rtpose.people import People
-from rtpose.pipeline import PosePipeline
+from rtpose.pipeline import Inferred, PosePipeline
+from rtpose.tools.common import add_model_args, network_from_args
+from tests.reference_grouping import find_peaks_loops, group_peaks_loops
 
 COCO_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_mini"
 CROWD_IMAGE = "000000217285.jpg"  # 21 people
 SETTINGS = {"1 scale": (1.0,), "4 scales": (0.5, 1.0, 1.5, 2.0)}
 DECODERS = ("fast", "faithful", "loops")
-STAGES = ("network", "upsample", "peaks", "association", "post", "total")
+STAGES = ("network", "maps", "peaks", "association", "post", "total")
 MEMORY_SHAPE = (1080, 1920)
 
 
@@ -62,17 +63,17 @@ class Record:
     results: list[dict] = field(default_factory=list)
 
 
-def stage_times(network_s: float, upsample_s: float, peaks_s: float,
+def stage_times(network_s: float, maps_s: float, peaks_s: float,
                 association_s: float) -> dict[str, float]:
-    post = upsample_s + peaks_s + association_s
-    return {"network": network_s, "upsample": upsample_s, "peaks": peaks_s,
+    post = maps_s + peaks_s + association_s
+    return {"network": network_s, "maps": maps_s, "peaks": peaks_s,
             "association": association_s, "post": post, "total": network_s + post}
 
 
-def decode_loops(outputs, pads, image_shape, network_s: float) -> tuple[People, dict]:
+def decode_loops(inferred: Inferred) -> tuple[People, dict]:
     """The loop version of the original: up-sampling, then reference_grouping.py."""
     start = time.perf_counter()
-    heatmaps, pafs = upsample_and_average(outputs, pads, image_shape)
+    heatmaps, pafs = average_maps(inferred.outputs, inferred.geometry)
     upsampled = time.perf_counter()
     peaks = find_peaks_loops(heatmaps, CMU_GROUPING.thre1)
     peaked = time.perf_counter()
@@ -81,17 +82,16 @@ def decode_loops(outputs, pads, image_shape, network_s: float) -> tuple[People, 
         CMU_GROUPING.min_mean_score)
     done = time.perf_counter()
     return (People(keypoints, scores, counts),
-            stage_times(network_s, upsampled - start, peaked - upsampled, done - peaked))
+            stage_times(inferred.network_s, upsampled - start, peaked - upsampled, done - peaked))
 
 
-def decode(name: str, pipelines: dict[str, PosePipeline], outputs, pads, image_shape,
-           network_s: float) -> tuple[People, dict]:
+def decode(name: str, pipelines: dict[str, PosePipeline],
+           inferred: Inferred) -> tuple[People, dict]:
     """People and stage times of decoder ``name``."""
     if name == "loops":
-        return decode_loops(outputs, pads, image_shape, network_s)
-    result = pipelines[name].decode(outputs, pads, image_shape, network_s)
-    t = result.timings
-    return result.people, stage_times(t.network_s, t.upsample_s, t.peaks_s, t.association_s)
+        return decode_loops(inferred)
+    t = (result := pipelines[name].decode(inferred)).timings
+    return result.people, stage_times(t.network_s, t.maps_s, t.peaks_s, t.association_s)
 
 
 def same_people(a: People, b: People) -> bool:
@@ -112,11 +112,9 @@ def run_setting(pipelines, coco_gt, images: Path, ids: list[int], decoders) -> d
     fast = pipelines["fast"]
     for n, image_id in enumerate(ids, 1):
         image = cv2.imread(str(images / coco_gt.loadImgs(image_id)[0]["file_name"]))
-        start = time.perf_counter()
-        outputs, pads = run_scales(image, fast.network, fast.inference)
-        network_s = time.perf_counter() - start
+        inferred = fast.infer(image)
         for name in decoders:
-            people, times = decode(name, pipelines, outputs, pads, image.shape, network_s)
+            people, times = decode(name, pipelines, inferred)
             records[name].times.append(times)
             records[name].people.append(people)
             records[name].results.extend(people.to_coco(image_id))
@@ -150,11 +148,9 @@ def crowd_rows(pipelines, image: np.ndarray, repeats: int, decoders, setting: st
     first: dict[str, float] = {}
     found: dict[str, int] = {}
     for run in range(repeats + 1):
-        start = time.perf_counter()
-        outputs, pads = run_scales(image, fast.network, fast.inference)
-        network_s = time.perf_counter() - start
+        inferred = fast.infer(image)
         for name in decoders:
-            people, t = decode(name, pipelines, outputs, pads, image.shape, network_s)
+            people, t = decode(name, pipelines, inferred)
             found[name] = len(people)
             if run == 0:
                 first[name] = t["post"]
@@ -186,22 +182,20 @@ def memory_child(args: argparse.Namespace) -> None:
     pipeline = pipelines[args.memory_child]
     image = cv2.resize(cv2.imread(str(args.coco / "val2017" / CROWD_IMAGE)),
                        MEMORY_SHAPE[::-1], interpolation=cv2.INTER_CUBIC)
-    start = time.perf_counter()
-    outputs, pads = run_scales(image, pipeline.network, pipeline.inference)
-    network_s = time.perf_counter() - start
+    inferred = pipeline.infer(image)
     after_network = peak_rss_mb()
-    result = pipeline.decode(outputs, pads, image.shape, network_s)
+    result = pipeline.decode(inferred)
     peak = peak_rss_mb()
     print(json.dumps({"after_network_mb": after_network, "peak_mb": peak,
-                      "people": len(result.people), "network_s": network_s,
+                      "people": len(result.people), "network_s": inferred.network_s,
                       "post_s": result.timings.postprocess_s}))
 
 
 def memory_rows(args: argparse.Namespace) -> list[str]:
     rows = []
     for name in ("fast", "faithful"):
-        command = [sys.executable, __file__, "--memory-child", name, "--coco", str(args.coco),
-                   "--runtime", args.runtime]
+        command = [sys.executable, "-m", "benchmarks.pipeline", "--memory-child", name,
+                   "--coco", str(args.coco), "--runtime", args.runtime]
         if args.model is not None:
             command += ["--model", str(args.model)]
         if args.arch is not None:

@@ -4,7 +4,7 @@ The full training step of ``training/train_pose.py`` (training model with masks,
 losses, Caffe SGD with multipliers and decay), on random images and labels: no server needed.
 The first step (tracing) is timed apart. Example::
 
-    python benchmarks/train_step.py --crop-size 368 --batch-size 10 --steps 3
+    python -m benchmarks.train_step --crop-size 368 --batch-size 10 --steps 3
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """End-to-end video speed: what ``demo_camera.py --video VIDEO --no-display`` does, timed.
 
-    python benchmarks/video.py [--video ../shared/data/videos/sample2.mp4] [--arch ...]
+    python -m benchmarks.video [--video ../shared/data/videos/sample2.mp4] [--arch ...]
 
 For each architecture at one scale and its default input size (boxsize 368: a 960x540 frame
 goes in as 368x656), runs the pipelined stream of ``rtpose.realtime`` over every frame of the
@@ -26,11 +26,11 @@ from tqdm import tqdm
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.draw import draw_people
 from rtpose.errors import ModelNotFoundError, RtposeError
-from rtpose.frames import open_source
 from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import PosePipeline
-from rtpose.realtime import FrameTiming, StreamSummary, draw_fps, run_stream
 from rtpose.runtime import RUNTIMES, make_network
+from rtpose.stream.sources import open_source
+from rtpose.stream.stream import FrameTiming, StreamSummary, draw_fps, run_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "sample2.mp4"

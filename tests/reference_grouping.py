@@ -1,5 +1,5 @@
 """Straightforward loop version of the original demo's grouping: the test oracle and the
-benchmark baseline for ``rtpose.grouping``.
+benchmark baseline for ``rtpose.decode``.
 
 Plain Python loops over parts, peak pairs, samples and people, in the original's order of
 operations, with the original's packed person rows (18 peak ids, then total score, then part

@@ -28,7 +28,7 @@ stride = 8
 
 
 def test_shipped_config_holds_the_cmu_defaults(repo_root):
-    assert load_config(repo_root / "config") == (InferenceParams(), GroupingParams())
+    assert load_config(repo_root / "config") == (InferenceParams(stride=8), GroupingParams())
     assert InferenceParams().scales == (0.5, 1.0, 1.5, 2.0)
     assert (GroupingParams().thre1, GroupingParams().thre2) == (0.1, 0.05)
 
@@ -37,7 +37,7 @@ def test_values_are_read_and_unknown_keys_ignored(tmp_path):
     path = tmp_path / "config"
     path.write_text(CUSTOM)
     inference, grouping = load_config(path)
-    assert inference == InferenceParams(boxsize=320, stride=8, pad_value=0, scales=(1.0, 0.5))
+    assert inference == InferenceParams(boxsize=320, pad_value=0, scales=(1.0, 0.5), stride=8)
     assert grouping == GroupingParams(thre1=0.2, thre2=0.1, mid_num=12, min_parts=3)
 
 

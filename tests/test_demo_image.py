@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from demo_image import main
-from rtpose.cli import add_inference_args, params_from_args
 from rtpose.config import GroupingParams, InferenceParams
 from rtpose.people import People
+from rtpose.tools.common import add_inference_args, params_from_args
 
 SKI = "sample_images/ski.jpg"
 

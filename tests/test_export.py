@@ -12,8 +12,8 @@ import tensorflow as tf
 from helpers import demo_input
 
 from export import main
-from rtpose.export import ExportError, export_model
 from rtpose.models import ARCHITECTURES, load_model
+from rtpose.runtime.export import ExportError, export_model
 
 TOLERANCE = 1e-4
 

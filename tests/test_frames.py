@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rtpose.errors import RtposeError
-from rtpose.frames import Frame, FrameSource, open_source
+from rtpose.stream.sources import Frame, FrameSource, open_source
 
 SKI = "sample_images/ski.jpg"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from helpers import STRIDE, FunctionNetwork, full_maps
 
 from rtpose.config import InferenceParams

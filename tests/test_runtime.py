@@ -13,12 +13,9 @@ import pytest
 from helpers import demo_input
 
 from rtpose.models import ARCHITECTURES, load_model
-from rtpose.runtime import (
-    RuntimeUnavailableError,
-    add_runtime_args,
-    make_network,
-    onnx_cache_path,
-)
+from rtpose.runtime import RuntimeUnavailableError, make_network
+from rtpose.runtime.onnx_runtime import onnx_cache_path
+from rtpose.tools.common import add_model_args
 
 TOLERANCE = 1e-4
 
@@ -99,7 +96,7 @@ def test_onnx_cache_path():
 
 def test_runtime_flag():
     parser = argparse.ArgumentParser()
-    add_runtime_args(parser)
+    add_model_args(parser)
     assert parser.parse_args([]).runtime == "keras"
     assert parser.parse_args(["--runtime", "onnx"]).runtime == "onnx"
     with pytest.raises(SystemExit):
