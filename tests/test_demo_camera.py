@@ -77,8 +77,11 @@ def test_unreadable_video_exits_with_one_line(repo_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_and_keeps_the_outputs(repo_root, shared_data, mobilenet_weights,
-                                                    tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_the_outputs(repo_root, shared_data,
+                                                              mobilenet_weights, tmp_path, stop):
+    """Ctrl+C, or SIGTERM (kill, timeout, docker stop), finishes both files: the video is
+    readable and holds as many frames as the JSON lines."""
     video, lines = tmp_path / "out.mp4", tmp_path / "out.jsonl"
     process = subprocess.Popen(
         [sys.executable, "demo_camera.py", "--video", str(shared_data / "videos" / "sample1.mp4"),
@@ -88,14 +91,17 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_outputs(repo_root, shared_data, mobi
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if lines.is_file() and len(lines.read_text().splitlines()) >= 2:
+        partial = list(tmp_path.glob(".out.*.partial.jsonl"))  # complete only when renamed
+        if partial and len(partial[0].read_text().splitlines()) >= 2:
             break
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    assert not lines.exists() and not video.exists()
+    process.send_signal(stop)
     out, err = process.communicate(timeout=60)
 
     assert process.returncode == 0, err
-    assert "stopped early: Ctrl+C" in out
+    assert "stopped early: Ctrl+C or SIGTERM" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.mp4"]
     written = len(read_json_lines(lines))
     assert 2 <= written < 195
     assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) == written
