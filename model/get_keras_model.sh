@@ -27,4 +27,4 @@ check() {  # file; prints the problem and fails if the file is not a plausible m
     fi
 }
 
-fetch_checked "$URL" "$DEST"
+fetch_checked "$DEST" "$URL"
