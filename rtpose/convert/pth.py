@@ -393,12 +393,12 @@ def convert_pth(
     """Convert a ``.pth`` state dict of the CMU body model (``body_pose_model.pth``) into Keras 3
     weights ``output`` (``*.weights.h5``) of ``build_cmu_model(stages=stages)``, written under a
     temporary name then renamed. Returns ``output``."""
-    from rtpose.models.cmu import build_cmu_model  # Keras only for this step
-
     output = Path(output)
     if not output.name.endswith(".weights.h5"):
         raise ConversionError(f"output must end with .weights.h5: {output}")
     state = read_pth(pth, progress)
+    from rtpose.models.cmu import build_cmu_model  # Keras only once the file is read
+
     model = build_cmu_model(stages=stages)
     set_conv_weights(model, conv_weights_from_state(state, model, str(pth)))
     return write_atomically(output, model.save_weights)
