@@ -26,6 +26,7 @@ from weight_files import (
     contiguous,
     cut_prototxt,
     random_layers,
+    state_pickle,
     write_keras2_h5,
     write_pth,
 )
@@ -154,6 +155,16 @@ def test_truncated_and_foreign_files(tmp_path, legacy, shared_data):
         with pytest.raises(PthFormatError, match="truncated") as error:
             read_pth(tmp_path / "cut.pth", progress=False)
         assert "\n" not in str(error.value)
+    tensors = {"a": TensorSpec("0", 0, (8,), (1,))}
+    claims = state_pickle(tensors, {"0": np.zeros(8, "float32")}, legacy)
+    short = write_pth(
+        tmp_path / "short.pth", tensors, {"0": np.zeros(4, "float32")}, legacy, claims
+    )
+    expected = (
+        "storage 0 has 4 elements, its reference says 8" if legacy else "storage 0 holds 16 bytes"
+    )
+    with pytest.raises(PthFormatError, match=expected):
+        read_pth(short, progress=False)
     for path, expected in (
         (shared_data / "sample_images" / "ski.jpg", "not a PyTorch file"),
         (tmp_path / "absent.pth", ".pth file not found"),

@@ -144,7 +144,7 @@ class _Unpickler(pickle.Unpickler):
     def __init__(
         self, file: IO[bytes], path: Path, load_storage: Callable[[tuple], _Storage] | None
     ):
-        super().__init__(file)
+        super().__init__(file, encoding="utf-8")  # as torch reads Python 2 pickles
         self._path, self._load_storage = path, load_storage
 
     def find_class(self, module: str, name: str) -> Any:
@@ -234,9 +234,15 @@ def _read_zip(path: Path, progress: bool) -> Any:
                 total=total, unit="B", unit_scale=True, desc="reading .pth", disable=not progress
             ) as bar:
                 for key, storage in storages.items():
-                    raw = archive.read(f"{prefix}data/{key}")
-                    storage.fill(raw, byteorder == "little", path)
-                    bar.update(len(raw))
+                    member = archive.getinfo(f"{prefix}data/{key}")
+                    if member.file_size != storage.numel * storage.dtype().itemsize:
+                        raise PthFormatError(
+                            f"{path}: storage {key} holds {member.file_size} bytes, its "
+                            f"{storage.numel} {storage.kind.name} elements need "
+                            f"{storage.numel * storage.dtype().itemsize}"
+                        )
+                    storage.fill(archive.read(member), byteorder == "little", path)
+                    bar.update(member.file_size)
         except KeyError as e:
             raise PthFormatError(f"{path}: the archive has no member {e}") from e
         except (zipfile.BadZipFile, OSError, EOFError) as e:
@@ -253,6 +259,7 @@ def _read_legacy(path: Path, progress: bool) -> Any:
             raise PthFormatError(f"{path}: storage views (torch < 0.4 files) are not supported")
         return storages.setdefault(key, _Storage(key, kind, numel))
 
+    end = path.stat().st_size
     with open(path, "rb") as file:
         if _unpickle(file, path) != LEGACY_MAGIC:
             raise PthFormatError(f"{path}: a pickle, but not a PyTorch file (no magic number)")
@@ -280,7 +287,13 @@ def _read_legacy(path: Path, progress: bool) -> Any:
                         f"{path}: storage {key} has {numel} elements, its "
                         f"reference says {storage.numel}"
                     )
-                storage.fill(file.read(numel * storage.dtype().itemsize), little, path)
+                size = numel * storage.dtype().itemsize
+                if size > end - file.tell():  # checked before reading: no huge allocation
+                    raise PthFormatError(
+                        f"{path}: truncated: storage {key} needs {size} bytes, "
+                        f"{end - file.tell()} remain"
+                    )
+                storage.fill(file.read(size), little, path)
                 bar.update(numel)
     return result
 
