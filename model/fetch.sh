@@ -1,5 +1,6 @@
 # Shared by get_caffe_model.sh and get_keras_model.sh (sourced, not run): download a model file
-# next to its destination, keep it only if the caller's `check FILE` accepts it.
+# next to its destination from the first of its sources that gives a file the caller's
+# `check FILE` accepts.
 
 download() {  # url file
     if command -v curl >/dev/null 2>&1; then
@@ -12,22 +13,26 @@ download() {  # url file
     fi
 }
 
-fetch_checked() {  # url dest: skip a good file already there, else download to dest.part and check
-    mkdir -p "$(dirname "$2")"
-    if [ -f "$2" ] && check "$2" 2>/dev/null; then
-        echo "$2 is already there and checked"
+fetch_checked() {  # dest url...: keep a good file already there, else try each url in order
+    local dest="$1" url
+    shift
+    mkdir -p "$(dirname "$dest")"
+    if [ -f "$dest" ] && check "$dest" 2>/dev/null; then
+        echo "$dest is already there and checked"
         exit 0
     fi
-    echo "downloading $1"
-    if ! download "$1" "$2.part"; then
-        rm -f "$2.part"
-        echo "error: could not download $1 (no internet access, or the file moved)" >&2
-        exit 1
-    fi
-    if ! check "$2.part"; then
-        echo "error: the download is not the expected model; kept it as $2.part" >&2
-        exit 1
-    fi
-    mv "$2.part" "$2"
-    echo "saved and checked $2"
+    for url in "$@"; do
+        echo "downloading $url"
+        if ! download "$url" "$dest.part"; then
+            echo "could not download $url" >&2
+        elif check "$dest.part"; then
+            mv "$dest.part" "$dest"
+            echo "saved and checked $dest"
+            exit 0
+        fi
+        rm -f "$dest.part"  # a partial or wrong file: the next source starts afresh
+    done
+    echo "error: none of the $# sources gave the expected file (no internet access, or the file" \
+         "moved): $*; download it by hand and put it at $dest" >&2
+    exit 1
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Download the original port's converted CMU model (Keras 2 HDF5, about 209 MB) into
 # model/keras/model.h5; rtpose reads it with rtpose.models.cmu.load_cmu_weights.
-# Without it: bash model/get_caffe_model.sh, then python dump_caffe_layers.py and
-# python caffe_to_keras.py.
+# Its 2017 link may be gone: bash model/get_cmu_model.sh puts the same model in place from
+# Hugging Face (or bash model/get_caffe_model.sh, then python dump_caffe_layers.py and
+# python caffe_to_keras.py).
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi  # also when started as `sh ...`
 set -euo pipefail
 . "$(dirname "$0")/fetch.sh"
@@ -27,4 +28,4 @@ check() {  # file; prints the problem and fails if the file is not a plausible m
     fi
 }
 
-fetch_checked "$URL" "$DEST"
+fetch_checked "$DEST" "$URL"

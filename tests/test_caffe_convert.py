@@ -1,84 +1,23 @@
 """Caffe -> Keras without Caffe: prototxt parsing, caffemodel decoding, dump, conversion, errors.
 
-The caffemodels are written here by a small protobuf encoder of their own (independent of the
-decoder), with random weights, in the current (``layer``, BlobShape, packed) and the old
+The caffemodels are written by the tests' own protobuf encoder (``weight_files``, independent of
+the decoder), with random weights, in the current (``layer``, BlobShape, packed) and the old
 (``layers``, num/channels/height/width, unpacked) forms.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import re
-import struct
 
 import keras
 import numpy as np
 import pytest
+from weight_files import caffemodel_bytes, cut_prototxt, random_layers
 
 from rtpose.convert.caffe import CaffeFormatError, conv_weights, read_caffemodel, read_prototxt
 from rtpose.models.cmu import build_cmu_model, load_cmu_weights
 
 RNG = np.random.default_rng(1)
-
-
-# --- a protobuf encoder for NetParameter -----------------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def _key(field: int, wire: int) -> bytes:
-    return _varint(field << 3 | wire)
-
-
-def _bytes_field(field: int, payload: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(payload)) + payload
-
-
-def _blob(array: np.ndarray, old_form: bool) -> bytes:
-    if old_form:  # num, channels, height, width and one fixed32 field per number
-        dims = (1,) * (4 - array.ndim) + array.shape
-        out = b"".join(_key(f, 0) + _varint(d) for f, d in zip((1, 2, 3, 4), dims, strict=True))
-        return out + b"".join(_key(5, 5) + struct.pack("<f", v) for v in array.ravel())
-    shape = _bytes_field(1, b"".join(_varint(d) for d in array.shape))  # packed int64 dims
-    return _bytes_field(7, shape) + _bytes_field(5, array.astype("<f4").tobytes())
-
-
-def _caffemodel(layers: list[tuple[str, str, list[np.ndarray]]], old_form: bool = False) -> bytes:
-    """A NetParameter: ``layer`` (100) messages, or old ``layers`` (2) V1LayerParameter ones."""
-    parts = [_bytes_field(1, b"test_net")]
-    for name, kind, blobs in layers:
-        if old_form:
-            v1_type = {"Convolution": 4, "ReLU": 18, "Pooling": 17, "Concat": 3}[kind]
-            layer = _bytes_field(4, name.encode()) + _key(5, 0) + _varint(v1_type)
-            layer += b"".join(_bytes_field(6, _blob(b, old_form)) for b in blobs)
-            parts.append(_bytes_field(2, layer))
-        else:
-            layer = _bytes_field(1, name.encode()) + _bytes_field(2, kind.encode())
-            layer += b"".join(_bytes_field(7, _blob(b, old_form)) for b in blobs)
-            parts.append(_bytes_field(100, layer))
-    return b"".join(parts)
-
-
-def _random_layers(net) -> list[tuple[str, str, list[np.ndarray]]]:
-    """Every layer of a NetSpec, convolutions with random weights of the right shapes."""
-    shapes = {c.name: (c.weight_shape, c.num_output) for c in net.convolutions()}
-    return [
-        (
-            layer.name,
-            layer.type,
-            [RNG.normal(0, 0.05, s).astype("float32") for s in shapes[layer.name]]
-            if layer.name in shapes
-            else [],
-        )
-        for layer in net.layers
-    ]
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -117,13 +56,10 @@ def coco_prototxt(shared_data):
 def two_stage(coco_prototxt, tmp_path_factory):
     """The real prototxt cut after stage 2, its random caffemodel, and the caffemodel's layers."""
     root = tmp_path_factory.mktemp("two_stage")
-    blocks = re.split(r"\n(?=layer \{)", coco_prototxt.read_text())
-    kept = [b for b in blocks if not re.search(r'name: "\w*stage[3-6]\w*"', b)]
-    prototxt = root / "pose_deploy.prototxt"
-    prototxt.write_text("\n".join(kept))
-    layers = _random_layers(read_prototxt(prototxt))
+    prototxt = cut_prototxt(coco_prototxt, 2, root / "pose_deploy.prototxt")
+    layers = random_layers(read_prototxt(prototxt), RNG)
     caffemodel = root / "model.caffemodel"
-    caffemodel.write_bytes(_caffemodel(layers))
+    caffemodel.write_bytes(caffemodel_bytes(layers))
     return prototxt, caffemodel, {name: blobs for name, _, blobs in layers if blobs}
 
 
@@ -211,9 +147,9 @@ def test_read_both_caffemodel_forms(tmp_path, old_form):
     prototxt = tmp_path / "tiny.prototxt"
     prototxt.write_text(TINY_PROTOTXT)
     net = read_prototxt(prototxt)
-    layers = _random_layers(net)
+    layers = random_layers(net, RNG)
     path = tmp_path / "tiny.caffemodel"
-    path.write_bytes(_caffemodel(layers, old_form))
+    path.write_bytes(caffemodel_bytes(layers, old_form))
     read = read_caffemodel(path, progress=False)
     assert sorted(read) == ["conv_a", "conv_b"]  # the ReLU has no blobs
     assert read["conv_a"].type == "Convolution"
@@ -304,16 +240,17 @@ def test_other_files_are_refused(two_stage, scripts, shared_data, tmp_path):
 def test_caffemodel_that_does_not_fit_the_prototxt(tmp_path, scripts):
     prototxt = tmp_path / "tiny.prototxt"
     prototxt.write_text(TINY_PROTOTXT)
-    layers = _random_layers(read_prototxt(prototxt))
+    layers = random_layers(read_prototxt(prototxt), RNG)
     argv = _dump_args(prototxt, tmp_path / "m.caffemodel", tmp_path / "layers")
     wrong = [
         (name, kind, [blobs[0].transpose(1, 0, 2, 3), blobs[1]] if name == "conv_b" else blobs)
         for name, kind, blobs in layers
     ]
-    (tmp_path / "m.caffemodel").write_bytes(_caffemodel(wrong))
+    (tmp_path / "m.caffemodel").write_bytes(caffemodel_bytes(wrong))
     message = _exit_message(scripts[0].main, argv)
     assert "layer conv_b: weights (4, 2, 1, 3)" in message and "(2, 4, 1, 3)" in message
-    (tmp_path / "m.caffemodel").write_bytes(_caffemodel([lr for lr in layers if lr[0] != "conv_a"]))
+    without_a = [lr for lr in layers if lr[0] != "conv_a"]
+    (tmp_path / "m.caffemodel").write_bytes(caffemodel_bytes(without_a))
     assert "layer conv_a of the prototxt is not in the caffemodel" in _exit_message(
         scripts[0].main, argv
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
+from weight_files import write_keras2_h5
 
 from rtpose.convert.caffe import read_prototxt
 from rtpose.errors import WeightsError
@@ -156,22 +156,6 @@ def test_stages_must_be_positive():
         build_cmu_model(stages=0)
 
 
-def _write_keras2_h5(path, weights: dict, full_model: bool, rename=lambda name: name) -> None:
-    """A Keras 2 file as the original port wrote it: ``model.save`` puts the layers under
-    ``model_weights``, ``save_weights`` at the root; datasets ``<layer>/<layer>/kernel:0``."""
-    with h5py.File(path, "w") as file:
-        root = file.create_group("model_weights") if full_model else file
-        root.attrs["layer_names"] = [rename(n).encode() for n in weights]
-        for name, (kernel, bias) in weights.items():
-            name = rename(name)
-            group = root.create_group(name)
-            group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
-            group[f"{name}/kernel:0"] = kernel
-            group[f"{name}/bias:0"] = bias
-        if full_model:
-            file.attrs["keras_version"] = b"2.0.8"
-
-
 def _later_port_name(name: str) -> str:
     """The later original port's names for stage 1: Mconv{i}_stage1_L{b}."""
     if name.startswith("conv5_") and "_CPM_L" in name:
@@ -188,7 +172,7 @@ def test_load_keras2_h5(tmp_path, small_model, full_model, rename):
         for layer in conv_layers(small_model)
     }
     path = tmp_path / "model.h5"
-    _write_keras2_h5(path, weights, full_model, rename)
+    write_keras2_h5(path, weights, full_model, rename)
     load_cmu_weights(small_model, path)
     for layer in conv_layers(small_model):
         kernel, bias = layer.get_weights()
@@ -199,12 +183,12 @@ def test_load_keras2_h5(tmp_path, small_model, full_model, rename):
 def test_keras2_h5_with_a_wrong_shape_names_the_layer(tmp_path, small_model):
     weights = {layer.name: [v.numpy() for v in layer.weights] for layer in conv_layers(small_model)}
     weights["conv3_2"][0] = weights["conv3_2"][0][:, :, :128]
-    _write_keras2_h5(tmp_path / "model.h5", weights, full_model=True)
+    write_keras2_h5(tmp_path / "model.h5", weights, full_model=True)
     with pytest.raises(WeightsError, match="layer conv3_2 has weights of shapes"):
         load_cmu_weights(small_model, tmp_path / "model.h5")
     del weights["Mconv7_stage2_L2"]
     weights["conv3_2"][0] = np.zeros((3, 3, 256, 256), "float32")
-    _write_keras2_h5(tmp_path / "model.h5", weights, full_model=False)
+    write_keras2_h5(tmp_path / "model.h5", weights, full_model=False)
     with pytest.raises(WeightsError, match="no weights for layer Mconv7_stage2_L2"):
         load_cmu_weights(small_model, tmp_path / "model.h5")
 

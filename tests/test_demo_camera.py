@@ -10,10 +10,10 @@ import time
 
 import cv2
 import pytest
-from rtpose.stream.outputs import has_display, read_json_lines
 
 from demo_camera import main
 from rtpose.people import People
+from rtpose.stream.outputs import has_display, read_json_lines
 
 HEADLESS_OPENCV = re.search(r"GUI:\s+NONE", cv2.getBuildInformation()) is not None
 

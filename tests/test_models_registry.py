@@ -65,6 +65,7 @@ def test_missing_weights_message_names_the_fetch_commands(tmp_path):
     with pytest.raises(ModelNotFoundError) as error:
         load_model(repo_root=tmp_path)
     message = str(error.value)
+    assert "bash model/get_cmu_model.sh" in message
     assert "bash model/get_mobilenet_thin.sh" in message
     assert "bash model/get_keras_model.sh" in message
     assert "\n" not in message and isinstance(error.value, RtposeError)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from rtpose.convert import write_atomically
 from rtpose.errors import ConversionError
 
 if TYPE_CHECKING:
@@ -481,9 +482,6 @@ def convert_caffe_layers(
     names = tqdm(names, desc="reading layers", disable=not progress)
     weights = load_caffe_layers(layers_dir, names)
     set_conv_weights(model, weights)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.name.endswith(".weights.h5"):
-        model.save_weights(output)
-    else:
-        model.save(output)
-    return output
+    return write_atomically(
+        output, model.save_weights if output.name.endswith(".weights.h5") else model.save
+    )

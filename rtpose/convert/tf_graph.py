@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.framework import graph_pb2
 from tqdm import tqdm
 
+from rtpose.convert import write_atomically
 from rtpose.errors import ConversionError
 from rtpose.models.mobilenet_thin import build_mobilenet_thin, graph_scope
 
@@ -89,8 +90,7 @@ def convert_mobilenet_thin(graph_path: Path, out_path: Path) -> None:
     constants = graph_constants(read_graph_def(graph_path))
     model = build_mobilenet_thin()
     assign_from_graph(model, constants, source=str(graph_path))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    model.save_weights(out_path)
+    write_atomically(out_path, model.save_weights)
 
 
 def load_frozen_graph(

