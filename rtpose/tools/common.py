@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rtpose.config import (
     CMU_GROUPING,
@@ -49,6 +52,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--runtime", choices=RUNTIMES, default="keras",
         help="keras: compiled TensorFlow graph (default); onnx: onnxruntime, the model "
              "exported once and cached beside the weights as <name>.onnx")
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="show the native libraries' start-up lines (TensorFlow, CUDA probing) on stderr")
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -113,8 +119,12 @@ def network_from_args(args: argparse.Namespace) -> Network:
     """The model of ``--model`` / ``--arch`` (default weights when no ``--model``), compiled
     by ``--runtime``."""
     weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
-    model, architecture = load_model(args.arch, weights)
-    return make_network(model, architecture, args.runtime, weights)
+    with quiet_native_stderr(not getattr(args, "verbose", False)):
+        model, architecture = load_model(args.arch, weights)
+        network = make_network(model, architecture, args.runtime, weights)
+        # The first call compiles (one graph for every input size) and initialises the devices.
+        network(np.zeros((1, network.stride, network.stride, 3), np.float32))
+    return network
 
 
 def pipeline_from_args(args: argparse.Namespace) -> PosePipeline:
@@ -141,6 +151,27 @@ def one_line_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+@contextmanager
+def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
+    """Within the block, what native code writes to file descriptor 2 is dropped: TensorFlow's
+    start-up lines (absl, oneDNN, "failed call to cuInit" on a machine without a GPU), which
+    read as errors but are not. Python's exceptions still propagate; ``--verbose`` keeps all."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextmanager
