@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
+from pycocotools.cocoeval import COCOeval
 
 from rtpose.coco.evaluate import STAT_NAMES, load_coco, score_keypoints
 from rtpose.errors import RtposeError
@@ -32,9 +35,25 @@ def test_scorer_accepts_result_lists_and_restricts_to_given_images(shared_data):
     all_images = score_keypoints(gt, preds)
     first = sorted(gt.getImgIds())[0]
     only_first = score_keypoints(gt, [p for p in preds if p["image_id"] == first], [first])
-    assert 0.0 < all_images["AP"] <= 1.0
-    assert 0.0 < only_first["AP"] <= 1.0
+    # The same numbers as pycocotools' own evaluation restricted to that image.
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluation = COCOeval(gt, gt.loadRes([p for p in preds if p["image_id"] == first]),
+                              "keypoints")
+        evaluation.params.imgIds = [first]
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    assert only_first.values == tuple(float(v) for v in evaluation.stats)
     assert only_first.values != all_images.values
+
+
+def test_the_ground_truth_itself_scores_one(shared_data):
+    gt = load_coco(shared_data / "coco_eval" / "mmpose_coco4" / "test_coco.json")
+    perfect = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"],
+                "score": 1.0}
+               for a in gt.loadAnns(gt.getAnnIds(iscrowd=False)) if a["num_keypoints"] > 0]
+    stats = score_keypoints(gt, perfect)
+    assert stats["AP"] == pytest.approx(1.0) and stats["AR"] == pytest.approx(1.0)
 
 
 def test_no_detections_scores_zero(shared_data):
