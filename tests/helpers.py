@@ -1,13 +1,15 @@
 """Inputs shared by several test modules: the original demo's network input for an image, the
-saved MobileNet-thin outputs on ski.jpg (``original_formats/ski_mobilenet_thin_netout.npz``), and
-plain functions as networks."""
+saved MobileNet-thin outputs on ski.jpg (``original_formats/ski_mobilenet_thin_netout.npz``),
+plain functions as networks, and a pipeline that sees one person per frame without a model."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from synthetic import make_people, render_maps
 
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.decode.faithful import average_maps
@@ -60,3 +62,35 @@ def ski_outputs(shared_data: Path, scales: tuple[float, ...]):
         outputs.append((raw[..., :NUM_HEATMAPS], raw[..., NUM_HEATMAPS:]))
         pads.append(pad)
     return outputs, Geometry(SKI_SHAPE[:2], tuple(pads), STRIDE)
+
+
+def person_network(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A network that sees one standing person whose place follows the input's mean green
+    level: each frame of a video whose colour changes gets its own person. Ideal maps
+    (``synthetic.render_maps``) at stride 8, in the padded input's frame."""
+    h, w = batch.shape[1] // STRIDE, batch.shape[2] // STRIDE
+    level = float(batch[0, :, :, 1].mean()) / 255
+    people = make_people([[w * (0.3 + 0.4 * level), h * 0.25]], [h * 0.6])
+    heat, paf = render_maps(people, (h, w), sigma=1.0, limb_width=1.0)
+    return heat[np.newaxis], paf[np.newaxis]
+
+
+def person_pipeline(args, threads: int | None = None) -> PosePipeline:
+    """``rtpose.tools.common.pipeline_from_args``'s stand-in: ``person_network`` at the
+    flags' boxsize and scales, without a model."""
+    params = InferenceParams(boxsize=args.boxsize or 184, scales=args.scales)
+    return PosePipeline(FunctionNetwork(person_network), params, CMU_GROUPING)
+
+
+def crashing_network(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``person_network``, but the process exits (code 3) on a bright green input, as a
+    decoder's crash would."""
+    if batch[0, :, :, 1].mean() > 190:
+        os._exit(3)
+    return person_network(batch)
+
+
+def crashing_pipeline(args, threads: int | None = None) -> PosePipeline:
+    """``person_pipeline`` with ``crashing_network``."""
+    params = InferenceParams(boxsize=args.boxsize or 184, scales=args.scales)
+    return PosePipeline(FunctionNetwork(crashing_network), params, CMU_GROUPING)

@@ -115,22 +115,23 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {name: value for name in names if (value := getattr(args, name)) is not None}
 
 
-def network_from_args(args: argparse.Namespace) -> Network:
+def network_from_args(args: argparse.Namespace, threads: int | None = None) -> Network:
     """The model of ``--model`` / ``--arch`` (default weights when no ``--model``), compiled
-    by ``--runtime``."""
+    by ``--runtime`` (``threads``: onnxruntime's intra-op threads; TensorFlow's are set by the
+    caller, before TensorFlow starts)."""
     weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
     with quiet_native_stderr(not getattr(args, "verbose", False)):
         model, architecture = load_model(args.arch, weights)
-        network = make_network(model, architecture, args.runtime, weights)
+        network = make_network(model, architecture, args.runtime, weights, threads)
         # The first call compiles (one graph for every input size) and initialises the devices.
         network(np.zeros((1, network.stride, network.stride, 3), np.float32))
     return network
 
 
-def pipeline_from_args(args: argparse.Namespace) -> PosePipeline:
+def pipeline_from_args(args: argparse.Namespace, threads: int | None = None) -> PosePipeline:
     """``network_from_args`` with the parameters of ``params_from_args`` and ``--decoder``."""
     inference, grouping = params_from_args(args)
-    return PosePipeline(network_from_args(args), inference, grouping, args.decoder,
+    return PosePipeline(network_from_args(args, threads), inference, grouping, args.decoder,
                         args.max_pixels)
 
 

@@ -1,0 +1,206 @@
+"""One extraction run: plan from the manifest, run an engine, record every input, sum up.
+
+    summary = extract(items, factory, Settings("out", "jsonl"), workers=2)
+
+Inputs that the manifest records as done (and whose output is still there) are skipped, and
+so are those recorded as failed unless ``retry``. Each result is recorded in the manifest as it
+arrives, so that a run stopped at any moment (Ctrl+C, SIGTERM, ``kill -9``) loses at most the
+inputs in flight, and running it again does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rtpose.errors import RtposeError
+from rtpose.extract.inputs import Item
+from rtpose.extract.local import run_local
+from rtpose.extract.manifest import MANIFEST_NAME, Manifest
+from rtpose.extract.store import Store, open_store
+from rtpose.extract.worker import Result, Settings
+from rtpose.extract.writers import output_name
+
+ENGINES = ("local", "ray")
+# For tests: "N" or "N:SIGNAL" (KILL, TERM, INT): the driver sends itself the signal (default
+# SIGKILL) right after recording its N-th input.
+KILL_AFTER_VARIABLE = "RTPOSE_EXTRACT_KILL_AFTER"
+
+
+@dataclass
+class Summary:
+    """What a run did. ``done``/``failed``: inputs finished in this run (failed as (name,
+    reason)); ``skipped``: recorded as done before; ``failed_before``: recorded as failed before
+    and not retried; ``frames``/``people``: processed in this run; ``elapsed_s``: the whole
+    run; ``startup_s``: until every worker had loaded the model; ``interrupted``: stopped by
+    Ctrl+C or SIGTERM."""
+
+    total: int = 0
+    done: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: int = 0
+    failed_before: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0
+    people: int = 0
+    elapsed_s: float = 0.0
+    startup_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def any_failed(self) -> bool:
+        """Whether any input of the run is recorded as failed, now or before."""
+        return bool(self.failed or self.failed_before)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second once the workers were ready."""
+        seconds = self.elapsed_s - self.startup_s
+        return self.frames / seconds if seconds > 0 else 0.0
+
+
+def extract(
+    items: Sequence[Item],
+    factory: Callable[[int], Any],
+    settings: Settings,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    manifest: str | Path | None = None,
+    retry: bool = False,
+    model_settings: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Summary:
+    """Extract the people of ``items`` into ``settings.output``; see the module docstring.
+
+    ``factory``: a picklable ``threads -> PosePipeline``, called once in each worker.
+    ``threads``: per worker (default: the cores, or the Ray cluster's CPUs, shared out).
+    ``manifest``: default ``manifest.jsonl`` in a local output folder; required for a URL.
+    ``model_settings``: what else the outputs depend on (the model, its parameters), kept in the
+    manifest with ``settings``: a later run into the same folder must have the same.
+    Ctrl+C (``KeyboardInterrupt``) ends the run with ``interrupted`` set.
+    """
+    if engine not in ENGINES:
+        raise RtposeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    store = open_store(settings.output)
+    if manifest is None:
+        if not store.local:
+            raise RtposeError(f"an output URL ({settings.output}) needs --manifest FILE, a "
+                              "local file where the run is recorded")
+        manifest = Path(settings.output) / MANIFEST_NAME
+    recorded = {k: v for k, v in asdict(settings).items() if k != "output"}
+    summary = Summary(total=len(items))
+    start = time.perf_counter()
+    with Manifest(manifest, {**recorded, **(model_settings or {})}) as book:
+        to_do = _plan(items, book, store, settings.format, retry, summary)
+        if to_do:
+            _run(to_do, pickle.dumps(factory), settings, workers, threads, engine, ray_address,
+                 book, summary, start, progress)
+    summary.elapsed_s = time.perf_counter() - start
+    if not store.local:
+        store.upload(Path(manifest), MANIFEST_NAME)
+    return summary
+
+
+def _plan(items: Sequence[Item], book: Manifest, store: Store, format: str, retry: bool,
+          summary: Summary) -> list[Item]:
+    """The items to process; counts the others in ``summary``."""
+    to_do = []
+    for item in items:
+        status = book.status(item.name)
+        if status == "done" and (not store.local or store.exists(output_name(item, format))):
+            summary.skipped += 1
+        elif status == "failed" and not retry:
+            summary.failed_before.append((item.name, book.records[item.name].get("reason", "")))
+        else:
+            to_do.append(item)
+    return to_do
+
+
+def _run(to_do: list[Item], factory: bytes, settings: Settings, workers: int,
+         threads: int | None, engine: str, ray_address: str | None, book: Manifest,
+         summary: Summary, start: float, progress: bool) -> None:
+    kill_after, _, kill_signal = os.environ.get(KILL_AFTER_VARIABLE, "0").partition(":")
+    bar = tqdm(total=len(to_do), unit="input", desc="extracting", disable=not progress,
+               dynamic_ncols=True)
+    frames = _FrameRate()
+
+    def on_ready() -> None:
+        summary.startup_s = time.perf_counter() - start
+        frames.start()
+
+    def on_frames(count: int) -> None:
+        if frames.add(count):
+            bar.set_postfix_str(f"{frames.rate:.1f} frames/s", refresh=True)
+
+    def on_result(item: Item, result: Result) -> None:
+        if result.status == "stopped":
+            return
+        if result.status == "done":
+            book.record(item.name, status="done", frames=result.frames, people=result.people,
+                        seconds=result.seconds, output=output_name(item, settings.format),
+                        warnings=list(result.warnings))
+            summary.done.append(item.name)
+            summary.frames += result.frames
+            summary.people += result.people
+            summary.warnings.extend((item.name, w) for w in result.warnings)
+        else:
+            book.record(item.name, status="failed", reason=result.reason,
+                        seconds=result.seconds)
+            summary.failed.append((item.name, result.reason or ""))
+        bar.update()
+        if int(kill_after) and len(summary.done) + len(summary.failed) == int(kill_after):
+            os.kill(os.getpid(), signal.Signals[f"SIG{kill_signal or 'KILL'}"])
+
+    try:
+        if engine == "local":
+            workers = min(workers, len(to_do))
+            threads = threads or max((os.cpu_count() or 1) // workers, 1)
+            run_local(to_do, factory, settings, workers, threads, on_result, on_frames,
+                      on_ready)
+        else:
+            from rtpose.extract.ray_engine import cluster_cpus, ray_connection, run_ray
+
+            with ray_connection(ray_address) as ray:
+                threads = threads or max(cluster_cpus(ray) // workers, 1)
+                run_ray(to_do, factory, settings, workers, threads, on_result, on_frames,
+                        on_ready)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        bar.close()
+
+
+class _FrameRate:
+    """Frames per second since ``start``; ``add`` says when it is time to show it again."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.started = self.shown = time.perf_counter()
+
+    def start(self) -> None:
+        self.count = 0
+        self.started = time.perf_counter()
+
+    def add(self, count: int) -> bool:
+        self.count += count
+        now = time.perf_counter()
+        if now - self.shown < 0.5:
+            return False
+        self.shown = now
+        return True
+
+    @property
+    def rate(self) -> float:
+        seconds = time.perf_counter() - self.started
+        return self.count / seconds if seconds > 0 else 0.0

@@ -1,0 +1,192 @@
+"""Where outputs go: a local folder, or any fsspec URL that every worker can write.
+
+An output (a file, or a folder of files) is first written whole under a temporary name
+(``stage``), then put in place (``publish``), so that no output under its final name is ever
+half-written:
+
+- ``LocalStore``: the temporary name is beside the final one, hidden and marked
+  (``.<name>.<pid>.partial<ext>``), and ``publish`` is a rename (``os.replace``; a folder that
+  is already there is moved aside first). Files are flushed to disk (``fsync``) before the
+  rename. Temporaries left by a killed run are removed by ``clean_stale`` before the same
+  output is written again.
+- ``FsspecStore`` (``s3://``, ``gs://``, ``memory://``, …; needs fsspec and the protocol's
+  package): outputs are written to a local temporary folder and uploaded whole by
+  ``publish``. An object store shows an object only once its upload completes; a folder's
+  files appear one by one, and the run's manifest alone says which outputs are complete.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from rtpose.errors import RtposeError
+
+FSSPEC_MISSING = ("an output URL needs fsspec (and the package of its protocol, e.g. s3fs): "
+                  "pip install 'rtpose[ray]'")
+
+
+class Store(Protocol):
+    """Outputs by relative POSIX name (``a/x.jsonl``, ``a/x`` for a folder)."""
+
+    location: str
+    local: bool
+
+    def exists(self, name: str) -> bool: ...
+
+    def stage(self, name: str, folder: bool = False) -> Path: ...
+
+    def publish(self, staged: Path, name: str) -> None: ...
+
+    def discard(self, staged: Path) -> None: ...
+
+    def clean_stale(self, name: str) -> None: ...
+
+    def upload(self, local: Path, name: str) -> None: ...
+
+
+def open_store(location: str | Path) -> Store:
+    """A ``LocalStore`` for a path or a ``file://`` URL, else an ``FsspecStore``."""
+    text = str(location)
+    if "://" not in text:
+        return LocalStore(Path(text))
+    if text.startswith("file://"):
+        return LocalStore(Path(text[len("file://"):]))
+    return FsspecStore(text)
+
+
+def is_url(location: str | Path) -> bool:
+    """Whether ``location`` is a URL for ``FsspecStore`` (not a path nor ``file://``)."""
+    return "://" in str(location) and not str(location).startswith("file://")
+
+
+class LocalStore:
+    """Outputs under a local (or shared, e.g. NFS) folder ``root``."""
+
+    local = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.location = str(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / PurePosixPath(name)
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def stage(self, name: str, folder: bool = False) -> Path:
+        final = self.path(name)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RtposeError(f"cannot write {final}: {e.strerror or e}") from e
+        staged = final.with_name(f".{final.name}.{os.getpid()}.partial{final.suffix}")
+        if folder:
+            staged.mkdir()
+        return staged
+
+    def publish(self, staged: Path, name: str) -> None:
+        final = self.path(name)
+        if staged.is_dir():
+            for file in staged.iterdir():
+                _fsync(file)
+            aside = final.with_name(f".{final.name}.{os.getpid()}.old")
+            if final.exists():
+                os.replace(final, aside)
+            os.replace(staged, final)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            _fsync(staged)
+            os.replace(staged, final)
+        _fsync(final.parent)
+
+    def discard(self, staged: Path) -> None:
+        _remove(staged)
+
+    def clean_stale(self, name: str) -> None:
+        final = self.path(name)
+        marked = re.compile(rf"\.{re.escape(final.name)}\.\d+\.(partial.*|old)")
+        for stale in glob.glob(glob.escape(str(final.parent / f".{final.name}.")) + "*"):
+            if marked.fullmatch(Path(stale).name):
+                _remove(Path(stale))
+
+    def upload(self, local: Path, name: str) -> None:
+        if local.resolve() != self.path(name).resolve():
+            staged = self.stage(name)
+            shutil.copyfile(local, staged)
+            self.publish(staged, name)
+
+
+class FsspecStore:
+    """Outputs under an fsspec URL; written locally, then uploaded whole."""
+
+    local = False
+
+    def __init__(self, url: str) -> None:
+        try:
+            import fsspec
+        except ImportError:
+            raise RtposeError(FSSPEC_MISSING) from None
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as e:
+            raise RtposeError(f"cannot write to {url}: {e}") from None
+        self.location = url.rstrip("/")
+        self._scratch = Path(tempfile.mkdtemp(prefix="rtpose-extract-"))
+
+    def _remote(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def exists(self, name: str) -> bool:
+        return self.fs.exists(self._remote(name))
+
+    def stage(self, name: str, folder: bool = False) -> Path:
+        staged = self._scratch / uuid.uuid4().hex / PurePosixPath(name).name
+        staged.parent.mkdir(parents=True)
+        if folder:
+            staged.mkdir()
+        return staged
+
+    def publish(self, staged: Path, name: str) -> None:
+        remote = self._remote(name)
+        if staged.is_dir():
+            if self.fs.exists(remote):
+                self.fs.rm(remote, recursive=True)
+            self.fs.makedirs(remote, exist_ok=True)
+            for file in sorted(staged.iterdir()):
+                self.fs.put_file(str(file), f"{remote}/{file.name}")
+        else:
+            self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.put_file(str(staged), remote)
+        self.discard(staged)
+
+    def discard(self, staged: Path) -> None:
+        _remove(staged.parent)
+
+    def clean_stale(self, name: str) -> None:
+        """Nothing: temporaries are local to the worker that wrote them."""
+
+    def upload(self, local: Path, name: str) -> None:
+        self.fs.put_file(str(local), self._remote(name))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,226 @@
+"""One worker: the model loaded once, then input after input through the pipelined stream.
+
+``Worker(factory, settings, threads)`` limits the process's CPU threads (TensorFlow's intra-
+and inter-op pools, OpenMP and BLAS, OpenCV) to ``threads`` before the model loads, builds the
+pipeline with ``factory(threads)`` and opens the output store. ``Worker.process(item)`` runs
+``rtpose.stream.run_stream`` on one input (capture, network and decoding overlap), hands every
+processed frame to the format's writers, and publishes the outputs only once the input is
+complete. It never raises for a bad input: the ``Result`` says ``failed`` with a one-line
+reason, or ``stopped`` when ``should_stop()`` became true (then nothing was published).
+
+Both engines run this class: the local one in spawned processes, the Ray one as actors.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from rtpose.errors import RtposeError
+from rtpose.extract.inputs import Item
+from rtpose.extract.store import open_store
+from rtpose.extract.writers import Writer, make_writers
+from rtpose.runtime.network import first_line
+from rtpose.stream.images import read_image
+from rtpose.stream.sources import Frame, FrameSource
+from rtpose.stream.stream import StopStream, run_stream
+
+if TYPE_CHECKING:
+    from rtpose.pipeline import PosePipeline, PoseResult
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+# A video whose header states more frames than this many beyond those decoded is truncated or
+# corrupt; one frame of slack, as some containers estimate the count from the duration.
+FRAME_COUNT_SLACK = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run's outputs depend on, besides the model: the output folder or URL, the format
+    (``rtpose.extract.writers.FORMATS``), every how many frames, at most how many frames per
+    input, and whether to render the skeletons."""
+
+    output: str
+    format: str
+    every: int = 1
+    max_frames: int | None = None
+    render: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one input: ``status`` ``done``, ``failed`` (``reason``, one line) or
+    ``stopped`` (the run was stopped first); frames processed, people found, seconds taken,
+    warnings (e.g. a truncated JPEG, read in part)."""
+
+    name: str
+    status: str
+    frames: int = 0
+    people: int = 0
+    seconds: float = 0.0
+    reason: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+
+def limit_threads(threads: int) -> None:
+    """Give this process ``threads`` CPU threads: set before TensorFlow or onnxruntime start
+    (the environment variables are read when their thread pools are made)."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    cv2.setNumThreads(threads)
+
+
+class Worker:
+    """The pipeline, loaded once, and the store; ``process`` runs one input."""
+
+    def __init__(self, factory: bytes, settings: Settings, threads: int) -> None:
+        limit_threads(threads)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # errors are told in one line
+        self.settings = settings
+        self.pipeline: PosePipeline = pickle.loads(factory)(threads)
+        self.store = open_store(settings.output)
+
+    def process(
+        self,
+        item: Item,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_frame: Callable[[], None] = lambda: None,
+    ) -> Result:
+        """Run ``item`` through the pipeline into its outputs; see the module docstring.
+        ``should_stop`` is asked after every frame, ``on_frame`` told of every frame."""
+        start = time.perf_counter()
+        warnings: list[str] = []
+        writers: list[Writer] = []
+
+        def result(status: str, frames: int = 0, people: int = 0, reason: str | None = None):
+            return Result(item.name, status, frames, people,
+                          round(time.perf_counter() - start, 3), reason, tuple(warnings))
+
+        try:
+            if item.kind == "unknown":
+                raise RtposeError(f"{item.path}: not an image or video file name "
+                                  f"(unknown extension {Path(item.path).suffix!r})")
+            with open_input(item, self.settings.every, warnings.append) as (source, decoded):
+                fps = source.fps / self.settings.every if source.fps > 0 else 0.0
+                writers = make_writers(self.store, item, self.settings.format,
+                                       self.settings.render, fps, source.size)
+                collect = _Collect(writers, self.settings.every, should_stop, on_frame)
+                summary = run_stream(source, self.pipeline, [collect], self.settings.max_frames)
+                if summary.stopped_by in ("user", "interrupt"):
+                    _abort(writers)
+                    return result("stopped", collect.frames, collect.people)
+                count = source.frame_count or 0
+                if summary.stopped_by is None and decoded.value < count - FRAME_COUNT_SLACK:
+                    raise RtposeError(
+                        f"cannot read video {item.path}: decoding stopped after "
+                        f"{decoded.value} of its {count} frames (truncated or corrupt)")
+            for writer in writers:
+                writer.commit()
+            return result("done", collect.frames, collect.people)
+        except RtposeError as error:
+            _abort(writers)
+            return result("failed", reason=first_line(error))
+        except Exception as error:  # recorded with its type: one input never stops the batch
+            _abort(writers)
+            return result("failed", reason=f"{type(error).__name__}: {first_line(error)}")
+
+
+class _Collect:
+    """The stream's output: every processed frame to the writers; stops when asked."""
+
+    draws = False  # the render writer draws without the stream's FPS counter
+
+    def __init__(self, writers: list[Writer], every: int, should_stop, on_frame) -> None:
+        self.writers, self.every = writers, every
+        self.should_stop, self.on_frame = should_stop, on_frame
+        self.frames = self.people = 0
+
+    def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray | None) -> None:
+        index = frame.index * self.every  # the source's frame number
+        for writer in self.writers:
+            writer.write(index, frame.timestamp_s, result.people, frame.image, result.peaks)
+        self.frames += 1
+        self.people += len(result.people)
+        self.on_frame()
+        if self.should_stop():
+            raise StopStream
+
+
+def _abort(writers: list[Writer]) -> None:
+    for writer in writers:
+        try:
+            writer.abort()
+        except OSError:
+            pass
+
+
+class _Count:
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class _Opened:
+    """``with open_input(...) as (source, decoded)``: the frame source and the number of
+    frames decoded (or skipped) from the file so far."""
+
+    def __init__(self, source: FrameSource, decoded: _Count) -> None:
+        self.source, self.decoded = source, decoded
+
+    def __enter__(self) -> tuple[FrameSource, _Count]:
+        return self.source, self.decoded
+
+    def __exit__(self, *exc_info) -> None:
+        self.source.close()
+
+
+def open_input(item: Item, every: int = 1,
+               warn: Callable[[str], None] | None = None) -> _Opened:
+    """``item`` as a frame source: an image as one frame, a video's every ``every``-th
+    frame (the others are skipped without being converted). Raises ``RtposeError`` (one
+    line) when the file cannot be read or holds no frame."""
+    path = Path(item.path)
+    decoded = _Count()
+    if path.is_file() and path.stat().st_size == 0:
+        raise RtposeError(f"cannot read {item.kind} {path}: the file is empty")
+    if item.kind == "image":
+        frames = iter([(0.0, read_image(path, warn))])
+        decoded.value = 1
+        return _Opened(FrameSource(f"image {path}", frames, live=False, fps=0.0,
+                                   frame_count=1), decoded)
+    if not path.is_file():
+        raise RtposeError(f"cannot read video {path}: no such file")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise RtposeError(f"cannot read video {path}: not a video OpenCV can decode")
+
+    def frames() -> Iterator[tuple[float, np.ndarray]]:
+        while True:
+            if decoded.value % every == 0:
+                ok, image = capture.read()
+            else:
+                ok, image = capture.grab(), None
+            if not ok:
+                return
+            decoded.value += 1
+            if image is not None:
+                yield capture.get(cv2.CAP_PROP_POS_MSEC) / 1000, image
+
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    try:
+        source = FrameSource(f"video {path}", frames(), live=False, fps=fps,
+                             frame_count=max(count, 0), release=capture.release)
+    except RtposeError:
+        raise RtposeError(f"cannot read video {path}: no frame could be decoded (empty, "
+                          "corrupt, or a codec OpenCV lacks)") from None
+    return _Opened(source, decoded)

@@ -1,0 +1,152 @@
+"""Extract the people of whole datasets of videos and images: resumable, in parallel, on a cluster.
+
+    python extract_poses.py videos/ images/*.jpg --list more.txt --output poses/ --format openpose
+    python extract_poses.py videos/ --output poses/ --workers 2 --every 2 --render
+    python extract_poses.py videos/ --output poses/ --engine ray --ray-address auto --workers 8
+
+Every input's outputs are mirrored under --output (see rtpose.extract.writers for the formats),
+each written under a temporary name and renamed when complete; poses/manifest.jsonl records
+every input as done or failed. Running the same command again skips what is done and retries
+what failed only with --retry. Bad inputs are recorded and the batch goes on. Exit status: 0 when
+every input is done, 3 when any is recorded as failed, 1 on an error, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+
+from rtpose.extract.inputs import collect_inputs
+from rtpose.extract.run import ENGINES, Summary, extract
+from rtpose.extract.store import is_url
+from rtpose.extract.worker import Settings
+from rtpose.extract.writers import FORMATS
+from rtpose.models import find_default_weights
+from rtpose.tools.common import (
+    DEFAULT_CONFIG,
+    add_inference_args,
+    add_model_args,
+    one_line_errors,
+    pipeline_from_args,
+    positive_int,
+    sigterm_as_interrupt,
+)
+
+FAILED_EXIT = 3
+FAILURES_SHOWN = 10
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="video or image files, folders (searched recursively) and globs")
+    parser.add_argument("--list", dest="lists", action="append", default=[], type=Path,
+                        metavar="FILE", help="a text file of input paths, one a line (relative "
+                        "to its folder); may be given several times")
+    parser.add_argument("--output", required=True,
+                        help="output folder (or an fsspec URL, e.g. s3://bucket/poses)")
+    parser.add_argument("--format", choices=FORMATS, default="openpose",
+                        help="openpose: OpenPose's --write_json files, one per frame (default); "
+                        "jsonl: one JSON line per frame; npz: one file per input")
+    parser.add_argument("--render", action="store_true",
+                        help="also write the frames with their skeletons (<name>_rendered.mp4 "
+                        "or .jpg)")
+    parser.add_argument("--every", type=positive_int, default=1, metavar="N",
+                        help="process every N-th frame of a video (default 1)")
+    parser.add_argument("--max-frames", type=positive_int, default=None,
+                        help="process at most this many frames of each video")
+    parser.add_argument("--retry", action="store_true",
+                        help="retry the inputs that the manifest records as failed")
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="the run's record (default: manifest.jsonl in the output folder; "
+                        "required for an output URL)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="worker processes (or Ray actors), each loading the model once "
+                        "(default 1)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads per worker (default: the cores, or the Ray cluster's "
+                        "CPUs, shared out between the workers)")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: processes on this machine (default); ray: Ray actors")
+    parser.add_argument("--ray-address", default=None,
+                        help="the Ray cluster to join, as ray.init takes it (e.g. auto, or "
+                        "ray://head:10001); default: the running one, else a new local one")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_args(parser)
+    add_inference_args(parser)
+    parser.set_defaults(scales=(1.0,))
+    args = parser.parse_args(argv)
+    if not args.inputs and not args.lists:
+        parser.error("give at least one INPUT or --list FILE")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # bad files are told in one line
+
+    with one_line_errors(), sigterm_as_interrupt():
+        output = args.output if is_url(args.output) else str(Path(args.output).resolve())
+        inputs = collect_inputs(args.inputs, args.lists,
+                                exclude=None if is_url(output) else output)
+        # Workers may run elsewhere (another folder, another node): every path absolute.
+        args.model = Path(args.model if args.model is not None
+                          else find_default_weights(args.arch)[1]).resolve()
+        if args.config is None and DEFAULT_CONFIG.is_file():
+            args.config = DEFAULT_CONFIG
+        if args.config is not None:
+            args.config = args.config.resolve()
+        settings = Settings(output, args.format, args.every, args.max_frames, args.render)
+        print(f"{len(inputs.items)} inputs ({_kinds(inputs.items)})"
+              + (f"; {inputs.skipped} other files skipped" if inputs.skipped else ""))
+        summary = extract(
+            inputs.items, functools.partial(pipeline_from_args, args), settings,
+            workers=args.workers, threads=args.threads, engine=args.engine,
+            ray_address=args.ray_address, manifest=args.manifest, retry=args.retry,
+            model_settings=_model_settings(args), progress=not args.no_progress)
+    _report(summary, args.manifest or Path(output) / "manifest.jsonl")
+    if summary.interrupted:
+        sys.exit(130)
+    if summary.any_failed:
+        sys.exit(FAILED_EXIT)
+
+
+def _kinds(items) -> str:
+    counts = {}
+    for item in items:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+    return ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in sorted(counts.items()))
+
+
+def _model_settings(args: argparse.Namespace) -> dict:
+    """What the outputs depend on, besides the format: kept in the manifest."""
+    names = ("arch", "runtime", "scales", "boxsize", "thre1", "thre2", "decoder", "max_pixels")
+    return {"model": str(args.model), "config": None if args.config is None else
+            str(args.config), **{name: getattr(args, name) for name in names}}
+
+
+def _report(summary: Summary, manifest: Path | str) -> None:
+    print(f"{len(summary.done)} inputs done in {summary.elapsed_s:.1f} s: {summary.frames} "
+          f"frames ({summary.fps:.1f} frames/s after {summary.startup_s:.1f} s of start-up), "
+          f"{summary.people} people")
+    if summary.skipped:
+        print(f"{summary.skipped} inputs already done (skipped)")
+    for name, warning in summary.warnings[:FAILURES_SHOWN]:
+        print(f"warning: {name}: {warning}")
+    failures = summary.failed + summary.failed_before
+    if summary.failed:
+        print(f"{len(summary.failed)} inputs failed")
+    if summary.failed_before:
+        print(f"{len(summary.failed_before)} inputs failed before (--retry retries them)")
+    for name, reason in failures[:FAILURES_SHOWN]:
+        print(f"  failed: {name}: {reason}")
+    if len(failures) > FAILURES_SHOWN:
+        print(f"  ... and {len(failures) - FAILURES_SHOWN} more")
+    if failures:
+        print(f"see {manifest}")
+    if summary.interrupted:
+        left = summary.total - len(summary.done) - len(summary.failed) - summary.skipped \
+            - len(summary.failed_before)
+        print(f"interrupted: {left} inputs left; run the same command again to go on")
+
+
+if __name__ == "__main__":
+    main()
