@@ -384,6 +384,7 @@ def test_npz_bytes_depend_only_on_the_arrays(tmp_path):
         assert data["keypoints"].shape == (2, 18, 3)
 
 
+@pytest.mark.slow
 def test_real_model_on_a_video(shared_data, mobilenet_weights, tmp_path):
     street = shared_data / "videos" / "street_5frames.mp4"
     out = tmp_path / "out"

@@ -39,7 +39,7 @@ FAILED_EXIT = 3
 FAILURES_SHOWN = 10
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="video or image files, folders (searched recursively) and globs")
@@ -78,35 +78,43 @@ def main(argv: list[str] | None = None) -> None:
     add_model_args(parser)
     add_inference_args(parser)
     parser.set_defaults(scales=(1.0,))
-    args = parser.parse_args(argv)
-    if not args.inputs and not args.lists:
-        parser.error("give at least one INPUT or --list FILE")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # bad files are told in one line
+    return parser
 
+
+def main(argv: list[str] | None = None) -> None:
+    command = build_parser()
+    args = command.parse_args(argv)
+    if not args.inputs and not args.lists:
+        command.error("give at least one INPUT or --list FILE")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # bad files are told in one line
     with one_line_errors(), sigterm_as_interrupt():
-        output = args.output if is_url(args.output) else str(Path(args.output).resolve())
-        inputs = collect_inputs(args.inputs, args.lists,
-                                exclude=None if is_url(output) else output)
-        # Workers may run elsewhere (another folder, another node): every path absolute.
-        args.model = Path(args.model if args.model is not None
-                          else find_default_weights(args.arch)[1]).resolve()
-        if args.config is None and DEFAULT_CONFIG.is_file():
-            args.config = DEFAULT_CONFIG
-        if args.config is not None:
-            args.config = args.config.resolve()
-        settings = Settings(output, args.format, args.every, args.max_frames, args.render)
-        print(f"{len(inputs.items)} inputs ({_kinds(inputs.items)})"
-              + (f"; {inputs.skipped} other files skipped" if inputs.skipped else ""))
-        summary = extract(
-            inputs.items, functools.partial(pipeline_from_args, args), settings,
-            workers=args.workers, threads=args.threads, engine=args.engine,
-            ray_address=args.ray_address, manifest=args.manifest, retry=args.retry,
-            model_settings=_model_settings(args), progress=not args.no_progress)
-    _report(summary, args.manifest or Path(output) / "manifest.jsonl")
+        summary = run(args)
+    _report(summary, args.manifest or Path(args.output) / "manifest.jsonl")
     if summary.interrupted:
         sys.exit(130)
     if summary.any_failed:
         sys.exit(FAILED_EXIT)
+
+
+def run(args: argparse.Namespace) -> Summary:
+    """The extraction that ``args`` (of ``build_parser()``) ask for."""
+    output = args.output if is_url(args.output) else str(Path(args.output).resolve())
+    inputs = collect_inputs(args.inputs, args.lists, exclude=None if is_url(output) else output)
+    # Workers may run elsewhere (another folder, another node): every path absolute.
+    args.model = Path(args.model if args.model is not None
+                      else find_default_weights(args.arch)[1]).resolve()
+    if args.config is None and DEFAULT_CONFIG.is_file():
+        args.config = DEFAULT_CONFIG
+    if args.config is not None:
+        args.config = args.config.resolve()
+    settings = Settings(output, args.format, args.every, args.max_frames, args.render)
+    print(f"{len(inputs.items)} inputs ({_kinds(inputs.items)})"
+          + (f"; {inputs.skipped} other files skipped" if inputs.skipped else ""))
+    return extract(
+        inputs.items, functools.partial(pipeline_from_args, args), settings,
+        workers=args.workers, threads=args.threads, engine=args.engine,
+        ray_address=args.ray_address, manifest=args.manifest, retry=args.retry,
+        model_settings=_model_settings(args), progress=not args.no_progress)
 
 
 def _kinds(items) -> str:
