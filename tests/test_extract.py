@@ -416,3 +416,16 @@ def test_ray_engine_on_a_local_instance(dataset, tmp_path, repo_root, fake_model
         assert ray_records[name]["status"] == local_records[name]["status"]
         assert ray_records[name].get("reason") == local_records[name].get("reason")
     shutil.rmtree(tmp_path / "local")
+
+
+def test_a_short_video_fails_beyond_the_frame_count_slack():
+    from rtpose.extract.inputs import Item
+    from rtpose.extract.worker import _check_frame_count
+
+    item, warnings = Item("/x.webm", "x.webm", "video"), []
+    _check_frame_count(item, 300, 299, warnings.append)  # an estimated count, one off
+    assert warnings == []
+    _check_frame_count(item, 300, 295, warnings.append)
+    assert warnings == ["decoded 295 of the 300 frames its header states"]
+    with pytest.raises(RtposeError, match="decoding stopped after 290 of its 300 frames"):
+        _check_frame_count(item, 300, 290, warnings.append)

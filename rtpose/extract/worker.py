@@ -38,9 +38,11 @@ if TYPE_CHECKING:
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-# A video whose header states more frames than this many beyond those decoded is truncated or
-# corrupt; one frame of slack, as some containers estimate the count from the duration.
+# A video that decodes fewer frames than its header states is truncated or corrupt, but some
+# containers (Matroska, WebM) only estimate the count from the duration: a shortfall of up to
+# 1 frame passes, up to 2 % of the count passes with a warning, more fails the input.
 FRAME_COUNT_SLACK = 1
+FRAME_COUNT_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -118,11 +120,9 @@ class Worker:
                 if summary.stopped_by in ("user", "interrupt"):
                     _abort(writers)
                     return result("stopped", collect.frames, collect.people)
-                count = source.frame_count or 0
-                if summary.stopped_by is None and decoded.value < count - FRAME_COUNT_SLACK:
-                    raise RtposeError(
-                        f"cannot read video {item.path}: decoding stopped after "
-                        f"{decoded.value} of its {count} frames (truncated or corrupt)")
+                if summary.stopped_by is None:
+                    _check_frame_count(item, source.frame_count or 0, decoded.value,
+                                       warnings.append)
             for writer in writers:
                 writer.commit()
             return result("done", collect.frames, collect.people)
@@ -132,6 +132,16 @@ class Worker:
         except Exception as error:  # recorded with its type: one input never stops the batch
             _abort(writers)
             return result("failed", reason=f"{type(error).__name__}: {first_line(error)}")
+
+
+def _check_frame_count(item: Item, stated: int, decoded: int,
+                       warn: Callable[[str], None]) -> None:
+    missing = stated - decoded
+    if missing > max(FRAME_COUNT_SLACK, FRAME_COUNT_TOLERANCE * stated):
+        raise RtposeError(f"cannot read video {item.path}: decoding stopped after {decoded} "
+                          f"of its {stated} frames (truncated or corrupt)")
+    if missing > FRAME_COUNT_SLACK:
+        warn(f"decoded {decoded} of the {stated} frames its header states")
 
 
 class _Collect:
