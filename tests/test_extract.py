@@ -170,6 +170,10 @@ def test_all_good_exits_zero_and_other_settings_are_refused(dataset, tmp_path, f
                        r"settings: format 'npz' \(was 'openpose'\); use another output folder$"):
         tool.main([str(dataset / "pictures" / "p1.png"), "--output", str(out), "--format",
                    "npz", *FAST])
+    pytest.importorskip("fsspec")
+    with pytest.raises(SystemExit, match=r"^error: an output URL \(memory://poses\) needs "
+                       r"--manifest FILE, a local file where the run is recorded$"):
+        tool.main([str(dataset / "pictures" / "p1.png"), "--output", "memory://poses", *FAST])
 
 
 def test_each_format_reads_back_into_the_same_people(dataset, tmp_path, fake_model):

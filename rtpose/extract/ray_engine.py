@@ -103,9 +103,7 @@ def run_ray(
     try:
         for _ in range(workers):
             start_actor()
-        for error in ray.get([actor.ready.remote() for actor in actors]):
-            if error is not None:
-                raise RtposeError(f"cannot load the model: {error}")
+        _check_ready(ray, actors)
         on_ready()
         idle = list(actors)
         while pending or tasks:
@@ -122,7 +120,7 @@ def run_ray(
                                     f"reading it: {first_line(error)}")
                     actors.remove(actor)
                     actor = start_actor()
-                    ray.get(actor.ready.remote())
+                    _check_ready(ray, [actor])
                 on_frames(result.frames)
                 on_result(item, result)
                 idle.append(actor)
@@ -130,3 +128,10 @@ def run_ray(
         for actor in actors:
             ray.kill(actor)
 
+
+
+def _check_ready(ray: Any, actors: list[Any]) -> None:
+    """Wait until ``actors`` have loaded the model; ``RtposeError`` if one could not."""
+    for error in ray.get([actor.ready.remote() for actor in actors]):
+        if error is not None:
+            raise RtposeError(f"cannot load the model: {error}")

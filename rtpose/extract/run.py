@@ -162,10 +162,10 @@ def _run(to_do: list[Item], factory: bytes, settings: Settings, workers: int,
         if int(kill_after) and len(summary.done) + len(summary.failed) == int(kill_after):
             os.kill(os.getpid(), signal.Signals[f"SIG{kill_signal or 'KILL'}"])
 
+    workers = min(workers, len(to_do))
     try:
         if engine == "local":
-            workers = min(workers, len(to_do))
-            threads = threads or max((os.cpu_count() or 1) // workers, 1)
+            threads = threads or max(_cores() // workers, 1)
             run_local(to_do, factory, settings, workers, threads, on_result, on_frames,
                       on_ready)
         else:
@@ -179,6 +179,13 @@ def _run(to_do: list[Item], factory: bytes, settings: Settings, workers: int,
         summary.interrupted = True
     finally:
         bar.close()
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class _FrameRate:
