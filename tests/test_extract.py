@@ -260,23 +260,38 @@ def wait_for_group(group: int, timeout_s: float = 60.0) -> None:
     raise AssertionError(f"processes of group {group} still running")
 
 
-@pytest.mark.parametrize("stop", ["KILL", "TERM"])
-def test_killed_mid_run_then_resumed_ends_as_an_uninterrupted_run(tmp_path, repo_root, stop):
+def manifest_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.parametrize("stop", ["KILL", "TERM", "Ctrl+C"])
+def test_stopped_mid_run_then_resumed_ends_as_an_uninterrupted_run(tmp_path, repo_root, stop):
+    """KILL: ``kill -9`` of the driver alone (its workers see it gone), TERM: ``kill`` of the
+    driver, both right after it recorded its third input (the test hook); Ctrl+C: SIGINT to
+    the whole process group, as a terminal sends it, once an input is recorded."""
     data = tmp_path / "data"
     data.mkdir()
     for i in range(6):
         make_video(data / f"v{i}.mp4", 5, seed=i)
+    manifest = tmp_path / "out" / "manifest.jsonl"
     command = [str(data), "--output", str(tmp_path / "out"), "--workers", "2", *FAST]
     reference = [str(data), "--output", str(tmp_path / "reference"), "--workers", "2", *FAST]
     uninterrupted = driver(reference, repo_root)
 
-    killed = driver(command, repo_root, **{KILL_AFTER_VARIABLE: f"3:{stop}"})
-    _, stderr = killed.communicate(timeout=300)
-    wait_for_group(killed.pid)
-    expected_code = -signal.SIGKILL if stop == "KILL" else 130
-    assert killed.returncode == expected_code, stderr
-    recorded = read_manifest(tmp_path / "out" / "manifest.jsonl")
-    assert len(recorded) == 3 and all(r["status"] == "done" for r in recorded.values())
+    hook = {} if stop == "Ctrl+C" else {KILL_AFTER_VARIABLE: f"3:{stop}"}
+    stopped = driver(command, repo_root, **hook)
+    if stop == "Ctrl+C":
+        while manifest_lines(manifest) < 2 and stopped.poll() is None:  # settings + 1 input
+            time.sleep(0.05)
+        os.killpg(stopped.pid, signal.SIGINT)
+    stdout, stderr = stopped.communicate(timeout=300)
+    wait_for_group(stopped.pid)
+    assert stopped.returncode == (-signal.SIGKILL if stop == "KILL" else 130), stderr
+    if stop != "KILL":
+        assert stdout.splitlines()[-1].startswith("interrupted: ") and not stderr
+    recorded = read_manifest(manifest)
+    assert all(r["status"] == "done" for r in recorded.values())
+    assert len(recorded) == 3 if stop != "Ctrl+C" else 1 <= len(recorded) < 6
     # The workers dropped the inputs in hand: no temporary left, and every output in place
     # is whole (an input in flight may have been finished, not yet recorded).
     left = files(tmp_path / "out")
@@ -288,9 +303,9 @@ def test_killed_mid_run_then_resumed_ends_as_an_uninterrupted_run(tmp_path, repo
     resumed = driver(command, repo_root)
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
-    assert "3 inputs done" in stdout and "3 inputs already done (skipped)" in stdout
-    records = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[1:]
-    assert len(records) == 6  # nothing recorded twice: no finished input was redone
+    assert f"{6 - len(recorded)} inputs done" in stdout
+    assert f"{len(recorded)} inputs already done (skipped)" in stdout
+    assert manifest_lines(manifest) == 1 + 6  # nothing recorded twice: no finished input redone
     assert uninterrupted.wait(timeout=300) == 0
     assert files(tmp_path / "out") == files(tmp_path / "reference")
     assert len(files(tmp_path / "out")) == 6 * 5

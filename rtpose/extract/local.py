@@ -15,9 +15,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 
 from rtpose.errors import RtposeError
@@ -100,7 +102,8 @@ class _Slot:
         self.process = context.Process(
             target=_worker_main, args=(child, factory, settings, threads, stop, os.getpid()),
             name="rtpose-extract-worker", daemon=True)
-        self.process.start()
+        with _sigint_ignored():  # inherited: a Ctrl+C while it starts is the driver's alone
+            self.process.start()
         child.close()
         self.ready = False
         self.item: Item | None = None
@@ -120,6 +123,18 @@ class _Slot:
                     yield message
         except (EOFError, OSError):
             return
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _shut_down(slots: list[_Slot]) -> None:
