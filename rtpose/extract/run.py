@@ -114,7 +114,8 @@ def extract(
 
 def _plan(items: Sequence[Item], book: Manifest, store: Store, format: str, retry: bool,
           summary: Summary) -> list[Item]:
-    """The items to process; counts the others in ``summary``."""
+    """The items to process, largest file first (so that no long video starts last while the
+    other workers sit idle); counts the others in ``summary``."""
     to_do = []
     for item in items:
         status = book.status(item.name)
@@ -124,7 +125,14 @@ def _plan(items: Sequence[Item], book: Manifest, store: Store, format: str, retr
             summary.failed_before.append((item.name, book.records[item.name].get("reason", "")))
         else:
             to_do.append(item)
-    return to_do
+    return sorted(to_do, key=_size, reverse=True)
+
+
+def _size(item: Item) -> int:
+    try:
+        return os.path.getsize(item.path)
+    except OSError:
+        return 0
 
 
 def _run(to_do: list[Item], factory: bytes, settings: Settings, workers: int,
