@@ -69,13 +69,13 @@ def run(argv: list[str]) -> Summary:
     return extract_poses.run(args)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxsize", type=int, default=368)
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray engine")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="rtpose-bench-extract-"))
     try:
