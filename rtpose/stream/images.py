@@ -28,19 +28,26 @@ def read_image(path: str | Path, warn: Callable[[str], None] | None = None) -> n
     OpenCV decodes with its lower part grey) is read, with one warning line through ``warn``
     (default: standard error)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        reason = "no such file" if not path.exists() else (e.strerror or str(e))
-        raise RtposeError(f"cannot read image {path}: {reason}") from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if not path.is_file():
+        reason = "no such file" if not path.exists() else "not a file"
+        raise RtposeError(f"cannot read image {path}: {reason}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise RtposeError(f"cannot read image {path}: not a readable image")
-    if data.startswith(JPEG_START) and not data.rstrip(b"\0").endswith(JPEG_END):
+    if _truncated_jpeg(path):
         message = (f"warning: {path} is damaged (the JPEG is truncated): its lower part is "
                    "missing and people there will not be found")
         (warn or (lambda text: print(text, file=sys.stderr)))(message)
     return image
+
+
+def _truncated_jpeg(path: Path) -> bool:
+    """A JPEG file (start marker) without its end marker in its last bytes."""
+    with open(path, "rb") as file:
+        if file.read(2) != JPEG_START:
+            return False
+        file.seek(max(path.stat().st_size - 64, 0))
+        return JPEG_END not in file.read()
 
 
 def partial_path(path: Path) -> Path:
