@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     try:
-        coco_gt = load_coco(args.annotations)
+        coco_gt = load_coco(args.annotations, keypoints=True)
         if args.results is not None:
             stats = score_keypoints(coco_gt, args.results)
         else:

@@ -14,6 +14,7 @@ from pathlib import Path
 from rtpose.errors import RtposeError
 from rtpose.export import FORMATS, TFLITE_INPUT_SIZE, export_model
 from rtpose.models import ARCHITECTURES, load_model
+from rtpose.outputs import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,9 +35,13 @@ def main(argv: list[str] | None = None) -> None:
         model, arch = load_model(args.arch, args.weights)
         print(f"{arch.name}: {model.count_params():,} parameters; writing {args.fmt} ...")
         start = time.perf_counter()
-        path = export_model(model, args.fmt, args.output, args.input_size)
+        with sigterm_as_interrupt():
+            path = export_model(model, args.fmt, args.output, args.input_size)
     except RtposeError as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.output} left as it was", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
     print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
 
 
