@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -102,11 +103,19 @@ def damaged_checkpoint(path: Path, reason: str) -> WeightsError:
 
 
 def check_checkpoint(path: Path) -> None:
-    """Fail early, before connecting to servers, on an empty or truncated ``last.keras``."""
+    """Fail early, before connecting to servers, on an empty, truncated or corrupted
+    ``last.keras`` (every member of the archive is read and its CRC checked)."""
     if path.stat().st_size == 0:
         raise damaged_checkpoint(path, "0 bytes")
     if not zipfile.is_zipfile(path):
         raise damaged_checkpoint(path, "not a complete .keras archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise damaged_checkpoint(path, str(e).splitlines()[0] or type(e).__name__) from e
+    if bad is not None:
+        raise damaged_checkpoint(path, f"its member {bad} fails its check")
 
 
 def load_checkpoint(path: Path, architecture: Architecture, stages: int) -> keras.Model:
