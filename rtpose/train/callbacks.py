@@ -121,7 +121,8 @@ class Checkpoints(keras.callbacks.Callback):
         bad = nonfinite_weights(self.model)
         if bad:
             raise TrainingDiverged(f"the weights became NaN or infinite in epoch {epoch + 1} "
-                                   f"({len(bad)} arrays, the first {bad[0]})")
+                                   f"({len(bad)} of {len(self.model.weights)} arrays, the "
+                                   f"first {bad[0]})")
         copy_weights_by_name(self.model, self.testing_model)
         self._save(self.testing_model.save_weights, EPOCH_WEIGHTS.format(epoch=epoch + 1))
         value = logs.get(self.monitor, math.nan)
