@@ -17,6 +17,7 @@ Shapes come from the messages' headers, so any crop size works. When no sample a
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -56,9 +57,15 @@ class DataGeneratorClient:
         stages: int = 6,
         endpoints: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        if batch_size < 1 or stages < 1 or timeout <= 0:
-            raise ValueError("batch_size and stages must be >= 1 and timeout > 0")
+        if batch_size < 1 or stages < 1:
+            raise RtposeError(f"batch size and stages must be at least 1, got {batch_size} "
+                              f"and {stages}")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise RtposeError(f"timeout must be a positive number of seconds, got {timeout}")
         self.endpoints = list(endpoints) if endpoints else [(host, port)]
+        for server, server_port in self.endpoints:
+            if not 1 <= int(server_port) <= 65535:
+                raise RtposeError(f"port must be in 1..65535, got {server}:{server_port}")
         self.hwm = hwm
         self.batch_size = batch_size
         self.timeout = timeout
@@ -143,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    client = DataGeneratorClient(
-        args.host, args.port, batch_size=args.batch_size, timeout=args.timeout
-    )
+    if args.batches < 1:
+        sys.exit(f"error: --batches must be at least 1, got {args.batches}")
     try:
+        client = DataGeneratorClient(
+            args.host, args.port, batch_size=args.batch_size, timeout=args.timeout
+        )
         with client:
             start = time.perf_counter()
             for k, (inputs, outputs) in enumerate(islice(client.gen(), args.batches)):
