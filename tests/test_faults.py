@@ -540,13 +540,13 @@ def test_generate_masks_sigterm_keeps_complete_masks_only(
 ):
     """SIGTERM while the second image's masks are computed: one line, exit 130, the first
     image's two masks complete, no temporary; the rerun finishes the job."""
-    from rtpose.coco.generate_masks import main as generate_masks
+    from rtpose.tools.generate_masks import main as generate_masks
 
     masks = tmp_path / "masks"
     argv = ["--annotations", str(tiny_split["annotations"]), "--images",
             str(tiny_split["images"]), "--masks-dir", str(masks)]
     done = python(repo_root, "-c", STOP_AT_SECOND, "rtpose.coco.masks", "image_masks",
-                  "rtpose.coco.generate_masks", *argv)
+                  "rtpose.tools.generate_masks", *argv)
     assert done.returncode == 130, done.stderr[-3000:]
     one_line_error(done.stderr, "interrupted: ")
     assert sorted(p.name for p in masks.iterdir()) == [
@@ -557,7 +557,7 @@ def test_generate_masks_sigterm_keeps_complete_masks_only(
 
 @pytest.fixture(scope="module")
 def tiny_masks(tiny_split: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rtpose.coco.generate_masks import main as generate_masks
+    from rtpose.tools.generate_masks import main as generate_masks
 
     masks = tmp_path_factory.mktemp("masks")
     generate_masks(["--annotations", str(tiny_split["annotations"]), "--images",
@@ -572,7 +572,7 @@ def test_generate_hdf5_sigterm_leaves_no_partial_file(
     complete-looking one nor a temporary)."""
     out = tmp_path / "out"
     done = python(repo_root, "-c", STOP_AT_SECOND, "rtpose.coco.hdf5_dataset", "load_sample",
-                  "rtpose.coco.generate_hdf5", "--split", str(tiny_split["annotations"]),
+                  "rtpose.tools.generate_hdf5", "--split", str(tiny_split["annotations"]),
                   str(tiny_split["images"]), str(tiny_masks), "--val-size", "0",
                   "--output-dir", str(out))
     assert done.returncode == 130, done.stderr[-3000:]
@@ -585,7 +585,7 @@ def test_generate_hdf5_error_leaves_no_partial_file(
     tiny_split: dict[str, Path], tiny_masks: Path, tmp_path: Path,
 ):
     """Case 3a: an image that turns out unreadable halfway: one line, no file."""
-    from rtpose.coco.generate_hdf5 import main as generate_hdf5
+    from rtpose.tools.generate_hdf5 import main as generate_hdf5
 
     images = tmp_path / "images"
     shutil.copytree(tiny_split["images"], images)
@@ -601,7 +601,7 @@ def test_generate_hdf5_error_leaves_no_partial_file(
 
 def test_server_port_out_of_range(shared_data: Path):
     """Case 8: the port is checked, not left to ZeroMQ (which picked a random one)."""
-    from rtpose.data import server
+    from rtpose.tools import dataset_server as server
 
     dataset = shared_data / "original_formats" / "train_dataset_first3.h5"
     for port in ("99999", "0"):
@@ -652,7 +652,7 @@ def test_server_binds_loopback_unless_told(repo_root: Path, shared_data: Path, f
 
 
 def test_server_bad_bind_address(shared_data: Path):
-    from rtpose.data import server
+    from rtpose.tools import dataset_server as server
 
     dataset = shared_data / "original_formats" / "train_dataset_first3.h5"
     port = free_port()
@@ -670,7 +670,7 @@ def test_server_bad_bind_address(shared_data: Path):
 ])
 def test_client_script_bad_flags(flags: list[str], message: str):
     """Case 15."""
-    from rtpose.data import client
+    from rtpose.tools import ds_generator_client as client
 
     with pytest.raises(SystemExit) as excinfo:
         client.main(flags)
@@ -777,7 +777,6 @@ def test_export_killed_leaves_only_what_the_next_export_removes(repo_root: Path,
     """Case 3b: kill -9 mid-export leaves a temporary named by its process, no output; the next
     export into the folder removes it."""
     import onnxruntime
-
     from rtpose.export import export_model
 
     out = tmp_path / "mz.onnx"

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtpose.errors import RtposeError
+from rtpose.models import get_architecture
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"  # Keras' ImageNet VGG19, no top
 LAST_CHECKPOINT = "last.keras"  # in the weights directory: the training model, for resuming
-STRIDE = 8  # the networks' output stride: crops are a multiple of it
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ class TrainConfig:
             raise RtposeError(f"--momentum must be in [0, 1), got {self.momentum}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise RtposeError(f"--weight-decay must be a number >= 0, got {self.weight_decay}")
-        if self.crop_size % STRIDE:
-            raise RtposeError(f"--crop-size must be a multiple of {STRIDE}, got {self.crop_size}")
+        stride = get_architecture(self.arch).stride  # crops are a multiple of it
+        if self.crop_size % stride:
+            raise RtposeError(f"--crop-size must be a multiple of {stride}, got {self.crop_size}")
 
     @property
     def checkpoint(self) -> Path:

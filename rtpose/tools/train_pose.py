@@ -1,4 +1,4 @@
-"""Command line of ``training/train_pose.py``: flags with the original's defaults, then train.
+"""Train the pose network: flags with the original's defaults (``python training/train_pose.py``).
 
 Keras is imported only once the flags are parsed, so ``--help`` and usage errors are quick.
 """
@@ -111,3 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if checkpoint.is_file() else "no epoch was completed")
         print(f"interrupted: {kept}", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
+
+
+if __name__ == "__main__":
+    main()
