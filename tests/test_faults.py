@@ -2,9 +2,9 @@
 the right result, and no interruption loses an output or leaves half of one looking complete.
 
 One section per area: training; weights and config files; data (generators, dataset server and
-client); COCO evaluation; export. Interruptions strike at the exact moment of a save through a
-hook (a patched writer that sends the signal to its own process), never after a sleep. Case
-numbers are those of issue 15.
+client); COCO evaluation; export; inference. Interruptions strike at the exact moment of a
+save through a hook (a patched writer that sends the signal to its own process), never after a
+sleep. Case numbers are those of issue 15.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -151,7 +152,7 @@ def eager():
 @pytest.fixture(scope="module")
 def epoch_one(servers: list[str], eager, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights directory after one completed epoch: the good state that faults must keep."""
-    from rtpose.train import cli
+    from rtpose.tools import train_pose as cli
 
     weights_dir = tmp_path_factory.mktemp("epoch_one") / "w"
     cli.main(train_args(servers, weights_dir, epochs=1))
@@ -190,9 +191,10 @@ def assert_epoch_one_intact(weights_dir: Path, before: dict[str, bytes]) -> None
 SAVE_THEN_SIGNAL = """
 import os, signal, sys
 
+import cv2
 import keras
 
-from rtpose.train import cli
+from rtpose.tools import train_pose as cli
 
 signum = getattr(signal, sys.argv[1])
 save, fit = keras.Model.save, keras.Model.fit
@@ -233,7 +235,7 @@ def test_sigterm_during_the_save_keeps_last_checkpoint(
 ):
     """Case 1: SIGTERM (``kill``, ``timeout``, ``docker stop``) while epoch 2's ``last.keras``
     is half written: one line, exit 130, epoch 1's checkpoint intact, no temporary left."""
-    from rtpose.train import cli
+    from rtpose.tools import train_pose as cli
 
     before = snapshot(resumable)
     calls: list[Path] = []
@@ -274,7 +276,7 @@ def test_kill_9_during_the_save_keeps_last_checkpoint(
 ):
     """Case 1: ``kill -9`` while ``last.keras`` is half written leaves it intact; the next run
     removes the dead run's temporary."""
-    from rtpose.train import cli
+    from rtpose.tools import train_pose as cli
 
     before = snapshot(resumable)
     done = python(repo_root, "-c", SAVE_THEN_SIGNAL, "SIGKILL",
@@ -292,7 +294,8 @@ def test_nan_loss_stops_training_and_keeps_last_checkpoint(
 ):
     """Case 4: a training server starts sending NaN labels in epoch 2: the run stops at its
     first step with one line and saves nothing of that epoch."""
-    from rtpose.train import cli, trainer
+    from rtpose.tools import train_pose as cli
+    from rtpose.train import trainer
 
     before = snapshot(resumable)
     receive = trainer.BatchStream._next
@@ -346,7 +349,7 @@ def test_nan_weights_are_never_saved(tmp_path: Path):
 def test_bad_training_flags_are_rejected_up_front(flags: list[str], message: str, tmp_path):
     """Case 4: a NaN, infinite or negative rate (and other settings that cannot train) is one
     line before anything starts."""
-    from rtpose.train import cli
+    from rtpose.tools import train_pose as cli
 
     with pytest.raises(SystemExit) as excinfo:
         cli.main(["--weights-dir", str(tmp_path / "w"), *flags])
@@ -367,7 +370,7 @@ def test_damaged_last_keras_is_one_line_with_a_way_on(damage: str, resumable: Pa
     """Case 1: an empty (kill -9 of the old in-place save), truncated (Ctrl+C) or corrupted
     ``last.keras`` is one line before any server is contacted, saying what to do besides
     --no-resume."""
-    from rtpose.train import cli
+    from rtpose.tools import train_pose as cli
 
     checkpoint = resumable / "last.keras"
     data = bytearray(checkpoint.read_bytes())
@@ -404,7 +407,7 @@ with FolderLock(sys.argv[1], "training"):
 
 def test_second_training_in_one_weights_dir_is_refused(repo_root: Path, tmp_path: Path):
     """Case 1: another process holds the weights directory: one line naming it."""
-    from rtpose.train import cli
+    from rtpose.tools import train_pose as cli
 
     weights_dir = tmp_path / "w"
     holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(weights_dir)],
@@ -755,6 +758,7 @@ def test_export_to_an_unwritable_place(random_weights: Path):
 EXPORT_KILLED = """
 import os, signal, sys
 
+import cv2
 import keras
 
 from rtpose.export import export_model
@@ -788,3 +792,103 @@ def test_export_killed_leaves_only_what_the_next_export_removes(repo_root: Path,
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (maps,) = session.run(None, {"image": np.zeros((1, 16, 24, 3), np.float32)})
     assert maps.shape == (1, 16, 24, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference (cases 2, 3c, 5, 6, 9, 10, 11): demo_image.py, the pipeline's bounds, damaged images;
+# the SIGTERM'd video of case 2 is in tests/test_demo_camera.py
+# ---------------------------------------------------------------------------------------------
+
+SKI = "sample_images/ski.jpg"
+
+
+def _demo_image(repo_root, *args):
+    from demo_image import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--image", str(repo_root / SKI), *map(str, args)])
+    message = str(stop.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    return message
+
+
+def test_a_panorama_strip_is_bounded_not_run(repo_root, mobilenet_weights, tmp_path):
+    """Case 10: a 4 x 3000 PNG would be fed as 276,000 x 368 pixels (18 GB and rising)."""
+    wide = tmp_path / "wide.png"
+    cv2.imwrite(str(wide), np.zeros((4, 3000, 3), np.uint8))
+    from demo_image import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--image", str(wide), "--scales", "1.0", "--model", str(mobilenet_weights),
+              "--output", str(tmp_path / "r.png")])
+    assert "276000x368 pixels (over --max-pixels 4,000,000)" in str(stop.value.code)
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_a_scale_that_empties_the_image_is_one_line(repo_root, mobilenet_weights, tmp_path):
+    """Case 11: --scales 0.001 made cv2 fail with !dsize.empty()."""
+    message = _demo_image(repo_root, "--scales", "0.001", "--model", mobilenet_weights,
+                          "--output", tmp_path / "r.png")
+    assert "too small for the network" in message
+
+
+def test_a_config_stride_is_checked_against_the_architecture(repo_root, mobilenet_weights,
+                                                             tmp_path):
+    """Case 5: stride = 7 in a config file moved every keypoint."""
+    config = tmp_path / "config"
+    config.write_text("[param]\nscale_search = 1.0\n[models]\n[[1]]\nstride = 7\n")
+    message = _demo_image(repo_root, "--config", config, "--model", mobilenet_weights,
+                          "--output", tmp_path / "r.png")
+    assert "stride 7 is not the network's: the mobilenet_thin architecture has stride 8" in message
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--thre1", "-5"), ("--thre2", "1.5")])
+def test_thresholds_are_bounded(repo_root, tmp_path, flag, value):
+    """Case 6: --thre1 -5 found 6 people instead of 5, silently."""
+    message = _demo_image(repo_root, flag, value, "--output", tmp_path / "r.png")
+    assert f"{flag[2:]} must be in [0, 1), got {float(value)}" in message
+
+
+def test_an_unwritable_json_fails_before_anything_is_written(repo_root, tmp_path):
+    """Case 3: --json missing/dir/p.json wrote result.png, then failed."""
+    message = _demo_image(repo_root, "--json", tmp_path / "missing" / "p.json",
+                          "--output", tmp_path / "result.png")
+    assert "no folder" in message and not (tmp_path / "result.png").exists()
+
+
+def test_a_truncated_jpeg_is_read_with_a_warning(shared_data, tmp_path):
+    """Case 9: a truncated JPEG ran with only libjpeg's own line and found 3 of 5 people."""
+    from rtpose.stream.images import read_image
+
+    data = (shared_data / "sample_images" / "ski.jpg").read_bytes()
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(data[: len(data) // 2])
+    warnings = []
+    image = read_image(truncated, warn=warnings.append)
+    assert image.shape == (674, 712, 3)
+    assert len(warnings) == 1 and "cut.jpg is damaged (the JPEG is truncated)" in warnings[0]
+    read_image(shared_data / "sample_images" / "ski.jpg", warn=warnings.append)
+    assert len(warnings) == 1
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(RtposeError, match="empty.jpg: not a readable image"):
+        read_image(tmp_path / "empty.jpg")
+
+
+def test_an_image_write_interrupted_leaves_the_previous_file(tmp_path, monkeypatch):
+    """Atomic writes: an interruption while writing keeps the last good file, and no leftover."""
+    from rtpose.stream import images
+
+    target = tmp_path / "people.json"
+    images.write_json(target, {"people": [1]})
+
+    def interrupted(self, text, *args, **kwargs):
+        with open(self, "w") as file:
+            file.write(text[:5])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        images.write_json(target, {"people": [2]})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"people": [1]}
+    assert [p.name for p in tmp_path.iterdir()] == ["people.json"]
