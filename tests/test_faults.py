@@ -2,8 +2,8 @@
 the right result, and no interruption loses an output or leaves half of one looking complete.
 
 One section per area: training; weights and config files; data (generators, dataset server and
-client); COCO evaluation; export; inference. Interruptions strike at the exact moment of a
-save through a hook (a patched writer that sends the signal to its own process), never after a
+client); COCO evaluation; export; inference. Interruptions strike at the exact moment of a save
+through a hook (a patched writer that sends the signal to its own process), never after a
 sleep. Case numbers are those of issue 15.
 """
 
@@ -152,11 +152,14 @@ def eager():
 @pytest.fixture(scope="module")
 def epoch_one(servers: list[str], eager, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights directory after one completed epoch: the good state that faults must keep."""
+    from rtpose.models import get_architecture
     from rtpose.tools import train_pose as cli
+    from rtpose.train.trainer import load_checkpoint
 
     weights_dir = tmp_path_factory.mktemp("epoch_one") / "w"
     cli.main(train_args(servers, weights_dir, epochs=1))
-    assert (weights_dir / "last.keras").is_file()
+    model = load_checkpoint(weights_dir / "last.keras", get_architecture("mobilenet_thin"), 1)
+    assert int(model.optimizer.iterations) == 1  # the resume point: the optimiser after a step
     return weights_dir
 
 
@@ -176,16 +179,11 @@ EPOCH_ONE_STATE = ("last.keras", "training.csv", "losses.png", "weights.0001.wei
 
 
 def assert_epoch_one_intact(weights_dir: Path, before: dict[str, bytes]) -> None:
-    """Epoch 1's state is byte for byte there, no temporary is left, and ``last.keras`` loads
-    as the resume point (the optimiser after one step)."""
-    from rtpose.models import get_architecture
-    from rtpose.train.trainer import load_checkpoint
-
+    """Epoch 1's state (its ``last.keras`` loads, see ``epoch_one``) is byte for byte there,
+    and no temporary is left."""
     after = snapshot(weights_dir)
     assert {k: after.get(k) for k in EPOCH_ONE_STATE} == {k: before[k] for k in EPOCH_ONE_STATE}
     assert temporaries(weights_dir) == []
-    model = load_checkpoint(weights_dir / "last.keras", get_architecture("mobilenet_thin"), 1)
-    assert int(model.optimizer.iterations) == 1
 
 
 SAVE_THEN_SIGNAL = """
