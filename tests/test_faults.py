@@ -759,7 +759,7 @@ import os, signal, sys
 import cv2
 import keras
 
-from rtpose.export import export_model
+from rtpose.runtime.export import export_model
 
 
 def killed(self, path, *args, **kwargs):  # the converter has written part of the file
@@ -779,7 +779,7 @@ def test_export_killed_leaves_only_what_the_next_export_removes(repo_root: Path,
     """Case 3b: kill -9 mid-export leaves a temporary named by its process, no output; the next
     export into the folder removes it."""
     import onnxruntime
-    from rtpose.export import export_model
+    from rtpose.runtime.export import export_model
 
     out = tmp_path / "mz.onnx"
     done = python(repo_root, "-c", EXPORT_KILLED, str(out))
