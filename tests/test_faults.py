@@ -779,6 +779,7 @@ def test_export_killed_leaves_only_what_the_next_export_removes(repo_root: Path,
     """Case 3b: kill -9 mid-export leaves a temporary named by its process, no output; the next
     export into the folder removes it."""
     import onnxruntime
+
     from rtpose.runtime.export import export_model
 
     out = tmp_path / "mz.onnx"

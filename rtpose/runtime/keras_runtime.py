@@ -54,9 +54,14 @@ def _tensorflow(model: keras.Model, jit_compile: bool) -> Callable[[np.ndarray],
     import tensorflow as tf
 
     signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="image")]
-    forward = tf.function(lambda image: tf.nest.flatten(model(image, training=False)),
-                          input_signature=signature, jit_compile=jit_compile)
-    return lambda batch: [t.numpy() for t in forward(batch)]
+    graph = tf.function(lambda image: tf.nest.flatten(model(image, training=False)),
+                        input_signature=signature, jit_compile=jit_compile)
+
+    def forward(batch: np.ndarray) -> list[np.ndarray]:
+        return [t.numpy() for t in graph(batch)]
+
+    forward.graph = graph  # the traced tf.function, for inspection
+    return forward
 
 
 def _jax(model: keras.Model, jit_compile: bool) -> Callable[[np.ndarray], Sequence]:
