@@ -90,6 +90,9 @@ def load_config(path: str | Path) -> tuple[InferenceParams, GroupingParams]:
             parser.read_file(file)
     except OSError as e:
         raise RtposeError(f"cannot read config file {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise RtposeError(f"config file {path} is not UTF-8 text (it holds the byte "
+                          f"0x{e.object[e.start]:02x}); save it as UTF-8") from e
     except configparser.Error as e:
         raise RtposeError(f"malformed config file {path}: {_first_line(e)}") from e
 

@@ -91,7 +91,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_the_outputs(repo_root, shared
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        partial = list(tmp_path.glob(".out.*.partial.jsonl"))  # complete only when renamed
+        partial = list(tmp_path.glob(".tmp-*.out.jsonl"))  # complete only when renamed
         if partial and len(partial[0].read_text().splitlines()) >= 2:
             break
         time.sleep(0.05)

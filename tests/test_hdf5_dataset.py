@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 
 from rtpose.coco.evaluate import load_coco
-from rtpose.coco.generate_hdf5 import main as generate_hdf5_main
-from rtpose.coco.generate_masks import main as generate_masks_main
 from rtpose.coco.hdf5_dataset import HDF5Dataset, write_hdf5
 from rtpose.coco.masks import mask_paths
 from rtpose.coco.metadata import (
@@ -31,6 +29,8 @@ from rtpose.coco.metadata import (
 )
 from rtpose.coco.selection import ImageRecord, image_records, select_people
 from rtpose.errors import RtposeError
+from rtpose.tools.generate_hdf5 import main as generate_hdf5_main
+from rtpose.tools.generate_masks import main as generate_masks_main
 
 ORIGINAL_VAL_SIZE = 10  # the original file was written with val_size = 10 (see test below)
 

@@ -15,8 +15,8 @@ import pytest
 from pycocotools import mask as mask_api
 
 from rtpose.coco.evaluate import load_coco
-from rtpose.coco.generate_masks import main as generate_masks_main
 from rtpose.coco.masks import combine_masks, image_masks, mask_paths, write_masks
+from rtpose.tools.generate_masks import main as generate_masks_main
 
 # 433998 and 129648 hold a crowd (listed last); 211891 has 10 people without keypoints;
 # 790 has people with keypoints only

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import zmq
 
-from rtpose.data import server
 from rtpose.data.client import DataGeneratorClient, DataServerTimeout
 from rtpose.data.wire import decode_message, encode_message
+from rtpose.tools import dataset_server as server
 
 FRAME_KEYS = ("raw_frame0_header", "raw_frame1_image", "raw_frame2_mask", "raw_frame3_label")
 
@@ -274,7 +274,7 @@ def test_a_failing_worker_stops_the_server_with_its_error(repo_root, dataset, tm
 
 
 def test_scripts_help_and_client_script_without_server(capsys):
-    from rtpose.data import client
+    from rtpose.tools import ds_generator_client as client
 
     for module in (server, client):
         with pytest.raises(SystemExit) as exc:

@@ -20,9 +20,9 @@ import pytest
 
 from rtpose.errors import RtposeError, WeightsError
 from rtpose.models import get_architecture
+from rtpose.tools.train_pose import build_parser, config_from_args
 from rtpose.train import callbacks as cb
 from rtpose.train import trainer
-from rtpose.train.cli import build_parser, config_from_args
 from rtpose.train.config import TrainConfig
 from rtpose.train.init import VGG19_LAYERS, copy_weights_by_name, read_vgg19_h5
 from rtpose.train.optimizer import MultiSGD

@@ -3,7 +3,7 @@
 A drop-in for the original C++ ``rmpe_dataset_server``; see :mod:`rtpose.data.server`.
 """
 
-from rtpose.data.server import main
+from rtpose.tools.dataset_server import main
 
 if __name__ == "__main__":
     main()

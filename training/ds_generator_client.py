@@ -3,7 +3,7 @@
 Training code uses the client class itself, ``rtpose.data.client.DataGeneratorClient``.
 """
 
-from rtpose.data.client import main
+from rtpose.tools.ds_generator_client import main
 
 if __name__ == "__main__":
     main()

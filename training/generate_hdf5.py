@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from rtpose.coco.generate_hdf5 import main
+from rtpose.tools.generate_hdf5 import main
 
 if __name__ == "__main__":
     main(dataset_dir=Path(__file__).resolve().parents[1] / "dataset")

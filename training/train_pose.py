@@ -3,7 +3,7 @@
 Start the servers first (``training/dataset_server.py``); see ``--help`` and the README.
 """
 
-from rtpose.train.cli import main
+from rtpose.tools.train_pose import main
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,18 +51,113 @@ class EvaluationRun:
         return float(np.mean([t.get(key, 0.0) for t in self.timings])) if self.timings else 0.0
 
 
-def load_coco(annotations: str | Path):
-    """Load a COCO keypoint annotation file quietly; a missing or broken file is an RtposeError."""
+def load_coco(annotations: str | Path, keypoints: bool = False):
+    """Load a COCO annotation file quietly.
+
+    A missing file, or one that is not COCO annotations (an object with lists ``images``,
+    ``annotations`` and ``categories``, every annotation on a listed image), is an
+    ``RtposeError``; with ``keypoints`` the file must also hold person keypoints as the
+    evaluation needs them (see :func:`keypoint_problem`).
+    """
     from pycocotools.coco import COCO
 
     path = Path(annotations)
     if not path.is_file():
         raise RtposeError(f"annotation file not found: {path}")
+    kind = "COCO keypoint" if keypoints else "COCO"
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RtposeError(f"not a {kind} annotation file: {path} (not JSON: {e})") from e
+    problem = annotation_problem(data) or (keypoint_problem(data) if keypoints else None)
+    if problem:
+        raise RtposeError(f"not a {kind} annotation file: {path} ({problem})")
+    coco = COCO()
+    coco.dataset = data
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(str(path))
+            coco.createIndex()
     except (ValueError, KeyError, TypeError) as e:
-        raise RtposeError(f"not a COCO annotation file: {path} ({e})") from e
+        raise RtposeError(f"not a {kind} annotation file: {path} ({type(e).__name__}: {e})") from e
+    return coco
+
+
+def annotation_problem(data: object) -> str | None:
+    """What keeps ``data`` (a parsed JSON) from being COCO annotations, or None."""
+    if not isinstance(data, dict):
+        return "the top level is not an object"
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            return f"no '{key}' list"
+    for key in ("images", "categories"):
+        for i, item in enumerate(data[key]):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+                return f"{key}[{i}] has no integer id"
+    image_ids = {image["id"] for image in data["images"]}
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or ann.get("image_id") not in image_ids:
+            return f"annotations[{i}] is not on an image of 'images'"
+    return None
+
+
+def keypoint_categories(data: dict) -> dict[int, int]:
+    """Keypoint count per category id, for the categories that list keypoints."""
+    return {c["id"]: len(c["keypoints"]) for c in data["categories"]
+            if isinstance(c.get("keypoints"), list) and c["keypoints"]}
+
+
+def keypoint_problem(data: dict) -> str | None:
+    """What keeps COCO annotations ``data`` from being keypoint annotations that ``COCOeval``
+    can score (a category with keypoints; per annotation its keypoints, ``num_keypoints``,
+    ``bbox``, ``area``, ``iscrowd``), or None."""
+    categories = keypoint_categories(data)
+    if not categories:
+        return "no category lists keypoints"
+    for i, ann in enumerate(data["annotations"]):
+        count = categories.get(ann.get("category_id"))
+        if count is None:
+            return f"annotations[{i}] is not in a keypoint category"
+        missing = [k for k in ("keypoints", "num_keypoints", "bbox", "area", "iscrowd")
+                   if k not in ann]
+        if missing:
+            return f"annotations[{i}] has no {', '.join(missing)}"
+        if not isinstance(ann["keypoints"], list) or len(ann["keypoints"]) != 3 * count:
+            return f"annotations[{i}] does not hold {count} keypoints (x, y, visibility)"
+    return None
+
+
+def results_problem(coco_gt, results: list) -> str | None:
+    """What keeps ``results`` from being COCO keypoint results on ``coco_gt``, or None: each
+    an object with an ``image_id`` of the ground truth, a keypoint ``category_id``, its
+    ``keypoints`` as 3 numbers per keypoint, and a finite ``score``."""
+    categories = keypoint_categories(coco_gt.dataset)
+    image_ids = set(coco_gt.getImgIds())
+    for i, result in enumerate(results):
+        where = f"results[{i}]"
+        if not isinstance(result, dict):
+            return f"{where} is not an object"
+        if result.get("image_id") not in image_ids:
+            return (f"{where} has image_id {result.get('image_id')!r}, which is not an image of "
+                    "the annotation file")
+        count = categories.get(result.get("category_id"))
+        if count is None:
+            return (f"{where} has category_id {result.get('category_id')!r}, not one of the "
+                    f"keypoint categories {sorted(categories)}")
+        values = result.get("keypoints")
+        if (not isinstance(values, list) or len(values) != 3 * count
+                or not all(_is_number(v) for v in values)):
+            n = len(values) if isinstance(values, list) else 0
+            return f"{where} has {n} keypoint values, not {3 * count} numbers ({count} x, y, score)"
+        if "score" not in result:
+            return f"{where} has no score"
+        if not _is_number(result["score"]):
+            return f"{where} has score {result['score']!r}, not a number"
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
 
 
 def score_keypoints(coco_gt, results: list[dict] | str | Path,
@@ -69,19 +166,28 @@ def score_keypoints(coco_gt, results: list[dict] | str | Path,
 
     ``results`` is a list of result dicts or a path to a results JSON. ``image_ids`` defaults to
     every image of the ground truth, so images where nothing was found count as misses.
+    Ground truth that is not keypoint annotations, or results that do not fit it, are an
+    ``RtposeError`` naming the first bad entry.
     """
     from pycocotools.cocoeval import COCOeval
 
+    problem = keypoint_problem(coco_gt.dataset)
+    if problem:
+        raise RtposeError(f"the ground truth is not COCO keypoint annotations ({problem})")
+    source = "results"
     if isinstance(results, (str, Path)):
-        path = Path(results)
+        path = source = Path(results)
         if not path.is_file():
             raise RtposeError(f"results file not found: {path}")
         try:
-            results = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
+            results = json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as e:
             raise RtposeError(f"results file is not JSON: {path} ({e})") from e
     if not isinstance(results, list):
-        raise RtposeError("COCO results must be a list of detections")
+        raise RtposeError(f"{source}: COCO results must be a list of detections")
+    problem = results_problem(coco_gt, results)
+    if problem:
+        raise RtposeError(f"{source}: {problem}")
     ids = sorted(coco_gt.getImgIds()) if image_ids is None else list(image_ids)
     if not results:
         return KeypointStats(values=(0.0,) * len(STAT_NAMES), table="no detections")

@@ -14,7 +14,6 @@ server's unused "table" augmentation reads it.)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from rtpose.coco.masks import read_masks
 from rtpose.coco.metadata import Sample, SampleMeta, decode_sample, encode_sample
 from rtpose.coco.selection import ImageRecord
 from rtpose.errors import RtposeError
+from rtpose.files import atomic_path, remove_stale_temporaries
 
 GROUP = "datum"
 DEFAULT_VAL_SIZE = 2645  # the original's validation set size
@@ -74,7 +74,8 @@ def write_hdf5(
     """Write one sample per record: the first ``val_size`` to ``val_path``, the rest to
     ``train_path``. Returns ``(train samples, validation samples)``.
 
-    Each file is written under a temporary name and renamed when complete.
+    Each file is written under a temporary name and renamed when complete; a failure or an
+    interruption removes the temporary (and the next run those of killed runs).
     """
     if val_size < 0:
         raise RtposeError(f"val_size must be >= 0, got {val_size}")
@@ -82,8 +83,8 @@ def write_hdf5(
     splits = ((Path(val_path), records[:n_val], True), (Path(train_path), records[n_val:], False))
     for path, part, is_validation in splits:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        with h5py.File(partial, "w") as h5:
+        remove_stale_temporaries(path.parent)
+        with atomic_path(path) as partial, h5py.File(partial, "w") as h5:
             group = h5.create_group(GROUP)
             name = "validation" if is_validation else "training"
             for index, record in enumerate(
@@ -91,7 +92,6 @@ def write_hdf5(
             ):
                 meta = record.meta(dataset, is_validation, index, len(part))
                 group.create_dataset(key(index), data=encode_sample(load_sample(record, meta)))
-        os.replace(partial, path)
     return len(records) - n_val, n_val
 
 

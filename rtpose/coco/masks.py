@@ -20,6 +20,7 @@ from pycocotools.coco import COCO
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
+from rtpose.files import atomic_path, remove_stale_temporaries
 
 
 def annotation_masks(coco: COCO, annotations: list[dict], shape: tuple[int, int]) -> np.ndarray:
@@ -97,10 +98,13 @@ def write_masks(
     """Write the mask PNGs of every image (or of ``image_ids``); returns how many were written.
 
     Images whose two masks exist already are skipped unless ``force``. Each image file must
-    exist in ``images_dir`` (its COCO ``file_name``); it is not decoded.
+    exist in ``images_dir`` (its COCO ``file_name``); it is not decoded. Every PNG is written
+    under a temporary name and renamed, so an interrupted run leaves no truncated mask that a
+    later run would skip as done.
     """
     masks_dir = Path(masks_dir)
     masks_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(masks_dir)
     ids = list(coco.imgs) if image_ids is None else list(image_ids)
     written = 0
     for image_id in tqdm(ids, desc=f"masks -> {masks_dir}", unit="img", disable=not progress):
@@ -112,7 +116,8 @@ def write_masks(
             continue
         mask_miss, mask_all = image_masks(coco, image_id)
         for path, mask in ((miss_path, mask_miss), (all_path, mask_all)):
-            if not cv2.imwrite(str(path), mask):
-                raise RtposeError(f"cannot write {path}")
+            with atomic_path(path) as tmp:
+                if not cv2.imwrite(str(tmp), mask):
+                    raise RtposeError(f"cannot write {path}")
         written += 1
     return written

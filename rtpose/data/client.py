@@ -16,11 +16,8 @@ Shapes come from the messages' headers, so any crop size works. When no sample a
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
+import math
 from collections.abc import Iterator, Sequence
-from itertools import islice
 
 import numpy as np
 import zmq
@@ -56,9 +53,15 @@ class DataGeneratorClient:
         stages: int = 6,
         endpoints: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        if batch_size < 1 or stages < 1 or timeout <= 0:
-            raise ValueError("batch_size and stages must be >= 1 and timeout > 0")
+        if batch_size < 1 or stages < 1:
+            raise RtposeError(f"batch size and stages must be at least 1, got {batch_size} "
+                              f"and {stages}")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise RtposeError(f"timeout must be a positive number of seconds, got {timeout}")
         self.endpoints = list(endpoints) if endpoints else [(host, port)]
+        for server, server_port in self.endpoints:
+            if not 1 <= int(server_port) <= 65535:
+                raise RtposeError(f"port must be in 1..65535, got {server}:{server_port}")
         self.hwm = hwm
         self.batch_size = batch_size
         self.timeout = timeout
@@ -126,33 +129,3 @@ class DataGeneratorClient:
                 np.repeat(mask, NUM_HEATMAPS, axis=-1),
             ]
             yield inputs, [paf, heat] * self.stages
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Pull a few batches from a running dataset server and print their shapes "
-        "and the rate (a check that the server works)."
-    )
-    parser.add_argument("--host", default="localhost", help="server host (default localhost)")
-    parser.add_argument("--port", type=int, default=5555, help="server port (default 5555)")
-    parser.add_argument("--batch-size", type=int, default=10, help="samples per batch")
-    parser.add_argument("--batches", type=int, default=5, help="batches to pull (default 5)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait per sample")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    client = DataGeneratorClient(
-        args.host, args.port, batch_size=args.batch_size, timeout=args.timeout
-    )
-    try:
-        with client:
-            start = time.perf_counter()
-            for k, (inputs, outputs) in enumerate(islice(client.gen(), args.batches)):
-                shapes = ", ".join(f"{a.shape} {a.dtype}" for a in inputs + outputs[:2])
-                print(f"batch {k + 1}: {shapes} (+{len(outputs) - 2} more outputs)")
-            rate = args.batches * args.batch_size / (time.perf_counter() - start)
-            print(f"{rate:.1f} samples/s")
-    except RtposeError as err:
-        sys.exit(f"error: {err}")

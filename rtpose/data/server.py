@@ -1,7 +1,10 @@
 """The dataset server: augmented samples over ZeroMQ, a drop-in for the C++ rmpe_dataset_server.
 
-The main process binds the public ZeroMQ PUSH socket on ``tcp://*:PORT`` (send high-water mark
-160, as the original) and a private PULL socket on a random loopback port. ``workers`` spawned
+The main process binds the public ZeroMQ PUSH socket on ``tcp://BIND:PORT`` (send high-water mark
+160, as the original) and a private PULL socket on a random loopback port. ``BIND`` is the
+loopback interface (127.0.0.1) unless ``--bind`` says otherwise: serving other machines takes
+``--bind 0.0.0.0`` (every interface, as the C++ server's ``tcp://*``) or one of this machine's
+addresses; anyone who can reach the port can pull the training data. ``workers`` spawned
 processes each open the HDF5 file, transform their share of every epoch (:mod:`transformer`) and
 push the messages (:mod:`wire`) to the main process, which forwards them to whichever clients are
 connected and shows the progress of the epoch. Every epoch visits the samples in a new random
@@ -23,8 +26,8 @@ worker also stops when the main process is gone.
 
 from __future__ import annotations
 
-import argparse
 import errno
+import ipaddress
 import multiprocessing as mp
 import os
 import secrets
@@ -50,6 +53,7 @@ SEND_HWM = 160  # the original server's ZMQ_SNDHWM
 _WORKER_HWM = 4  # messages queued per worker before it waits
 _POLL_MS = 200
 _WORKER_ERROR_EXIT = 3
+LOOPBACK = "127.0.0.1"
 
 
 class DataServerError(RtposeError):
@@ -58,7 +62,8 @@ class DataServerError(RtposeError):
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """What to serve and how: dataset file, public port, worker processes, seed, augmentation."""
+    """What to serve and how: dataset file, public port, worker processes, seed, augmentation,
+    and the address to listen on."""
 
     dataset: Path
     port: int
@@ -67,6 +72,23 @@ class ServerConfig:
     params: AugmentParams = DEFAULT_PARAMS
     progress: bool = True
     augment: bool = True
+    bind: str = LOOPBACK
+
+    @property
+    def endpoint(self) -> str:
+        """The public ZeroMQ endpoint, ``tcp://ADDRESS:PORT`` (IPv6 addresses in brackets)."""
+        host = f"[{self.bind}]" if ":" in self.bind else self.bind
+        return f"tcp://{host}:{self.port}"
+
+    @property
+    def local_only(self) -> bool:
+        """Whether only this machine can connect (a loopback address)."""
+        if self.bind == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.bind).is_loopback
+        except ValueError:  # an interface name or '*'
+            return False
 
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> np.ndarray:
@@ -121,17 +143,22 @@ def _worker(
         context.term()
 
 
-def _bind_public(sock: zmq.Socket, port: int) -> None:
+def _bind_public(sock: zmq.Socket, config: ServerConfig) -> None:
+    if ":" in config.bind:
+        sock.setsockopt(zmq.IPV6, 1)
     try:
-        sock.bind(f"tcp://*:{port}")
+        sock.bind(config.endpoint)
     except zmq.ZMQError as err:
         if err.errno == errno.EADDRINUSE:
-            raise DataServerError(f"port {port} is already in use (another server?)") from err
-        raise DataServerError(f"cannot listen on port {port}: {err}") from err
+            raise DataServerError(
+                f"port {config.port} is already in use (another server?)") from err
+        raise DataServerError(f"cannot listen on {config.endpoint}: {err}") from err
 
 
 def _check_dataset(config: ServerConfig) -> int:
     """Open the dataset once in this process so a bad file fails here, with one message."""
+    if not 1 <= config.port <= 65535:
+        raise DataServerError(f"port must be in 1..65535, got {config.port}")
     params = config.params
     if params.crop_size <= 0 or params.crop_size % params.stride:
         raise DataServerError(
@@ -200,10 +227,12 @@ def serve(config: ServerConfig) -> None:
     inbox.setsockopt(zmq.LINGER, 0)
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        _bind_public(public, config.port)
+        _bind_public(public, config)
         inbox_port = inbox.bind_to_random_port("tcp://127.0.0.1")
+        reach = ("this machine only; --bind 0.0.0.0 serves others" if config.local_only
+                 else "reachable from other machines")
         tqdm.write(
-            f"serving {num_samples} samples of {config.dataset} on tcp://*:{config.port} "
+            f"serving {num_samples} samples of {config.dataset} on {config.endpoint} ({reach}) "
             f"with {count} worker(s), pid {os.getpid()}",
             file=sys.stderr,
         )
@@ -243,39 +272,3 @@ def _forward(
                     bar.set_description(f"epoch {epoch}")
             else:
                 _check_alive(procs)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Serve augmented training samples over ZeroMQ (PUSH on tcp://*:PORT), "
-        "wire-compatible with the original C++ rmpe_dataset_server. Stop with Ctrl+C."
-    )
-    parser.add_argument("dataset", type=Path, help="training HDF5 file (generate_hdf5.py)")
-    parser.add_argument("port", type=int, help="TCP port to listen on, e.g. 5555")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--crop-size", type=int, default=DEFAULT_PARAMS.crop_size,
-                        help="square crop size in pixels, a multiple of 8 (default 368)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed for a reproducible stream (exact with one worker)")
-    parser.add_argument("--method", choices=("steps", "affine"), default=DEFAULT_PARAMS.method,
-                        help="resampling: 'steps' as the original (default), 'affine' one warp")
-    parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="a fixed set for validation: samples in file order, centred on "
-                             "their main person, no random scale, rotation, offset or flip")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    params = AugmentParams(crop_size=args.crop_size, method=args.method)
-    config = ServerConfig(args.dataset, args.port, args.workers, args.seed, params,
-                          not args.quiet, args.augment)
-    try:
-        serve(config)
-    except RtposeError as err:
-        sys.exit(f"error: {err}")
-
-
-if __name__ == "__main__":
-    main()

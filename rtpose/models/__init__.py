@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
+import numpy as np
 
 from rtpose.errors import ModelNotFoundError, RtposeError, WeightsError
 from rtpose.skeleton import NUM_HEATMAPS
@@ -73,8 +74,20 @@ class Architecture:
         return self._function(self.builder)(training=training, **kw)
 
     def load_weights(self, model: keras.Model, path: str | Path) -> None:
-        """Load a weights file into a model of this architecture (``WeightsError`` if unfit)."""
-        self._function(self.loader)(model, path)
+        """Load a weights file into a model of this architecture.
+
+        ``WeightsError`` if the file is unfit, damaged (h5py's ``RuntimeError`` on a broken
+        B-tree) or holds NaN or infinite values (weights of a diverged training).
+        """
+        try:
+            self._function(self.loader)(model, path)
+        except (RuntimeError, KeyError) as e:
+            raise WeightsError(f"{path}: damaged HDF5 weights file ({_first_line(e)})") from e
+        bad = nonfinite_weights(model)
+        if bad:
+            raise WeightsError(f"{path}: the weights contain NaN or infinite values ({len(bad)} "
+                               f"of {len(model.weights)} arrays, the first {bad[0]}); they come "
+                               "from a diverged training: use an earlier checkpoint")
 
     def lr_multipliers(self, model: keras.Model) -> dict[str, float]:
         """Learning-rate multiplier per trainable ``variable.path``."""
@@ -109,6 +122,19 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def nonfinite_weights(model: keras.Model) -> list[str]:
+    """Paths of the model's variables that hold a NaN or an infinity, in model order."""
+    import keras
+
+    return [w.path for w in model.weights
+            if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def get_architecture(name: str) -> Architecture:
     """The registered architecture called ``name``."""
     if name not in ARCHITECTURES:
@@ -140,9 +166,8 @@ def _detect(path: Path) -> Architecture | None:
             file.visititems(
                 lambda _, item: shapes.add(item.shape) if isinstance(item, h5py.Dataset) else None
             )
-    except OSError as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: not a readable HDF5 weights file ({reason})") from e
+    except (OSError, RuntimeError) as e:  # RuntimeError: a broken B-tree inside the file
+        raise WeightsError(f"{path}: not a readable HDF5 weights file ({_first_line(e)})") from e
     found = [a for a in ARCHITECTURES.values() if a.first_kernel_shape in shapes]
     return found[0] if len(found) == 1 else None
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import keras
 
 from rtpose.errors import RtposeError
+from rtpose.files import remove_stale_temporaries, temporary_name
 
 FORMATS = ("saved_model", "onnx", "tflite")
 KERAS_FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
@@ -53,7 +53,8 @@ def export_model(
     ``input_size`` (H, W) fixes the input to ``(1, H, W, 3)``; ``None`` keeps it free, except
     for TFLite, which then uses ``TFLITE_INPUT_SIZE``. The file (or the SavedModel folder) is
     written under a temporary name beside ``output`` and renamed into place, so a reader never
-    sees half of it and a failed export leaves nothing behind.
+    sees half of it and a failed export leaves nothing behind; the temporaries of an export
+    killed outright (``kill -9``) are removed by the next export into that folder.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -66,22 +67,28 @@ def export_model(
         raise ExportError(f"input size must be a height and a width of at least 8, "
                           f"got {input_size}")
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    suffix = {"onnx": ".onnx", "tflite": ".tflite"}.get(fmt, "")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    written = tmp / f"model{suffix}"
+    tmp = temporary_name(output)
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(output.parent)
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # writable? (fails fast)
+        tmp.unlink()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf2onnx's and the TFLite converter's deprecations
-            model.export(str(written), format=KERAS_FORMATS[fmt],
+            model.export(str(tmp), format=KERAS_FORMATS[fmt],
                          input_signature=[input_spec(input_size)], verbose=False)
-        if output.is_dir():
+        if output.is_dir() and not output.is_symlink():
             shutil.rmtree(output)
-        elif written.is_dir() and output.exists():
+        elif tmp.is_dir() and (output.exists() or output.is_symlink()):
             output.unlink()
-        os.replace(written, output)
+        os.replace(tmp, output)
     except ImportError as e:
         raise ExportError(f"{fmt} export needs a missing package: {e}") from e
+    except OSError as e:
+        raise ExportError(f"cannot write {output}: {e.strerror or e}") from e
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
     return output

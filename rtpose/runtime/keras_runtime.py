@@ -1,13 +1,19 @@
-"""The Keras model as one compiled TensorFlow graph for every input size.
+"""The Keras model, compiled by the backend Keras runs on (``KERAS_BACKEND``).
 
-The forward pass is traced once into a ``tf.function`` whose input signature leaves batch, H and
-W free, so every image size and scale reuses one optimised graph, with no ``model.predict``
-overhead. XLA (``jit_compile=True``) is kept for measuring only: on a CPU it is many times slower
-for MobileNet-thin's depthwise convolutions and no faster for CMU (``benchmarks/network.py``).
+- ``tensorflow``: the forward pass traced once into a ``tf.function`` whose input signature leaves
+  batch, H and W free, so every image size and scale reuses one optimised graph, with no
+  ``model.predict`` overhead. XLA (``jit_compile=True``) is kept for measuring only: on a CPU it
+  is many times slower for MobileNet-thin's depthwise convolutions and no faster for CMU
+  (``benchmarks/network.py``).
+- ``jax``: ``jax.jit`` of the model's stateless call, compiled once per input shape (a video's
+  frames share one; each new image size compiles again).
+- ``torch``: the model called under ``torch.inference_mode`` (``torch.compile`` is slower to
+  start and no faster on a CPU here: ``benchmarks/network.py --backend``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import keras
@@ -18,26 +24,66 @@ from rtpose.runtime.network import RuntimeUnavailableError, split_outputs
 if TYPE_CHECKING:
     from rtpose.models import Architecture
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
 
 class KerasNetwork:
-    """A ``rtpose.runtime.Network`` running a Keras testing model of ``arch``."""
+    """A ``rtpose.runtime.Network`` running a Keras testing model of ``arch`` on Keras's
+    backend (``jit_compile``: XLA, on TensorFlow only)."""
 
     def __init__(self, model: keras.Model, arch: Architecture, jit_compile: bool = False):
-        if keras.backend.backend() != "tensorflow":
+        self.backend = keras.backend.backend()
+        if self.backend not in BACKENDS:
             raise RuntimeUnavailableError(
-                f"the keras runtime compiles with TensorFlow, but the Keras backend is "
-                f"{keras.backend.backend()} (set KERAS_BACKEND=tensorflow)")
-        import tensorflow as tf
-
+                f"the keras runtime runs on {', '.join(BACKENDS)}, not on the "
+                f"{self.backend} backend (set KERAS_BACKEND)")
+        if jit_compile and self.backend != "tensorflow":
+            raise RuntimeUnavailableError("XLA compilation is measured on TensorFlow only")
         self.runtime = "xla" if jit_compile else "keras"
         self.architecture = arch.name
         self.stride = arch.stride
         self._arch = arch
-        signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="image")]
-        self._forward = tf.function(
-            lambda image: tf.nest.flatten(model(image, training=False)),
-            input_signature=signature, jit_compile=jit_compile)
+        builders = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}
+        self._forward = builders[self.backend](model, jit_compile)
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outputs = self._forward(np.asarray(batch, dtype=np.float32))
-        return split_outputs(self._arch, [t.numpy() for t in outputs])
+        return split_outputs(self._arch, self._forward(np.asarray(batch, dtype=np.float32)))
+
+
+def _tensorflow(model: keras.Model, jit_compile: bool) -> Callable[[np.ndarray], Sequence]:
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="image")]
+    graph = tf.function(lambda image: tf.nest.flatten(model(image, training=False)),
+                        input_signature=signature, jit_compile=jit_compile)
+
+    def forward(batch: np.ndarray) -> list[np.ndarray]:
+        return [t.numpy() for t in graph(batch)]
+
+    forward.graph = graph  # the traced tf.function, for inspection
+    return forward
+
+
+def _jax(model: keras.Model, jit_compile: bool) -> Callable[[np.ndarray], Sequence]:
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    @jax.jit
+    def forward(trainable, non_trainable, image):
+        outputs, _ = model.stateless_call(trainable, non_trainable, image, training=False)
+        return jax.tree_util.tree_leaves(outputs)
+
+    return lambda batch: [np.asarray(t) for t in forward(trainable, non_trainable, batch)]
+
+
+def _torch(model: keras.Model, jit_compile: bool) -> Callable[[np.ndarray], Sequence]:
+    import torch
+
+    def forward(batch: np.ndarray) -> list[np.ndarray]:
+        with torch.inference_mode():
+            outputs = model(torch.from_numpy(batch), training=False)
+        return [t.detach().cpu().numpy() for t in keras.tree.flatten(outputs)]
+
+    return forward

@@ -1,8 +1,8 @@
 """Image and JSON files: reading with one-line errors, writing atomically.
 
-Every writer writes to a temporary name in the destination's folder and renames it into place,
-so an interrupted run never leaves a half-written file under the final name, nor destroys the
-previous one.
+Every writer writes to a temporary name in the destination's folder and renames it into place
+(``rtpose.files``), so an interrupted run never leaves a half-written file under the final
+name, nor destroys the previous one.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 
 from rtpose.errors import RtposeError
+from rtpose.files import atomic_path
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
@@ -28,46 +28,45 @@ def read_image(path: str | Path, warn: Callable[[str], None] | None = None) -> n
     OpenCV decodes with its lower part grey) is read, with one warning line through ``warn``
     (default: standard error)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        reason = "no such file" if not path.exists() else (e.strerror or str(e))
-        raise RtposeError(f"cannot read image {path}: {reason}") from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if not path.is_file():
+        reason = "no such file" if not path.exists() else "not a file"
+        raise RtposeError(f"cannot read image {path}: {reason}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise RtposeError(f"cannot read image {path}: not a readable image")
-    if data.startswith(JPEG_START) and not data.rstrip(b"\0").endswith(JPEG_END):
+    if _truncated_jpeg(path):
         message = (f"warning: {path} is damaged (the JPEG is truncated): its lower part is "
                    "missing and people there will not be found")
         (warn or (lambda text: print(text, file=sys.stderr)))(message)
     return image
 
 
-def partial_path(path: Path) -> Path:
-    """The temporary name beside ``path`` (same extension) that a file is written under."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+def _truncated_jpeg(path: Path) -> bool:
+    """A JPEG file (start marker) without its end marker in its last bytes."""
+    with open(path, "rb") as file:
+        if file.read(2) != JPEG_START:
+            return False
+        file.seek(max(path.stat().st_size - 64, 0))
+        return JPEG_END not in file.read()
 
 
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same extension) to write to; renamed to ``path`` when
-    the block ends normally, removed otherwise."""
+def _write(path: str | Path, writer: Callable[[Path], None]) -> None:
+    """``writer(temporary)`` then the rename into ``path`` (``rtpose.files.atomic_path``), with
+    one-line errors."""
     path = Path(path)
     if not path.parent.is_dir():
         raise RtposeError(f"cannot write {path}: no folder {path.parent}")
-    temporary = partial_path(path)
     try:
-        yield temporary
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            writer(temporary)
     except OSError as e:
         raise RtposeError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
     """Write an image atomically; the format follows the file extension."""
-    with atomic_path(path) as temporary:
+
+    def write(temporary: Path) -> None:
         try:
             written = cv2.imwrite(str(temporary), image)
         except cv2.error:
@@ -75,11 +74,12 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         if not written:
             raise RtposeError(f"cannot write image {path} (check the folder and the extension)")
 
+    _write(path, write)
+
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=1) + "\n")
+    _write(path, lambda temporary: temporary.write_text(json.dumps(data, indent=1) + "\n"))
 
 
 def check_writable(*paths: str | Path | None) -> None:

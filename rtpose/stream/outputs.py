@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
-from rtpose.stream.images import partial_path
+from rtpose.files import temporary_name
 from rtpose.stream.sources import Frame, FrameSource
 from rtpose.stream.stream import StopStream
 
@@ -48,7 +48,7 @@ class VideoOutput:
 
     def __init__(self, path: str | Path, source: FrameSource) -> None:
         self.path = Path(path)
-        self._partial = partial_path(self.path)
+        self._partial = temporary_name(self.path)
         fps = source.fps if source.fps > 0 else 1.0
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
         self._writer = cv2.VideoWriter(str(self._partial), fourcc, fps, source.size)
@@ -85,7 +85,7 @@ class JsonLinesOutput:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._partial = partial_path(self.path)
+        self._partial = temporary_name(self.path)
         try:
             self._file: IO[str] = open(self._partial, "w", encoding="utf-8")
         except OSError as e:

@@ -2,8 +2,8 @@
 
 Every helper reports bad input as an ``RtposeError`` with a one-line message; a tool's ``main``
 runs its work inside ``one_line_errors()``, which turns it into ``error: ...`` and exit code 1,
-and Ctrl+C (or SIGTERM, inside ``sigterm_as_interrupt()``) into ``interrupted`` and exit code
-130, without a traceback.
+and Ctrl+C (or SIGTERM, inside ``rtpose.files.sigterm_as_interrupt()``) into ``interrupted``
+and exit code 130, without a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from rtpose.config import (
     parse_scales,
 )
 from rtpose.errors import RtposeError
+from rtpose.files import INTERRUPTED_EXIT
 from rtpose.geometry import MAX_INPUT_PIXELS
 from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
@@ -151,7 +151,7 @@ def one_line_errors() -> Iterator[None]:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT)
 
 
 @contextmanager
@@ -173,19 +173,3 @@ def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM (``kill``, ``timeout``, ``docker stop``) raises
-    ``KeyboardInterrupt`` in the main thread, so that it stops work as Ctrl+C does: outputs
-    are closed and finished, not lost."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,7 @@ import os
 from contextlib import ExitStack
 from pathlib import Path
 
+from rtpose.files import sigterm_as_interrupt
 from rtpose.stream.outputs import (
     JsonLinesOutput,
     ProgressOutput,
@@ -30,7 +31,6 @@ from rtpose.tools.common import (
     one_line_errors,
     pipeline_from_args,
     positive_int,
-    sigterm_as_interrupt,
 )
 
 STOP_REASONS = {"user": "quit in the window", "interrupt": "Ctrl+C or SIGTERM"}

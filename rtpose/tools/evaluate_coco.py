@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     with one_line_errors():
-        coco_gt = load_coco(args.annotations)
+        coco_gt = load_coco(args.annotations, keypoints=True)
         if args.results is not None:
             stats = score_keypoints(coco_gt, args.results)
         else:

@@ -10,6 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
+from rtpose.files import sigterm_as_interrupt
 from rtpose.models import ARCHITECTURES, load_model
 from rtpose.runtime.export import FORMATS, TFLITE_INPUT_SIZE, export_model
 from rtpose.tools.common import one_line_errors
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
         model, arch = load_model(args.arch, args.weights)
         print(f"{arch.name}: {model.count_params():,} parameters; writing {args.fmt} ...")
         start = time.perf_counter()
-        path = export_model(model, args.fmt, args.output, args.input_size)
+        with sigterm_as_interrupt():
+            path = export_model(model, args.fmt, args.output, args.input_size)
     print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
 
 

@@ -9,7 +9,13 @@ iterations, as in the original Keras port; validation runs after every epoch.
 Resuming: when the weights directory holds ``last.keras`` (the training model with its
 optimiser state), training continues from it at the epoch after the last one in
 ``training.csv``; the optimiser settings stored in it win over the flags. ``--no-resume``
-starts over and replaces the log.
+starts over and replaces the log (once its first epoch ends).
+
+Faults: one training at a time per weights directory (a lock); every file is written under a
+temporary name and renamed (temporaries of killed runs are removed at the next start); SIGTERM
+stops a run as Ctrl+C does (``KeyboardInterrupt``), and neither harms ``last.keras``; a NaN or
+infinite loss stops the run (:class:`~rtpose.train.callbacks.TrainingDiverged`) before anything
+of that epoch is saved.
 
 ``--distribute``: data parallel training with ``tf.distribute.MirroredStrategy`` on all local
 GPUs (on all logical CPUs when there is no GPU). Each batch of ``--batch-size`` samples (the
@@ -20,6 +26,8 @@ update as one device with the whole batch; the batch size should divide by the d
 from __future__ import annotations
 
 import itertools
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -27,6 +35,7 @@ import keras
 import numpy as np
 
 from rtpose.errors import RtposeError, WeightsError
+from rtpose.files import FolderLock, remove_stale_temporaries, sigterm_as_interrupt
 from rtpose.models import Architecture, get_architecture
 from rtpose.train import callbacks as cb
 from rtpose.train.config import TrainConfig
@@ -39,8 +48,6 @@ from rtpose.train.init import (
 from rtpose.train.loss import stage_losses
 from rtpose.train.optimizer import MultiSGD
 from rtpose.train.schedule import StepDecay
-
-STRIDE = 8
 
 
 def make_strategy(distribute: bool):
@@ -86,13 +93,38 @@ def compile_for_training(model: keras.Model, config: TrainConfig,
     model.compile(optimizer=optimizer, loss=stage_losses(model.output_names))
 
 
+def damaged_checkpoint(path: Path, reason: str) -> WeightsError:
+    """The error for a ``last.keras`` that cannot be read, saying how to go on without it."""
+    epochs = sorted(path.parent.glob(cb.EPOCH_WEIGHTS.replace("{epoch:04d}", "[0-9]" * 4)))
+    way_on = (f"move it away and run again with --init-weights {epochs[-1]} to go on from those "
+              "weights (with a new optimiser state and log), or " if epochs else "move it away or ")
+    return WeightsError(f"{path} is damaged ({reason}), so training cannot resume from it; "
+                        f"{way_on}run again with --no-resume to start over")
+
+
+def check_checkpoint(path: Path) -> None:
+    """Fail early, before connecting to servers, on an empty, truncated or corrupted
+    ``last.keras`` (every member of the archive is read and its CRC checked)."""
+    if path.stat().st_size == 0:
+        raise damaged_checkpoint(path, "0 bytes")
+    if not zipfile.is_zipfile(path):
+        raise damaged_checkpoint(path, "not a complete .keras archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise damaged_checkpoint(path, str(e).splitlines()[0] or type(e).__name__) from e
+    if bad is not None:
+        raise damaged_checkpoint(path, f"its member {bad} fails its check")
+
+
 def load_checkpoint(path: Path, architecture: Architecture, stages: int) -> keras.Model:
     """The training model of ``last.keras``, compiled, with its optimiser state."""
+    check_checkpoint(path)
     try:
         model = keras.saving.load_model(path)
-    except (ValueError, OSError, TypeError) as e:
-        raise WeightsError(f"{path}: cannot resume from it ({str(e).splitlines()[0]}); "
-                           "use --no-resume or another --weights-dir") from e
+    except (ValueError, OSError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise damaged_checkpoint(path, str(e).splitlines()[0] or type(e).__name__) from e
     fits = any(tuple(w.shape) == architecture.first_kernel_shape for w in model.weights)
     if not fits or len(model.outputs) != 2 * stages:
         raise WeightsError(f"{path} holds {model.name} with {len(model.outputs)} outputs, not the "
@@ -177,19 +209,32 @@ class BatchStream:
 
 
 def train(config: TrainConfig) -> keras.callbacks.History | None:
-    """Run (or resume) the training described by ``config``; returns Keras' history."""
+    """Run (or resume) the training described by ``config``; returns Keras' history.
+
+    Holds the weights directory's lock throughout; SIGTERM raises ``KeyboardInterrupt``.
+    """
+    weights_dir = Path(config.weights_dir)
+    with FolderLock(weights_dir, "training", "another --weights-dir"), sigterm_as_interrupt():
+        for path in remove_stale_temporaries(weights_dir):
+            print(f"removed {path}, left by a killed run")
+        try:
+            return _train(config, weights_dir)
+        except cb.TrainingDiverged as e:
+            kept = (f"{config.checkpoint} still holds the last good epoch"
+                    if config.checkpoint.is_file() else "no checkpoint was saved")
+            raise cb.TrainingDiverged(f"{e}; stopped without saving that epoch, {kept} (a lower "
+                                      "--base-lr, or a look at the data, may help)") from e
+
+
+def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | None:
     import tensorflow as tf
 
     architecture = get_architecture(config.arch)
-    if config.crop_size % STRIDE:
-        raise RtposeError(f"--crop-size must be a multiple of {STRIDE}, got {config.crop_size}")
-    if config.batch_size < 1 or config.stages < 1:
-        raise RtposeError("--batch-size and the stage count must be positive")
-    weights_dir = Path(config.weights_dir)
-    weights_dir.mkdir(parents=True, exist_ok=True)
     log_path = weights_dir / cb.TRAINING_LOG
-    checkpoint = weights_dir / cb.LAST_CHECKPOINT
+    checkpoint = config.checkpoint
     resuming = config.resume and checkpoint.is_file()
+    if resuming:
+        check_checkpoint(checkpoint)
     log = cb.read_log(log_path) if resuming else []
     epochs = config.total_epochs
     if cb.next_epoch(log) >= epochs:
@@ -219,10 +264,11 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
             print(f"data parallel on {strategy.num_replicas_in_sync} devices, "
                   f"{config.batch_size} samples per step in all")
         callbacks = [
+            cb.StopOnNonFinite(),
             cb.LearningRateLogger(),
             cb.Checkpoints(weights_dir, architecture.build(stages=config.stages),
                            best=cb.best_loss(log, "val_loss")),
-            keras.callbacks.CSVLogger(str(log_path), append=resuming),
+            cb.TrainingLog(log_path, log),
             keras.callbacks.TensorBoard(str(config.logs_dir), write_graph=False),
             cb.LossPlot(log_path, weights_dir / cb.LOSS_PLOT),
         ]

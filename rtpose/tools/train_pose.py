@@ -1,4 +1,4 @@
-"""Command line of ``training/train_pose.py``: flags with the original's defaults, then train.
+"""Train the pose network: flags with the original's defaults (``python training/train_pose.py``).
 
 Keras is imported only once the flags are parsed, so ``--help`` and usage errors are quick.
 """
@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtpose.errors import RtposeError
-from rtpose.train.config import VGG19_FILE, TrainConfig
+from rtpose.files import INTERRUPTED_EXIT
+from rtpose.train.config import LAST_CHECKPOINT, VGG19_FILE, TrainConfig
 
 
 def _servers(text: str) -> tuple[str, ...]:
@@ -94,11 +95,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the flags and train; a user error ends with one line on stderr and exit 1."""
-    config = config_from_args(build_parser().parse_args(argv))
-    from rtpose.train.trainer import train
-
+    """Parse the flags and train; a user error ends with one line on stderr and exit 1, Ctrl+C
+    or SIGTERM with one line and exit 130."""
+    args = build_parser().parse_args(argv)
     try:
+        config = config_from_args(args)
+        from rtpose.train.trainer import train
+
         train(config)
     except RtposeError as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        checkpoint = args.weights_dir / LAST_CHECKPOINT
+        kept = (f"{checkpoint} holds the last completed epoch; run the same command to resume"
+                if checkpoint.is_file() else "no epoch was completed")
+        print(f"interrupted: {kept}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ from pathlib import Path
 from rtpose.coco.layout import MODES, CocoSplit
 from rtpose.coco.masks import write_masks
 from rtpose.errors import RtposeError
+from rtpose.files import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 
 def parse_args(argv: list[str] | None, dataset_dir: str | Path) -> argparse.Namespace:
@@ -40,9 +41,14 @@ def main(argv: list[str] | None = None, dataset_dir: str | Path = "dataset") -> 
     try:
         coco = CocoSplit(args.annotations or split.annotations, images, masks_dir).load()
         start = time.perf_counter()
-        written = write_masks(coco, images, masks_dir, force=args.force)
+        with sigterm_as_interrupt():
+            written = write_masks(coco, images, masks_dir, force=args.force)
     except RtposeError as err:
         sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        print("interrupted: the masks written so far are complete; run the same command to go on "
+              "(it skips them)", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
     skipped = len(coco.imgs) - written
     print(
         f"wrote masks of {written} images to {masks_dir} in {time.perf_counter() - start:.1f} s"

@@ -15,6 +15,7 @@ from rtpose.coco.layout import MODES, CocoSplit
 from rtpose.coco.masks import mask_paths
 from rtpose.coco.selection import ImageRecord, image_records
 from rtpose.errors import RtposeError
+from rtpose.files import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 
 def parse_args(argv: list[str] | None, dataset_dir: str | Path) -> argparse.Namespace:
@@ -73,12 +74,15 @@ def main(argv: list[str] | None = None, dataset_dir: str | Path = "dataset") -> 
     output_dir = Path(args.output_dir or args.dataset_dir)
     try:
         start = time.perf_counter()
-        records = collect_records(splits)
-        n_train, n_val = write_hdf5(
-            records, output_dir / "train_dataset.h5", output_dir / "val_dataset.h5", args.val_size
-        )
+        with sigterm_as_interrupt():
+            records = collect_records(splits)
+            n_train, n_val = write_hdf5(records, output_dir / "train_dataset.h5",
+                                        output_dir / "val_dataset.h5", args.val_size)
     except RtposeError as err:
         sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        print("interrupted: the file being written was discarded", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
     print(
         f"wrote {n_train} training and {n_val} validation samples to {output_dir} "
         f"in {time.perf_counter() - start:.1f} s"
