@@ -30,6 +30,7 @@ from rtpose.extract.manifest import Manifest, read_manifest
 from rtpose.extract.run import KILL_AFTER_VARIABLE
 from rtpose.extract.store import FsspecStore, LocalStore
 from rtpose.extract.writers import write_npz
+from rtpose.files import FolderLock
 from rtpose.stream.outputs import read_json_lines
 
 FAST = ["--boxsize", "184", "--model", "unused.weights.h5", "--no-progress"]
@@ -75,9 +76,11 @@ def run_ok(args: list[str]) -> None:
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    """Every file below ``folder`` (hidden ones too), but the manifest, by relative path."""
+    """Every file below ``folder`` (hidden ones too), but the manifest and the run's lock, by
+    relative path."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != "manifest.jsonl"}
+            if p.is_file() and p.relative_to(folder).as_posix() not in ("manifest.jsonl",
+                                                                        ".lock")}
 
 
 @pytest.fixture
@@ -170,6 +173,10 @@ def test_all_good_exits_zero_and_other_settings_are_refused(dataset, tmp_path, f
                        r"settings: format 'npz' \(was 'openpose'\); use another output folder$"):
         tool.main([str(dataset / "pictures" / "p1.png"), "--output", str(out), "--format",
                    "npz", *FAST])
+    with FolderLock(out), pytest.raises(SystemExit, match=r"^error: .*out is in use by another "
+                                        r"extraction \(pid \d+\); wait for it to finish or "
+                                        r"choose another output folder$"):
+        tool.main([str(dataset / "pictures" / "p1.png"), "--output", str(out), *FAST])
     pytest.importorskip("fsspec")
     with pytest.raises(SystemExit, match=r"^error: an output URL \(memory://poses\) needs "
                        r"--manifest FILE, a local file where the run is recorded$"):
@@ -363,7 +370,8 @@ def test_manifest_survives_a_torn_line_and_keeps_the_last_record(tmp_path):
 def test_stores_publish_whole_outputs_only(tmp_path):
     store = LocalStore(tmp_path)
     staged = store.stage("a/x.jsonl")
-    assert staged.parent == tmp_path / "a" and staged.name.startswith(".x.jsonl.")
+    assert staged.parent == tmp_path / "a" and staged.name.startswith(".tmp-")
+    assert staged.name.endswith(".x.jsonl")
     staged.write_text("1\n")
     assert not store.exists("a/x.jsonl")
     store.publish(staged, "a/x.jsonl")
@@ -379,9 +387,10 @@ def test_stores_publish_whole_outputs_only(tmp_path):
 
     left = store.stage("a/x.jsonl")  # a killed worker's temporary
     left.write_text("half")
-    (tmp_path / "a" / ".x.jsonl.notes").write_text("not ours")
+    other = tmp_path / "a" / ".tmp-1-0123abcd.y.jsonl"  # another output's, maybe in progress
+    other.write_text("half")
     store.clean_stale("a/x.jsonl")
-    assert not left.exists() and (tmp_path / "a" / ".x.jsonl.notes").exists()
+    assert not left.exists() and other.exists()
 
     pytest.importorskip("fsspec")
     remote = FsspecStore("memory://rtpose-test/out")

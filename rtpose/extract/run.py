@@ -2,7 +2,8 @@
 
     summary = extract(items, factory, Settings("out", "jsonl"), workers=2)
 
-Inputs that the manifest records as done (and whose output is still there) are skipped, and
+One run at a time writes into an output folder (a lock on the manifest's folder). Inputs that
+the manifest records as done (and whose output is still there) are skipped, and
 so are those recorded as failed unless ``retry``. Each result is recorded in the manifest as it
 arrives, so that a run stopped at any moment (Ctrl+C, SIGTERM, ``kill -9``) loses at most the
 inputs in flight, and running it again does the rest.
@@ -28,6 +29,7 @@ from rtpose.extract.manifest import MANIFEST_NAME, Manifest
 from rtpose.extract.store import Store, open_store
 from rtpose.extract.worker import Result, Settings
 from rtpose.extract.writers import output_name
+from rtpose.files import FolderLock
 
 ENGINES = ("local", "ray")
 # For tests: "N" or "N:SIGNAL" (KILL, TERM, INT): the driver sends itself the signal (default
@@ -101,7 +103,8 @@ def extract(
     recorded = {k: v for k, v in asdict(settings).items() if k != "output"}
     summary = Summary(total=len(items))
     start = time.perf_counter()
-    with Manifest(manifest, {**recorded, **(model_settings or {})}) as book:
+    lock = FolderLock(Path(manifest).parent, "extraction", "another output folder")
+    with lock, Manifest(manifest, {**recorded, **(model_settings or {})}) as book:
         to_do = _plan(items, book, store, settings.format, retry, summary)
         if to_do:
             _run(to_do, pickle.dumps(factory), settings, workers, threads, engine, ray_address,

@@ -4,11 +4,13 @@ An output (a file, or a folder of files) is first written whole under a temporar
 (``stage``), then put in place (``publish``), so that no output under its final name is ever
 half-written:
 
-- ``LocalStore``: the temporary name is beside the final one, hidden and marked
-  (``.<name>.<pid>.partial<ext>``), and ``publish`` is a rename (``os.replace``; a folder that
-  is already there is moved aside first). Files are flushed to disk (``fsync``) before the
-  rename. Temporaries left by a killed run are removed by ``clean_stale`` before the same
-  output is written again.
+- ``LocalStore``: the temporary name is beside the final one, hidden and marked with the
+  writer's process id (``rtpose.files.temporary_name``: ``.tmp-PID-XXXXXXXX.<name>``), and
+  ``publish`` is a rename (``os.replace``; a folder that is already there is moved aside
+  first). Files are flushed to disk (``fsync``) before the rename. Temporaries of an output
+  left by a killed run are removed by ``clean_stale`` before that output is written again
+  (only that output's: on a folder shared between machines, other inputs' temporaries may be
+  another machine's work in progress).
 - ``FsspecStore`` (``s3://``, ``gs://``, ``memory://``, …; needs fsspec and the protocol's
   package): outputs are written to a local temporary folder and uploaded whole by
   ``publish``. An object store shows an object only once its upload completes; a folder's
@@ -27,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from rtpose.errors import RtposeError
+from rtpose.files import temporary_name
 
 FSSPEC_MISSING = ("an output URL needs fsspec (and the package of its protocol, e.g. s3fs): "
                   "pip install 'rtpose[ray]'")
@@ -87,7 +90,7 @@ class LocalStore:
             final.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RtposeError(f"cannot write {final}: {e.strerror or e}") from e
-        staged = final.with_name(f".{final.name}.{os.getpid()}.partial{final.suffix}")
+        staged = temporary_name(final)
         if folder:
             staged.mkdir()
         return staged
@@ -97,7 +100,7 @@ class LocalStore:
         if staged.is_dir():
             for file in staged.iterdir():
                 _fsync(file)
-            aside = final.with_name(f".{final.name}.{os.getpid()}.old")
+            aside = temporary_name(final)
             if final.exists():
                 os.replace(final, aside)
             os.replace(staged, final)
@@ -112,8 +115,8 @@ class LocalStore:
 
     def clean_stale(self, name: str) -> None:
         final = self.path(name)
-        marked = re.compile(rf"\.{re.escape(final.name)}\.\d+\.(partial.*|old)")
-        for stale in glob.glob(glob.escape(str(final.parent / f".{final.name}.")) + "*"):
+        marked = re.compile(rf"\.tmp-\d+-[0-9a-f]{{8}}\.{re.escape(final.name)}")
+        for stale in glob.glob(glob.escape(str(final.parent)) + "/.tmp-*"):
             if marked.fullmatch(Path(stale).name):
                 _remove(Path(stale))
 

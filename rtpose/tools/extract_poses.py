@@ -24,6 +24,7 @@ from rtpose.extract.run import ENGINES, Summary, extract
 from rtpose.extract.store import is_url
 from rtpose.extract.worker import Settings
 from rtpose.extract.writers import FORMATS
+from rtpose.files import INTERRUPTED_EXIT, sigterm_as_interrupt
 from rtpose.models import find_default_weights
 from rtpose.tools.common import (
     DEFAULT_CONFIG,
@@ -32,7 +33,6 @@ from rtpose.tools.common import (
     one_line_errors,
     pipeline_from_args,
     positive_int,
-    sigterm_as_interrupt,
 )
 
 FAILED_EXIT = 3
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         summary = run(args)
     _report(summary, args.manifest or Path(args.output) / "manifest.jsonl")
     if summary.interrupted:
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT)
     if summary.any_failed:
         sys.exit(FAILED_EXIT)
 
