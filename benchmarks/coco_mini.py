@@ -1,23 +1,37 @@
 """COCO keypoint AP and time per image of a model on coco_mini val2017 (79 images).
 
     python -m benchmarks.coco_mini [--scales-sets 1.0 0.5,1,1.5,2] [--limit N] [--model ...]
+    python -m benchmarks.coco_mini --variants original refine flip flip+refine accurate
 
 Prints a markdown table: AP, AP50, and the mean seconds per image spent in the network and in
-post-processing (up-sampling, peaks, association), for each set of scales.
+post-processing (up-sampling, peaks, association), for each variant (``VARIANTS``: the
+original algorithm, sub-pixel keypoints, flip averaging, both, the ``accurate`` preset) and
+set of scales. ``--split train2017`` runs on coco_mini's train images instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import platform
 from pathlib import Path
 
+import numpy as np
+
 from rtpose.coco.evaluate import load_coco, run_pipeline, score_keypoints
-from rtpose.config import parse_scales
+from rtpose.config import apply_preset, parse_scales
 from rtpose.tools.common import add_inference_args, add_model_args, pipeline_from_args
 
 COCO_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_mini"
+# Variant: (preset, InferenceParams changes, GroupingParams changes), over the flags' parameters.
+VARIANTS = {
+    "original": ("original", {}, {}),
+    "refine": ("original", {}, {"refine": True}),
+    "flip": ("original", {"flip": True}, {}),
+    "flip+refine": ("original", {"flip": True}, {"refine": True}),
+    "accurate": ("accurate", {}, {}),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,23 +40,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales-sets", nargs="+", default=["1.0", "0.5,1,1.5,2"],
                         help="sets of scales to evaluate, each comma-separated (replace --scales)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["original"],
+                        help="settings to compare (default: original)")
+    parser.add_argument("--split", default="val2017", choices=["val2017", "train2017"],
+                        help="coco_mini split (default val2017)")
     add_model_args(parser)
     add_inference_args(parser)
     args = parser.parse_args(argv)
 
-    coco_gt = load_coco(args.coco / "annotations" / "person_keypoints_val2017.json")
+    coco_gt = load_coco(args.coco / "annotations" / f"person_keypoints_{args.split}.json")
     pipeline = pipeline_from_args(args)
+    given = pipeline.inference, pipeline.grouping
+    pipeline.network(np.zeros((1, 368, 368, 3), np.float32))  # compile before timing
     rows = []
-    for text in args.scales_sets:
-        pipeline.inference = dataclasses.replace(pipeline.inference, scales=parse_scales(text))
-        run = run_pipeline(pipeline, coco_gt, args.coco / "val2017", args.limit)
+    for variant, text in itertools.product(args.variants, args.scales_sets):
+        preset, inference_changes, grouping_changes = VARIANTS[variant]
+        inference, grouping = apply_preset(preset, *given)
+        pipeline.inference = dataclasses.replace(inference, scales=parse_scales(text),
+                                                 **inference_changes)
+        pipeline.grouping = dataclasses.replace(grouping, **grouping_changes)
+        run = run_pipeline(pipeline, coco_gt, args.coco / args.split, args.limit)
         stats = score_keypoints(coco_gt, run.results, run.image_ids)
-        rows.append(f"| {text} | {len(run.image_ids)} | {stats['AP']:.3f} | {stats['AP50']:.3f} "
+        rows.append(f"| {variant} | {text} | {len(run.image_ids)} | {stats['AP']:.3f} "
+                    f"| {stats['AP50']:.3f} "
                     f"| {run.mean_timing('network'):.3f} | {run.mean_timing('postprocess'):.3f} "
                     f"| {run.mean_timing('total'):.3f} |")
-    print(f"\n{platform.processor() or platform.machine()}, {len(rows)} settings\n")
-    print("| scales | images | AP | AP50 | network s/img | post-processing s/img | total s/img |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n{platform.processor() or platform.machine()}, {args.split}, {len(rows)} settings\n")
+    print("| variant | scales | images | AP | AP50 | network s/img | post-processing s/img "
+          "| total s/img |")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import configparser
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rtpose.errors import RtposeError
@@ -24,12 +24,15 @@ class InferenceParams:
     ``boxsize`` the input height at scale 1, ``pad_value`` the padding's grey level, ``scales``
     the multiples of boxsize / image height. The network's stride is its architecture's;
     ``stride`` is only what a config file states, checked against it (None: not stated).
+    ``flip``: also run the mirrored input and average the outputs, turned back, at every scale
+    (test-time flip averaging; not the original's).
     """
 
     boxsize: int = 368
     pad_value: int = 128
     scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     stride: int | None = None
+    flip: bool = False
 
     def __post_init__(self) -> None:
         _check(self.boxsize > 0, f"boxsize must be positive, got {self.boxsize}")
@@ -50,7 +53,9 @@ class GroupingParams:
     ``thre1``: a heatmap peak must exceed it (after Gaussian smoothing). ``thre2``: a PAF sample
     along a candidate limb counts as agreeing when its projection exceeds it. ``mid_num``: PAF
     samples per candidate limb. A person is kept with at least ``min_parts`` parts and a mean
-    score (total score / part count) of at least ``min_mean_score``.
+    score (total score / part count) of at least ``min_mean_score``. ``refine``: report each
+    part at its sub-pixel position on the smoothed heatmap instead of the peak pixel (people
+    are still found from the peak pixels; not the original's).
     """
 
     thre1: float = 0.1
@@ -58,6 +63,7 @@ class GroupingParams:
     mid_num: int = 10
     min_parts: int = 4
     min_mean_score: float = 0.4
+    refine: bool = False
 
     def __post_init__(self) -> None:
         # Heatmaps and PAF projections lie in 0..1: a threshold outside finds every pixel or none.
@@ -79,6 +85,41 @@ def _check(condition: bool, message: str) -> None:
 # The CMU defaults, as default arguments.
 CMU_INFERENCE = InferenceParams()
 CMU_GROUPING = GroupingParams()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Settings that replace the parameters' together (``apply_preset``); None keeps them."""
+
+    flip: bool | None = None
+    refine: bool | None = None
+    thre1: float | None = None
+    min_mean_score: float | None = None
+
+
+# ``original``: the CMU algorithm as it is. ``accurate``: chosen on coco_mini train2017 (see
+# README, COCO evaluation): flip averaging, and lower thresholds on peaks and on a person's
+# mean score (the averaged maps' peaks are lower, most of all over several scales).
+# Sub-pixel keypoints lost AP there (COCO's keypoints are whole pixels), so it keeps the peak
+# pixels.
+PRESETS: dict[str, Preset] = {
+    "original": Preset(),
+    "accurate": Preset(flip=True, thre1=0.02, min_mean_score=0.2),
+}
+
+
+def apply_preset(
+    name: str, inference: InferenceParams = CMU_INFERENCE, grouping: GroupingParams = CMU_GROUPING
+) -> tuple[InferenceParams, GroupingParams]:
+    """The parameters with preset ``name`` (a key of ``PRESETS``) applied."""
+    if name not in PRESETS:
+        raise RtposeError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    given = {key: value for key, value in vars(preset).items() if value is not None}
+    inference_keys = {"flip"}
+    inference = replace(inference, **{k: v for k, v in given.items() if k in inference_keys})
+    grouping = replace(grouping, **{k: v for k, v in given.items() if k not in inference_keys})
+    return inference, grouping
 
 
 def load_config(path: str | Path) -> tuple[InferenceParams, GroupingParams]:

@@ -7,7 +7,12 @@ The one place that states the convention (the original demo's). Per scale ``m`` 
    bicubic), then pad right and down with ``pad_value`` to a multiple of the network's
    ``stride`` (fixed by the architecture: ``rtpose.models.Architecture.stride``, 8 for both);
 2. the network sees that input as float32 NHWC BGR 0..255, batch 1, and returns heatmaps
-   (h, w, 19) and PAFs (h, w, 38) with h = padded height / stride, w = padded width / stride;
+   (h, w, 19) and PAFs (h, w, 38) with h = padded height / stride, w = padded width / stride.
+   With ``InferenceParams.flip`` the batch holds two inputs, the padded input and its mirror
+   (padding included, so that the padding sits on the left there): output column j of the
+   mirror then covers the input columns of column w - 1 - j, exactly, and ``merge_mirrored``
+   averages the first outputs with the second's turned back (``mirror_maps``), still at the
+   network's resolution;
 3. back to the image: resize the outputs by ``stride`` (bicubic), crop the padding off, resize to
    the image's (W, H) (bicubic); then average over the scales, in float64.
 
@@ -16,7 +21,9 @@ and is what the decoders (``rtpose.decode``) receive beside the outputs.
 
 Pixel convention: a keypoint (x, y) is in the original image's pixels, x to the right and y down;
 integer values are pixel centres, as the original's peak pixels were (pixel (0, 0) covers
--0.5..0.5 on both axes).
+-0.5..0.5 on both axes). The mirror of x in an image W pixels wide is W - 1 - x. Sub-pixel
+keypoints (``GroupingParams.refine``) are real values in the same frame: x = 2.3 is 0.3 pixel
+right of pixel 2's centre.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import numpy as np
 
 from rtpose.config import CMU_INFERENCE, InferenceParams
 from rtpose.errors import RtposeError
+from rtpose.skeleton import FLIP_HEATMAP_PERMUTATION, FLIP_PAF_PERMUTATION, FLIP_PAF_SIGNS
 
 MAX_INPUT_PIXELS = 4_000_000  # default bound on one scale's network input (see network_inputs)
 
@@ -79,7 +87,8 @@ def network_inputs(
     image: np.ndarray, params: InferenceParams, stride: int,
     max_pixels: int = MAX_INPUT_PIXELS,
 ) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
-    """Per scale, the network input (1, h, w, 3) float32 and its (pad_down, pad_right).
+    """Per scale, the network input (1, h, w, 3) float32 and its (pad_down, pad_right); with
+    ``params.flip``, (2, h, w, 3): the input and its mirror (see step 2 above).
 
     Raises ``RtposeError`` before resizing when a scale's input would be empty or exceed
     ``max_pixels`` (an extreme aspect ratio blows the width up: a 4 x 3000 image at boxsize
@@ -96,7 +105,26 @@ def network_inputs(
                 f"the {width}x{height} image would be fed to the network as {w}x{h} pixels "
                 f"(over --max-pixels {max_pixels:,}); crop or resize it, or raise --max-pixels")
         padded, pad = prepare_input(image, factor, stride, params.pad_value)
-        yield padded[np.newaxis].astype(np.float32), pad
+        batch = [padded, padded[:, ::-1]] if params.flip else [padded]
+        yield np.stack(batch).astype(np.float32), pad
+
+
+def mirror_maps(heatmaps: np.ndarray, pafs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps (..., w, 19) and PAFs (..., w, 38) of a mirrored image turned back to the
+    image's frame, or the image's into the mirror's (the operation is its own inverse):
+    columns reversed, left and right parts swapped, and each limb's PAF moved to its mirrored
+    limb, x negated (``rtpose.skeleton``'s flip tables)."""
+    heat = np.asarray(heatmaps)[..., ::-1, :][..., FLIP_HEATMAP_PERMUTATION]
+    paf = np.asarray(pafs)[..., ::-1, :][..., FLIP_PAF_PERMUTATION]
+    return heat, paf * np.asarray(FLIP_PAF_SIGNS, dtype=paf.dtype)
+
+
+def merge_mirrored(heatmaps: np.ndarray, pafs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The network's outputs (2, h, w, C) for an input and its mirror (``network_inputs`` with
+    ``flip``) → their mean (h, w, C) in the input's frame, float32."""
+    back_heat, back_paf = mirror_maps(heatmaps[1], pafs[1])
+    return ((np.float32(0.5) * (heatmaps[0] + back_heat)).astype(np.float32),
+            (np.float32(0.5) * (pafs[0] + back_paf)).astype(np.float32))
 
 
 def upsample_maps(

@@ -20,7 +20,7 @@ import numpy as np
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE, GroupingParams, InferenceParams
 from rtpose.decode import METHODS, Stopwatch, decode
 from rtpose.errors import RtposeError
-from rtpose.geometry import MAX_INPUT_PIXELS, Geometry, network_inputs
+from rtpose.geometry import MAX_INPUT_PIXELS, Geometry, merge_mirrored, network_inputs
 from rtpose.people import People
 from rtpose.runtime.network import Network
 
@@ -51,7 +51,8 @@ class Timings:
 @dataclass(frozen=True, eq=False)
 class Inferred:
     """``PosePipeline.infer``'s result: per scale the network's (heatmaps (h, w, 19), PAFs
-    (h, w, 38)), the image geometry, and the seconds the network took."""
+    (h, w, 38)) (averaged with the mirror's with ``InferenceParams.flip``), the image geometry,
+    and the seconds the network took."""
 
     outputs: list[tuple[np.ndarray, np.ndarray]]
     geometry: Geometry
@@ -107,7 +108,9 @@ class PosePipeline:
         for batch, pad in network_inputs(image, self.inference, self.network.stride,
                                          self.max_pixels):
             heat, paf = self.network(batch)
-            outputs.append((np.asarray(heat)[0], np.asarray(paf)[0]))
+            heat, paf = np.asarray(heat), np.asarray(paf)
+            outputs.append(merge_mirrored(heat, paf) if self.inference.flip
+                           else (heat[0], paf[0]))
             pads.append(pad)
         geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
         return Inferred(outputs, geometry, time.perf_counter() - start)

@@ -55,6 +55,29 @@ FLIP_PAIRS: tuple[tuple[int, int], ...] = (
 FLIP_PERMUTATION: tuple[int, ...] = tuple(
     dict([*FLIP_PAIRS, *((b, a) for a, b in FLIP_PAIRS)]).get(p, p) for p in range(NUM_PARTS)
 )
+# The same for the 19 heatmap channels (the background stays).
+FLIP_HEATMAP_PERMUTATION: tuple[int, ...] = (*FLIP_PERMUTATION, BACKGROUND)
+
+
+def _mirrored_limb(limb: int) -> tuple[int, int]:
+    """(index of the mirrored limb, +1 if it runs the same way, -1 if from b to a)."""
+    a, b = (FLIP_PERMUTATION[part] for part in LIMBS[limb])
+    if (a, b) in LIMBS:
+        return LIMBS.index((a, b)), 1
+    return LIMBS.index((b, a)), -1
+
+
+# A mirrored view of limb i is limb FLIP_LIMBS[i]; FLIP_LIMB_DIRECTIONS[i] is -1 where the
+# mirrored limb's parts are in the other order (none in this skeleton).
+FLIP_LIMBS: tuple[int, ...] = tuple(_mirrored_limb(i)[0] for i in range(NUM_LIMBS))
+FLIP_LIMB_DIRECTIONS: tuple[int, ...] = tuple(_mirrored_limb(i)[1] for i in range(NUM_LIMBS))
+# PAFs of a mirrored image, turned back: channel c of the image's PAFs is
+# FLIP_PAF_SIGNS[c] * channel FLIP_PAF_PERMUTATION[c] of the mirror's PAFs, columns reversed.
+# x is negated by the mirror, and both components where the mirrored limb runs the other way.
+FLIP_PAF_PERMUTATION: tuple[int, ...] = tuple(
+    2 * FLIP_LIMBS[i] + axis for i in range(NUM_LIMBS) for axis in (0, 1))
+FLIP_PAF_SIGNS: tuple[int, ...] = tuple(
+    sign * FLIP_LIMB_DIRECTIONS[i] for i in range(NUM_LIMBS) for sign in (-1, 1))
 
 # Part colours of the original demo, BGR as OpenCV draws them; limb k of DECODE_ORDER uses
 # colour k.

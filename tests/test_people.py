@@ -88,6 +88,15 @@ def test_coco_results_order_and_options():
     assert shifted[0]["score"] == pytest.approx(30.5 / 18)
     assert people.to_coco(1, score="total_x_count")[1]["score"] == pytest.approx(22.25 * 17)
 
+    # The mean part score, and the mean PAF score of the connections (the total less the
+    # part scores, per connection: 17 for 18 parts, 16 for 17).
+    part_sums = people.conf.sum(axis=1)
+    assert [r["score"] for r in people.to_coco(1, score="parts")] == pytest.approx(
+        [part_sums[0] / 18, part_sums[1] / 17])
+    assert [r["score"] for r in people.to_coco(1, score="paf")] == pytest.approx(
+        [(30.5 - part_sums[0]) / 17, (22.25 - part_sums[1]) / 16])
+    assert People.empty().to_coco(1, score="paf") == []
+
     with pytest.raises(RtposeError, match="score rule"):
         people.to_coco(1, score="best")
 

@@ -5,7 +5,10 @@
 ``outputs``: per scale the network's (heatmaps (h, w, 19), PAFs (h, w, 38)) at its stride,
 batch axis removed; ``geometry``: where they sit in the image (``rtpose.geometry.Geometry``);
 ``params``: ``rtpose.config.GroupingParams``. Returns per part an (n, 3) array of every peak
-(x, y, averaged heatmap value) and the ``People``.
+(x, y, averaged heatmap value) and the ``People``. With ``params.refine``, people are found
+from the peak pixels as without it, then every peak and keypoint is reported at its sub-pixel
+position (``peaks.subpixel``, the same fit in both methods, on the smoothed map around the
+peak).
 
 Methods (``METHODS``), with the same peaks and people:
 
@@ -20,6 +23,7 @@ stage's time.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -28,6 +32,7 @@ import numpy as np
 from rtpose.config import CMU_GROUPING, GroupingParams
 from rtpose.decode import faithful, lowres
 from rtpose.decode.association import group_peaks
+from rtpose.decode.peaks import peaks_and_patches, subpixel
 from rtpose.errors import RtposeError
 from rtpose.geometry import Geometry
 from rtpose.people import People
@@ -67,19 +72,23 @@ def decode(
         raise RtposeError(f"unknown decoder {method!r}; choose one of {', '.join(METHODS)}")
     clock = clock or Stopwatch()
     clock.restart()
-    if method == "faithful":
-        heatmaps, pafs = faithful.average_maps(outputs, geometry)
-        clock.lap("maps")
-        peaks = faithful.find_peaks(heatmaps, params.thre1)
+    with contextlib.nullcontext() if method == "faithful" else lowres.single_threaded_blas():
+        if method == "faithful":
+            heatmaps, pafs = faithful.average_maps(outputs, geometry)
+            clock.lap("maps")
+            peaks, patches = peaks_and_patches(heatmaps, params.thre1)
+        else:
+            ops = lowres.operators_for([h for h, _ in outputs], geometry)
+            clock.lap("maps")
+            peaks, patches = lowres.peaks_and_patches_lowres(ops, [h for h, _ in outputs],
+                                                             params.thre1)
+        positions = subpixel(peaks, patches, geometry.image_hw) if params.refine else None
         clock.lap("peaks")
-        people = group_peaks(peaks, pafs, params)
+        if method == "fast":
+            pafs = lowres.LowResPafs(ops, [p for _, p in outputs])
+        people = group_peaks(peaks, pafs, params, positions)
         clock.lap("association")
-        return peaks, people
-    with lowres.single_threaded_blas():
-        ops = lowres.operators_for([h for h, _ in outputs], geometry)
-        clock.lap("maps")
-        peaks = lowres.find_peaks_lowres(ops, [h for h, _ in outputs], params.thre1)
-        clock.lap("peaks")
-        people = group_peaks(peaks, lowres.LowResPafs(ops, [p for _, p in outputs]), params)
-        clock.lap("association")
+    if positions is not None:  # the peaks at their sub-pixel positions too
+        peaks = [np.concatenate([xy, p[:, 2:]], axis=1)
+                 for xy, p in zip(positions, peaks, strict=True)]
     return peaks, people

@@ -254,9 +254,11 @@ def group_peaks(
     peaks: list[np.ndarray],
     pafs: np.ndarray | PafSampler,
     params: GroupingParams = CMU_GROUPING,
+    positions: list[np.ndarray] | None = None,
 ) -> People:
     """Assemble people from the peaks of ``find_peaks`` and the PAFs (H, W, 38) (or a
-    ``PafSampler`` of them).
+    ``PafSampler`` of them). ``positions``: per part (n, 2) x, y to report for each peak
+    (sub-pixel ones), instead of the peak's pixel; the people are the same.
 
     People are kept in creation order, each as its peak id per part (-1 = none), total score
     and part count; ``holders`` maps a peak id to the people holding it, so that finding the
@@ -327,5 +329,8 @@ def group_peaks(
     keep = ~((part_counts < params.min_parts) | (totals / part_counts < params.min_mean_score))
     parts = parts[keep]
 
+    if positions is not None:
+        all_peaks = all_peaks.copy()
+        all_peaks[:, :2] = np.concatenate([np.reshape(p, (-1, 2)) for p in positions])
     keypoints = np.where((parts >= 0)[..., None], all_peaks[np.maximum(parts, 0)], 0.0)
     return People(keypoints.reshape(-1, NUM_PARTS, 3), totals[keep], part_counts[keep])

@@ -165,6 +165,14 @@ def find_peaks_lowres(ops: LowResOperators, heatmaps: Sequence[np.ndarray],
     ``heatmaps``: per scale (h, w, >=18) at the output stride, as in ``ops``. Returns per
     part an (n, 3) float64 array of x, y and the averaged heatmap's value, row-major.
     """
+    return peaks_and_patches_lowres(ops, heatmaps, thre1)[0]
+
+
+def peaks_and_patches_lowres(
+    ops: LowResOperators, heatmaps: Sequence[np.ndarray], thre1: float = CMU_GROUPING.thre1
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``peaks.peaks_and_patches`` from the network's heatmaps: ``find_peaks_lowres``' peaks
+    and per part (n, 3, 3) the smoothed map around each, read off the blocks' values."""
     g = ops
     _check_shapes(g, heatmaps)
     # Per scale the column pass R = A_y X of every part: (Hp, 18, w), one product.
@@ -175,18 +183,21 @@ def find_peaks_lowres(ops: LowResOperators, heatmaps: Sequence[np.ndarray],
     extent = max(float(np.abs(x).max(initial=0.0)) for x in parts)
     part, block_y, block_x = _candidate_blocks(g, column_passes,
                                                thre1 - BOUND_MARGIN * (1.0 + extent))
-    k, row, column = _block_peaks(_block_values(g, column_passes, part, block_y, block_x), thre1)
+    values = _block_values(g, column_passes, part, block_y, block_x)
+    k, row, column = _block_peaks(values, thre1)
     ys = block_y[k] * BLOCK + row - 1
     xs = block_x[k] * BLOCK + column - 1
-    inside = (ys < g.height) & (xs < g.width)
-    peak_part, ys, xs = part[k][inside], ys[inside], xs[inside]
-    order = np.argsort((peak_part * g.height + ys) * g.width + xs)
-    peak_part, ys, xs = peak_part[order], ys[order], xs[order]
+    inside = np.flatnonzero((ys < g.height) & (xs < g.width))
+    order = inside[np.argsort((part[k[inside]] * g.height + ys[inside]) * g.width + xs[inside])]
+    peak_part, ys, xs = part[k[order]], ys[order], xs[order]
+    # The 3 x 3 smoothed values around each peak, inside its ringed block.
+    rows = (k[order] * SIDE + row[order])[:, None, None] + np.arange(-1, 2)[:, None]
+    patches = values[rows, column[order][:, None, None] + np.arange(-1, 2)].astype(np.float64)
 
     scores = _averaged_values(g, heatmaps, ys, xs, peak_part)
     table = np.stack([xs, ys, scores], axis=1).astype(np.float64)
-    counts = np.bincount(peak_part, minlength=NUM_PARTS)
-    return np.split(table, np.cumsum(counts)[:-1])
+    splits = np.cumsum(np.bincount(peak_part, minlength=NUM_PARTS))[:-1]
+    return np.split(table, splits), np.split(patches, splits)
 
 
 def _check_shapes(ops: LowResOperators, maps: Sequence[np.ndarray]) -> None:

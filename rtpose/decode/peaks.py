@@ -21,13 +21,22 @@ MAX_LABELS = (1 << 16) - 1  # connected groups that 16-bit labels can count
 
 
 def find_peaks(heatmaps: np.ndarray, thre1: float = CMU_GROUPING.thre1) -> list[np.ndarray]:
-    """Heatmap peaks of the 18 parts.
+    """Heatmap peaks of the 18 parts: ``peaks_and_patches``' peaks."""
+    return peaks_and_patches(heatmaps, thre1)[0]
+
+
+def peaks_and_patches(
+    heatmaps: np.ndarray, thre1: float = CMU_GROUPING.thre1
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Heatmap peaks of the 18 parts, and the smoothed map around each.
 
     ``heatmaps``: (H, W, >=18), image frame. A pixel is a peak of part p when its smoothed value
     (``gaussian_filter``, sigma 3) exceeds ``thre1`` and is >= its 4 neighbours (neighbours
     outside the image count as 0). Returns per part an (n, 3) float64 array of x, y and the
     unsmoothed heatmap value, in row-major order (y, then x). Peak ids, as used by
-    ``group_peaks``, count through the parts in order: part 0's peaks first.
+    ``group_peaks``, count through the parts in order: part 0's peaks first. The patches: per
+    part (n, 3, 3) float64, the smoothed map on each peak's 3 x 3 pixels (0 outside the image),
+    for ``subpixel``.
 
     The smoothed map is a weighted mean over a window of radius r = ``SMOOTH_RADIUS``, so it
     can exceed ``thre1`` only within r of a pixel above ``thre1`` (less a margin for rounding).
@@ -40,14 +49,17 @@ def find_peaks(heatmaps: np.ndarray, thre1: float = CMU_GROUPING.thre1) -> list[
     margin = 1e-9 * (1.0 + abs(thre1) + extent)  # far above the rounding of the weighted mean
     above = np.moveaxis(parts > thre1 - margin, 2, 0).astype(np.uint8)  # (18, H, W)
 
-    peaks = []
+    peaks, patches = [], []
     for part in range(NUM_PARTS):
         heat = parts[:, :, part]
         found = [_peaks_in(heat, box, thre1) for box in _regions_above(above[part])]
-        index = np.unique(np.concatenate([np.zeros(0, np.intp), *found]))  # row-major order
+        index = np.concatenate([np.zeros(0, np.intp), *(i for i, _ in found)])
+        around = np.concatenate([np.zeros((0, 3, 3)), *(p for _, p in found)])
+        index, first = np.unique(index, return_index=True)  # row-major order
         ys, xs = np.divmod(index, width)
         peaks.append(np.stack([xs, ys, heat[ys, xs]], axis=1).astype(np.float64))
-    return peaks
+        patches.append(around[first])
+    return peaks, patches
 
 
 def _regions_above(above: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -68,8 +80,10 @@ def _regions_above(above: np.ndarray) -> list[tuple[int, int, int, int]]:
     return boxes if crop_area < height * width else whole
 
 
-def _peaks_in(heat: np.ndarray, box: tuple[int, int, int, int], thre1: float) -> np.ndarray:
-    """Flat indices (y * W + x) of the peaks of ``heat`` (H, W) inside ``box`` (y0, y1, x0, x1).
+def _peaks_in(heat: np.ndarray, box: tuple[int, int, int, int],
+              thre1: float) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices (y * W + x) of the peaks of ``heat`` (H, W) inside ``box`` (y0, y1, x0, x1),
+    and the (n, 3, 3) smoothed values around them.
 
     The crop filtered reaches ``SMOOTH_RADIUS`` beyond the box and its 1-pixel ring of
     neighbours, so the smoothed values there are exact; beyond the image the neighbours are 0.
@@ -91,4 +105,33 @@ def _peaks_in(heat: np.ndarray, box: tuple[int, int, int, int], thre1: float) ->
         & (center >= smooth[top : top + h, left + 1 : left + 1 + w])  # right
     )
     ys, xs = np.nonzero(is_peak)
-    return (ys + y0) * width + (xs + x0)
+    rows = ys + top + np.arange(-1, 2)[:, None, None]  # (3, 1, n)
+    columns = xs + left + np.arange(-1, 2)[:, None]  # (3, n)
+    return (ys + y0) * width + (xs + x0), smooth[rows, columns].transpose(2, 0, 1)
+
+
+def subpixel(peaks: list[np.ndarray], patches: list[np.ndarray],
+             image_hw: tuple[int, int]) -> list[np.ndarray]:
+    """Per part (n, 2) sub-pixel x, y of the peaks (``rtpose.geometry``'s pixel convention):
+    on each axis the vertex of the parabola through the smoothed map at the peak and its two
+    neighbours (``patches``, from ``peaks_and_patches``), within half a pixel of the peak. A
+    peak on the image's edge keeps its pixel along that axis."""
+    height, width = image_hw
+    refined = []
+    for p, patch in zip(peaks, patches, strict=True):
+        dx = _vertex(patch[:, 1, 0], patch[:, 1, 1], patch[:, 1, 2])
+        dy = _vertex(patch[:, 0, 1], patch[:, 1, 1], patch[:, 2, 1])
+        x, y = p[:, 0], p[:, 1]
+        refined.append(np.stack([
+            np.where((x > 0) & (x < width - 1), x + dx, x),
+            np.where((y > 0) & (y < height - 1), y + dy, y)], axis=1))
+    return refined
+
+
+def _vertex(before: np.ndarray, center: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Offset of the vertex of the parabola through (-1, before), (0, center), (1, after): in
+    -0.5 .. 0.5 when ``center`` is the largest; 0 where the parabola is not concave."""
+    curvature = before - 2 * center + after
+    concave = curvature < 0
+    offset = 0.5 * (before - after) / np.where(concave, curvature, -1.0)
+    return np.clip(np.where(concave, offset, 0.0), -0.5, 0.5)

@@ -1,8 +1,9 @@
 """The network contract that every runtime implements, without importing any runtime.
 
-A *network* maps a padded batch, float32 BGR 0..255 ``(1, H, W, 3)`` (H and W multiples of
-``stride``; see ``rtpose.geometry``), to ``(heat, paf)``: heatmaps ``(1, H/stride, W/stride, 19)``
-and PAFs ``(1, H/stride, W/stride, 38)``, float32, C-contiguous numpy. Resizing and padding
+A *network* maps a padded batch, float32 BGR 0..255 ``(N, H, W, 3)`` (H and W multiples of
+``stride``; see ``rtpose.geometry``; N is 1, or 2 for flip averaging: an input and its mirror),
+to ``(heat, paf)``: heatmaps ``(N, H/stride, W/stride, 19)`` and PAFs
+``(N, H/stride, W/stride, 38)``, float32, C-contiguous numpy. Resizing and padding
 stay outside, in OpenCV: TensorFlow's bicubic resize is not OpenCV's ``INTER_CUBIC``, so
 compiling it in would change the maps.
 """

@@ -22,8 +22,10 @@ import numpy as np
 from rtpose.config import (
     CMU_GROUPING,
     CMU_INFERENCE,
+    PRESETS,
     GroupingParams,
     InferenceParams,
+    apply_preset,
     load_config,
     parse_scales,
 )
@@ -66,13 +68,29 @@ def _scales(text: str) -> tuple[float, ...]:
 
 
 def add_inference_args(parser: argparse.ArgumentParser) -> None:
-    """``--config``, and flags that override it: ``--scales``, ``--boxsize``, ``--thre1``,
-    ``--thre2``; ``--decoder``."""
-    group = parser.add_argument_group("inference parameters (flags override the config file)")
+    """``--config``, ``--preset``, and flags that override them: ``--scales``, ``--boxsize``,
+    ``--thre1``, ``--thre2``, ``--flip``, ``--refine``; ``--decoder``."""
+    group = parser.add_argument_group(
+        "inference parameters (the preset overrides the config file, flags override both)")
     group.add_argument(
         "--config", type=Path, default=None,
         help=f"original-format config file (default: ./{DEFAULT_CONFIG} if present, else the "
         "CMU defaults)",
+    )
+    group.add_argument(
+        "--preset", choices=list(PRESETS), default="original",
+        help="original (default): the CMU algorithm; accurate: --flip, --thre1 "
+        f"{PRESETS['accurate'].thre1} and a person's mean score >= "
+        f"{PRESETS['accurate'].min_mean_score} (chosen on COCO train images)",
+    )
+    group.add_argument(
+        "--flip", action=argparse.BooleanOptionalAction, default=None,
+        help="also run the mirrored image and average the outputs (about twice the network "
+        "time)",
+    )
+    group.add_argument(
+        "--refine", action=argparse.BooleanOptionalAction, default=None,
+        help="sub-pixel keypoints from the smoothed heatmaps (the same people)",
     )
     group.add_argument(
         "--scales", type=_scales, default=None,
@@ -98,15 +116,17 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
 
 
 def params_from_args(args: argparse.Namespace) -> tuple[InferenceParams, GroupingParams]:
-    """The config file's parameters (or the CMU defaults), overridden by the flags given."""
+    """The config file's parameters (or the CMU defaults), overridden by ``--preset``'s, then
+    by the flags given."""
     if args.config is not None:
         inference, grouping = load_config(args.config)
     elif DEFAULT_CONFIG.is_file():
         inference, grouping = load_config(DEFAULT_CONFIG)
     else:
         inference, grouping = CMU_INFERENCE, CMU_GROUPING
-    inference = dataclasses.replace(inference, **_given(args, "scales", "boxsize"))
-    grouping = dataclasses.replace(grouping, **_given(args, "thre1", "thre2"))
+    inference, grouping = apply_preset(args.preset, inference, grouping)
+    inference = dataclasses.replace(inference, **_given(args, "scales", "boxsize", "flip"))
+    grouping = dataclasses.replace(grouping, **_given(args, "thre1", "thre2", "refine"))
     return inference, grouping
 
 
