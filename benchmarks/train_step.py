@@ -5,13 +5,22 @@ losses, Caffe SGD with multipliers and decay), on random images and labels: no s
 The first step (tracing) is timed apart. Example::
 
     python -m benchmarks.train_step --crop-size 368 --batch-size 10 --steps 3
+    python -m benchmarks.train_step --backend tensorflow jax torch   # one process each
+
+Without ``--backend`` it runs on the backend of ``KERAS_BACKEND``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +28,8 @@ from rtpose.models import ARCHITECTURES, get_architecture
 from rtpose.skeleton import NUM_HEATMAPS, NUM_PAFS
 from rtpose.train.config import TrainConfig
 from rtpose.train.trainer import build_training_model, compile_for_training
+
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def synthetic_batch(batch: int, crop: int, stages: int, seed: int = 0):
@@ -55,18 +66,46 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop-size", type=int, default=368)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--steps", type=int, default=3, help="timed steps after the first")
+    p.add_argument("--backend", nargs="+", choices=BACKENDS,
+                   help="Keras backends to compare, each in its own process "
+                        "(default: this process's KERAS_BACKEND)")
+    p.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # a backend process's rows
     args = p.parse_args(argv)
-    rows = []
-    for arch in args.archs:
-        first, per_step = time_steps(arch, args.batch_size, args.crop_size, args.steps)
-        rows.append((arch, first, per_step))
-        print(f"{arch}: first step {first:.1f} s, then {per_step:.2f} s/step", flush=True)
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"\ncrop {args.crop_size}, batch {args.batch_size}, {args.steps} timed steps, "
-          f"peak memory {peak_gib:.1f} GiB")
-    print(f"{'architecture':<16}{'first step s':>14}{'s/step':>10}{'samples/s':>11}")
-    for arch, first, per_step in rows:
-        print(f"{arch:<16}{first:>14.1f}{per_step:>10.2f}{args.batch_size / per_step:>11.2f}")
+    if args.backend:
+        rows = [row for backend in args.backend for row in run_backend(backend, args)]
+    else:
+        import keras
+
+        rows = []
+        for arch in args.archs:
+            first, per_step = time_steps(arch, args.batch_size, args.crop_size, args.steps)
+            rows.append((keras.backend.backend(), arch, first, per_step))
+            print(f"{arch}: first step {first:.1f} s, then {per_step:.2f} s/step", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(rows))
+            return
+        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"peak memory {peak_gib:.1f} GiB")
+    print(f"\ncrop {args.crop_size}, batch {args.batch_size}, {args.steps} timed steps")
+    print(f"{'backend':<12}{'architecture':<16}{'first step s':>14}{'s/step':>10}"
+          f"{'samples/s':>11}")
+    for backend, arch, first, per_step in rows:
+        print(f"{backend:<12}{arch:<16}{first:>14.1f}{per_step:>10.2f}"
+              f"{args.batch_size / per_step:>11.2f}")
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> list[list]:
+    """This benchmark's rows from a process with ``KERAS_BACKEND=backend``."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "rows.json"
+        command = [sys.executable, "-m", "benchmarks.train_step", "--archs", *args.archs,
+                   "--crop-size", str(args.crop_size), "--batch-size", str(args.batch_size),
+                   "--steps", str(args.steps), "--json", str(out)]
+        print(f"--- {backend}", flush=True)
+        done = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend})
+        if done.returncode != 0:
+            sys.exit(f"error: the {backend} run failed (exit {done.returncode})")
+        return json.loads(out.read_text())
 
 
 if __name__ == "__main__":

@@ -268,7 +268,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 from rtpose.models import get_architecture
 from rtpose.train.config import TrainConfig
-from rtpose.train.trainer import (batch_dataset, build_training_model, compile_for_training,
+from rtpose.train.trainer import (BatchFeed, build_training_model, compile_for_training,
                                   make_strategy)
 
 rng = np.random.default_rng(0)
@@ -296,8 +296,8 @@ for distribute in (False, True):
         model.set_weights(initial)
         compile_for_training(model, config, architecture)
     # One batch over and over: MirroredStrategy discards a few batches of a stream when it
-    # starts (see batch_dataset), so only a constant stream gives both runs the same batches.
-    model.fit(batch_dataset(itertools.repeat((inputs, labels))), steps_per_epoch=3, epochs=1,
+    # starts (see BatchFeed), so only a constant stream gives both runs the same batches.
+    model.fit(BatchFeed(itertools.repeat((inputs, labels))), steps_per_epoch=3, epochs=1,
               verbose=0)
     result[f"replicas{strategy.num_replicas_in_sync}"] = model.get_weights()
 np.savez(sys.argv[1], initial=np.concatenate([w.ravel() for w in initial]),

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="start over (new log) even if the weights dir holds last.keras")
     p.add_argument("--distribute", action="store_true",
-                   help="data parallel over all local GPUs (MirroredStrategy)")
+                   help="data parallel over all local GPUs: MirroredStrategy on TensorFlow, "
+                        "keras.distribution.DataParallel on JAX (several hosts: set "
+                        "KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, _PROCESS_ID)")
     p.add_argument("--timeout", type=float, default=d.timeout,
                    help="seconds to wait for a batch before giving up on the servers "
                         "(default: %(default)s)")

@@ -36,7 +36,8 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         # Integer division on the integer counter: floor(136106 / 136106) must be exactly 1,
         # which float32 division does not promise for large counts.
-        steps_done = ops.floor_divide(ops.cast(step, "int64"), self.stepsize)
+        # int32 (JAX's default integers) holds 2**31 iterations.
+        steps_done = ops.floor_divide(ops.cast(step, "int32"), self.stepsize)
         exponent = ops.cast(steps_done, "float32")
         return ops.multiply(ops.cast(self.base_lr, "float32"), ops.power(self.gamma, exponent))
 

@@ -17,15 +17,23 @@ stops a run as Ctrl+C does (``KeyboardInterrupt``), and neither harms ``last.ker
 infinite loss stops the run (:class:`~rtpose.train.callbacks.TrainingDiverged`) before anything
 of that epoch is saved.
 
-``--distribute``: data parallel training with ``tf.distribute.MirroredStrategy`` on all local
-GPUs (on all logical CPUs when there is no GPU). Each batch of ``--batch-size`` samples (the
-global batch) is split across the devices and their gradients summed, which gives the same
-update as one device with the whole batch; the batch size should divide by the device count.
+Backends: training runs on every Keras 3 backend (``KERAS_BACKEND`` = ``tensorflow``, ``jax`` or
+``torch``); batches reach ``Model.fit`` through a ``keras.utils.PyDataset``
+(:class:`BatchFeed`), and the TensorBoard log is written only where TensorFlow is installed.
+
+``--distribute``: data parallel training; on TensorFlow with ``tf.distribute.MirroredStrategy`` on
+all local GPUs (on all logical CPUs when there is no GPU), on JAX with
+``keras.distribution.DataParallel`` over all devices (see :func:`data_parallel`). Each batch
+of ``--batch-size`` samples (the global batch) is split across the devices and their gradients
+summed, which gives the same update as one device with the whole batch; the batch size should
+divide by the device count.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import importlib.util
+import os
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -51,13 +59,37 @@ from rtpose.train.schedule import StepDecay
 
 
 def make_strategy(distribute: bool):
-    """MirroredStrategy over the GPUs (else the logical CPUs) when asked, else the default."""
+    """TensorFlow: MirroredStrategy over the GPUs (else the logical CPUs) when asked, else the
+    default strategy."""
     import tensorflow as tf
 
     if not distribute:
         return tf.distribute.get_strategy()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+def data_parallel(distribute: bool) -> tuple[contextlib.AbstractContextManager, int]:
+    """The scope to build and compile the model in, and the number of devices sharing a batch.
+
+    TensorFlow: :func:`make_strategy`. JAX: ``keras.distribution.DataParallel`` over all the
+    devices (of all hosts, after ``keras.distribution.initialize()`` when the
+    ``KERAS_DISTRIBUTION_JOB_ADDRESSES``, ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and
+    ``KERAS_DISTRIBUTION_PROCESS_ID`` variables describe several hosts). PyTorch: one device.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        strategy = make_strategy(distribute)
+        return strategy.scope(), strategy.num_replicas_in_sync
+    if not distribute:
+        return contextlib.nullcontext(), 1
+    if backend != "jax":
+        raise RtposeError(f"--distribute needs KERAS_BACKEND=tensorflow or jax, not {backend}")
+    if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        keras.distribution.initialize()
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return contextlib.nullcontext(), len(devices)
 
 
 def build_training_model(config: TrainConfig, architecture: Architecture) -> keras.Model:
@@ -136,24 +168,26 @@ def load_checkpoint(path: Path, architecture: Architecture, stages: int) -> kera
 Batch = tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]
 
 
-def batch_dataset(batches: Iterator[Batch]):
-    """A ``tf.data.Dataset`` over an endless iterator of ``(inputs, labels)`` batches.
+class BatchFeed(keras.utils.PyDataset):
+    """An endless iterator of ``(inputs, labels)`` batches as a ``PyDataset``, for ``Model.fit``
+    on any backend.
 
-    Used instead of handing ``fit`` the Python iterator: Keras' generator adapter replays the
-    batches it peeked at whenever a new iterator is made over it, and ``MirroredStrategy``
-    makes an extra one, so batches would repeat. Here every call of the dataset's generator
-    function returns the same iterator, so no batch is used twice. With a strategy, Keras splits
-    each (global) batch across the replicas; the extra iterator that ``MirroredStrategy`` opens
-    and drops at the start takes a few batches with it, which loses nothing but a few random
-    augmentations of a server's stream.
+    The index Keras asks for is ignored: every call takes the iterator's next batch, so no batch
+    is used twice, even when Keras opens more than one iterator over the feed (TensorFlow's
+    adapter peeks at two batches for their shapes, and ``MirroredStrategy`` opens and drops an
+    extra iterator: that loses a few random augmentations of a server's stream, nothing else).
     """
-    import tensorflow as tf
 
-    first = next(batches)
-    stream = itertools.chain([first], batches)
-    spec = keras.tree.map_structure(
-        lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)), first)
-    return tf.data.Dataset.from_generator(lambda: stream, output_signature=spec)
+    def __init__(self, batches: Iterator[Batch]) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self._batches = batches
+
+    @property
+    def num_batches(self) -> None:
+        return None  # endless: fit's steps_per_epoch and validation_steps say how many
+
+    def __getitem__(self, index: int) -> Batch:
+        return next(self._batches)
 
 
 class BatchStream:
@@ -200,9 +234,9 @@ class BatchStream:
         while True:
             yield self._next()
 
-    def dataset(self):
-        """The stream as a ``tf.data.Dataset`` for ``Model.fit`` (see :func:`batch_dataset`)."""
-        return batch_dataset(iter(self))
+    def dataset(self) -> BatchFeed:
+        """The stream as a ``PyDataset`` for ``Model.fit`` (see :class:`BatchFeed`)."""
+        return BatchFeed(iter(self))
 
     def stop(self) -> None:
         self.client.stop()
@@ -227,8 +261,6 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
 
 
 def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | None:
-    import tensorflow as tf
-
     architecture = get_architecture(config.arch)
     log_path = weights_dir / cb.TRAINING_LOG
     checkpoint = config.checkpoint
@@ -247,8 +279,8 @@ def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | 
     try:
         val_batches = BatchStream(config.val_servers, config.batch_size, config.crop_size,
                                   config.stages, config.timeout)
-        strategy = make_strategy(config.distribute)
-        with strategy.scope():
+        scope, replicas = data_parallel(config.distribute)
+        with scope:
             if resuming:
                 model = load_checkpoint(checkpoint, architecture, config.stages)
             else:
@@ -261,7 +293,7 @@ def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | 
         if resuming:
             print(f"resuming from {checkpoint} at epoch {initial_epoch + 1} of {epochs}")
         if config.distribute:
-            print(f"data parallel on {strategy.num_replicas_in_sync} devices, "
+            print(f"data parallel on {replicas} devices, "
                   f"{config.batch_size} samples per step in all")
         callbacks = [
             cb.StopOnNonFinite(),
@@ -269,9 +301,10 @@ def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | 
             cb.Checkpoints(weights_dir, architecture.build(stages=config.stages),
                            best=cb.best_loss(log, "val_loss")),
             cb.TrainingLog(log_path, log),
-            keras.callbacks.TensorBoard(str(config.logs_dir), write_graph=False),
             cb.LossPlot(log_path, weights_dir / cb.LOSS_PLOT),
         ]
+        if importlib.util.find_spec("tensorflow") is not None:  # Keras' writer is tf.summary
+            callbacks.append(keras.callbacks.TensorBoard(str(config.logs_dir), write_graph=False))
         try:
             return model.fit(
                 train_batches.dataset(),
@@ -283,9 +316,9 @@ def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | 
                 callbacks=callbacks,
                 verbose=1,
             )
-        except tf.errors.OpError as e:
+        except Exception as e:  # TensorFlow rewraps the client's error
             error = train_batches.error or val_batches.error
-            if error is not None:
+            if error is not None and error is not e:
                 raise error from e
             raise
     finally:
