@@ -14,6 +14,7 @@ import argparse
 import time
 
 import numpy as np
+from machine import machine_header
 from reference_grouping import find_peaks_loops, group_peaks_loops
 
 from rtpose.grouping import find_peaks, group_peaks
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (best kept)")
     parser.add_argument("--size", default="480x640", help="map size HxW (default 480x640)")
     args = parser.parse_args(argv)
+    print(machine_header())
     shape = tuple(int(v) for v in args.size.split("x"))
 
     print(f"maps {shape[0]}x{shape[1]}, best of {args.repeats}")

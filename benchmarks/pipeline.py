@@ -36,6 +36,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import machine_header
 from reference_grouping import find_peaks_loops, group_peaks_loops
 
 from rtpose.cli import add_model_args, network_from_args
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.memory_child:
         memory_child(args)
         return
+    print(machine_header())
     decoders = ["fast", *(d for d in args.decoders if d != "fast")]
 
     coco_gt = load_coco(args.coco / "annotations" / "person_keypoints_val2017.json")

@@ -14,6 +14,7 @@ import resource
 import time
 
 import numpy as np
+from machine import machine_header
 
 from rtpose.models import ARCHITECTURES, get_architecture
 from rtpose.skeleton import NUM_HEATMAPS, NUM_PAFS
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--steps", type=int, default=3, help="timed steps after the first")
     args = p.parse_args(argv)
+    print(machine_header())
     rows = []
     for arch in args.archs:
         first, per_step = time_steps(arch, args.batch_size, args.crop_size, args.steps)
