@@ -520,7 +520,7 @@ def _temporary_folder() -> Path:
 
 
 def openvino_ir(
-    arch: Architecture,
+    arch: Architecture | str,
     weights: str | Path | None = None,
     model: keras.Model | None = None,
     precision: str = "fp32",
@@ -530,17 +530,25 @@ def openvino_ir(
     them, else a fresh conversion written there (or, without ``weights`` or a writable folder,
     in a temporary folder removed when the process exits).
 
-    ``model``: the Keras model, if already loaded; else it is loaded from ``weights`` only when
-    a conversion is needed. ``calibration`` (int8): a folder of training images or the batches
-    themselves (default ``DEFAULT_CALIBRATION``, coco_mini's train2017).
+    ``arch``: the architecture or its name (a name keeps Keras and TensorFlow unimported while
+    the cache is fresh). ``model``: the Keras model, if already loaded; else it is loaded from
+    ``weights`` only when a conversion is needed. ``calibration`` (int8): a folder of training
+    images or the batches themselves (default ``DEFAULT_CALIBRATION``, coco_mini's
+    train2017).
     """
     _check_precision(precision)
     import_openvino()
     if weights is None and model is None:
         raise OpenVinoError("the openvino runtime needs the weights file or the Keras model")
+    if weights is not None and not Path(weights).is_file():
+        raise OpenVinoError(f"weights file not found: {weights}")
     cache = openvino_cache_path(weights, precision) if weights is not None else None
     if cache is not None and cache_is_fresh(cache, weights, precision):
         return cache
+    if isinstance(arch, str):
+        from rtpose.models import get_architecture
+
+        arch = get_architecture(arch)
     if model is None:
         from rtpose.models import load_model
 
@@ -567,7 +575,7 @@ def openvino_ir(
 
 
 def openvino_network(
-    arch: Architecture,
+    arch: Architecture | str,
     weights: str | Path | None = None,
     model: keras.Model | None = None,
     precision: str = "fp32",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
 import sys
 
 import cv2
@@ -131,7 +132,7 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
     convert = ovn.convert_keras
     monkeypatch.setattr(ovn, "convert_keras", lambda *a: conversions.append(1) or convert(*a))
     written = cache.stat().st_mtime_ns
-    again = openvino_network(ARCH, weights)  # no model: the cache needs none
+    again = openvino_network("mobilenet_thin", weights)  # no model: the cache needs none
     os.utime(weights)  # same bytes, new mtime: the SHA-256 still matches
     openvino_network(ARCH, weights)
     assert conversions == [] and cache.stat().st_mtime_ns == written
@@ -146,6 +147,18 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
     assert conversions == [1] and network.path == cache
     assert network.info["weights_sha256"] == ovn.weights_fingerprint(weights)["weights_sha256"]
     assert_same_maps(network(x), eager(changed, x), x)
+
+
+def test_a_cached_ir_runs_without_tensorflow_and_quietly(fp32, weights_copy, repo_root):
+    code = ("import sys, numpy as np; from rtpose.openvino_network import openvino_network; "
+            f"heat, paf = openvino_network('mobilenet_thin', {str(weights_copy)!r})"
+            "(np.zeros((1, 64, 96, 3), np.float32)); "
+            "print(heat.shape, paf.shape, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "(1, 8, 12, 19) (1, 8, 12, 38) False False"
+    assert done.stderr == ""
 
 
 def test_read_only_folder_falls_back_to_a_temporary_one(openvino, mobilenet, mobilenet_weights,
