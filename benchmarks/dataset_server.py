@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import machine_header
 from pycocotools.coco import COCO
 
 from rtpose.coco.hdf5_dataset import HDF5Dataset, write_hdf5
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=["steps", "affine"],
                         choices=["steps", "affine"], help="resampling methods to measure")
     args = parser.parse_args(argv)
+    print(machine_header())
     cv2.setNumThreads(1)  # one core, as each server worker
     with tempfile.TemporaryDirectory() as tmp:
         path = build_hdf5(args.coco, Path(tmp))

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tensorflow as tf
+from machine import machine_header
 
 from rtpose.convert.tf_graph import (
     assign_from_graph,
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=368)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
+    print(machine_header())
 
     image = cv2.imread(str(args.image))
     if image is None:

@@ -1,31 +1,49 @@
-"""Milliseconds per network call, per architecture and runtime, at 1 scale and at 4 scales.
+"""Milliseconds per network call, per architecture, runtime and precision, at 1 scale and at 4.
 
 Runtimes: ``predict`` (Keras ``model.predict``, the original demo's call), ``keras`` (one
-``tf.function`` graph), ``xla`` (the same, ``jit_compile=True``) and ``onnx`` (onnxruntime),
-all from ``rtpose.runtime`` except ``predict``. The input is built as the original demo does:
-resized by ``m * 368 / H`` (bicubic) and padded right and down to a multiple of 8, for
-``m = 1`` (1 scale) and ``m = 0.5, 1, 1.5, 2`` (4 scales: four sequential calls, and the four
-calls in four threads). Runs are interleaved across runtimes so a busy machine slows them
-alike; the median of ``--runs`` after one warm-up pass is printed, wall-clock time and the
-process's CPU time (the steadier figure on a shared machine). Timing depends only on the
-input's size, so without ``--image`` a 640x480 frame (a typical COCO image) of noise is used.
-CMU runs with random weights, MobileNet-thin with its real converted weights::
+``tf.function`` graph), ``xla`` (the same, ``jit_compile=True``), ``onnx`` (onnxruntime),
+``openvino`` (OpenVINO Runtime, ``rtpose.runtime.openvino_runtime``) and ``litert`` (LiteRT with its
+XNNPACK delegate, measured here only). Precisions (``--precision``), each where the runtime
+has it: ``fp32`` (all), ``bf16`` (openvino), ``int8`` (openvino: NNCF; litert: the TFLite
+converter's full-integer quantisation) and ``fp16`` (litert: fp16 weights). int8 is calibrated
+on coco_mini train2017 images (MobileNet-thin: all of them, as ``rtpose.runtime.openvino_runtime``
+does; random-weight CMU and LiteRT: 8, as only the speed counts).
 
-    python -m benchmarks.network --mobilenet-weights model/keras/mobilenet_thin.weights.h5
-    python -m benchmarks.network --arch mobilenet_thin --runtime keras onnx --runs 20
+``--openvino-modes`` adds OpenVINO variants: ``latency`` (one compiled model for every input
+size, the default), ``static`` (one compiled model per input size) and ``throughput`` (the
+throughput hint: one stream per core).
+
+The input is built as the original demo does: resized by ``m * 368 / H`` (bicubic) and padded
+right and down to a multiple of 8, for ``m = 1`` (1 scale) and ``m = 0.5, 1, 1.5, 2``. Tasks:
+``1scale`` (one call), ``4scales`` (four sequential calls), ``4threads`` (the four calls in four
+threads) and ``stream`` (``STREAM_FRAMES`` calls at scale 1 with two in flight where the
+runtime can, as a video stream would; the figure is per frame). Runs are interleaved across
+networks so a busy machine slows them alike; the median of ``--runs`` after one warm-up pass is
+printed, wall-clock time and the process's CPU time (the steadier figure on a shared machine).
+Timing depends only on the input's size, so without ``--image`` a 640x480 frame (a typical COCO
+image) of noise is used; ``--size`` runs square inputs instead (e.g. ``--size 368`` for the CMU
+model's 368x368). CMU runs with random weights, MobileNet-thin with its real converted weights::
+
+    python benchmarks/network.py --mobilenet-weights model/keras/mobilenet_thin.weights.h5
+    python benchmarks/network.py --arch mobilenet_thin --runtime keras openvino \\
+        --precision fp32 bf16 int8 --runs 20
+    python benchmarks/network.py --arch cmu --size 368 --tasks 1scale --runtime keras openvino
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import machine_header
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
@@ -33,11 +51,20 @@ from rtpose.models import ARCHITECTURES, load_model
 from rtpose.runtime.export import export_model
 from rtpose.runtime.keras_runtime import KerasNetwork
 from rtpose.runtime.onnx_runtime import OnnxNetwork
+from rtpose.runtime.openvino_runtime import (
+    DEFAULT_CALIBRATION,
+    calibration_batches,
+    openvino_network,
+)
 
 SCALES = (0.5, 1.0, 1.5, 2.0)
 BOXSIZE, STRIDE, PAD_VALUE = 368, 8, 128
-RUNTIMES = ("predict", "keras", "xla", "onnx")
-TASKS = ("1scale", "4scales", "4threads")
+RUNTIMES = ("predict", "keras", "xla", "onnx", "openvino", "litert")
+PRECISIONS = {"openvino": ("fp32", "bf16", "int8"), "litert": ("fp32", "fp16", "int8")}
+OPENVINO_MODES = ("latency", "static", "throughput")
+TASKS = ("1scale", "4scales", "4threads", "stream")
+STREAM_FRAMES = 8
+SPEED_ONLY_CALIBRATION = 8
 
 
 def network_input(image: np.ndarray, m: float) -> np.ndarray:
@@ -50,32 +77,110 @@ def network_input(image: np.ndarray, m: float) -> np.ndarray:
     return x[np.newaxis].astype(np.float32)
 
 
-def make_calls(model, arch, runtimes: list[str], folder: Path) -> dict:
-    """One ``batch -> outputs`` callable per runtime."""
+class LiteRtNetwork:
+    """The model as a LiteRT (TFLite) file run by the XNNPACK delegate: exported once at the
+    first input's size, and re-planned (``resize_tensor_input``) for each new size. Returns the
+    model's raw outputs; one call at a time."""
+
+    def __init__(self, model, precision: str, folder: Path, first_shape: tuple[int, ...]):
+        import tensorflow as tf
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter_class = Interpreter
+        options = {}
+        if precision == "fp16":
+            options = {"optimizations": [tf.lite.Optimize.DEFAULT],
+                       "target_spec": {"supported_types": [tf.float16]}}
+        elif precision == "int8":
+            size = (first_shape[2], first_shape[1])
+            samples = [cv2.resize(b[0], size)[np.newaxis] for b in
+                       calibration_batches(DEFAULT_CALIBRATION, SPEED_ONLY_CALIBRATION)]
+            options = {"optimizations": [tf.lite.Optimize.DEFAULT],
+                       "representative_dataset": lambda: ([s] for s in samples)}
+        path = folder / f"{model.name}-{precision}.tflite"
+        model.export(str(path), format="litert", verbose=False,
+                     input_signature=[tf.TensorSpec(first_shape, tf.float32, name="image")],
+                     **options)
+        self._content = path.read_bytes()
+        self._interpreters: dict[tuple[int, ...], object] = {}
+        self._lock = threading.Lock()
+
+    def _interpreter(self, shape: tuple[int, ...]):
+        if shape not in self._interpreters:
+            interpreter = self._interpreter_class(model_content=self._content,
+                                                  num_threads=os.cpu_count())
+            interpreter.resize_tensor_input(0, list(shape))
+            interpreter.allocate_tensors()
+            self._interpreters[shape] = interpreter
+        return self._interpreters[shape]
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        with self._lock:
+            interpreter = self._interpreter(batch.shape)
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+            interpreter.invoke()
+            return [interpreter.get_tensor(d["index"])
+                    for d in interpreter.get_output_details()]
+
+
+def make_calls(model, arch, weights: Path | None, args, folder: Path,
+               first_shape: tuple[int, ...]) -> dict:
+    """One ``batch -> outputs`` callable per runtime, precision and OpenVINO mode."""
     calls = {}
-    for runtime in runtimes:
-        if runtime == "predict":
-            calls[runtime] = lambda x, model=model: model.predict(x, verbose=0)
-        elif runtime in ("keras", "xla"):
-            calls[runtime] = KerasNetwork(model, arch, jit_compile=runtime == "xla")
-        else:
+    for runtime in args.runtime:
+        precisions = [p for p in args.precision if p in PRECISIONS.get(runtime, ("fp32",))]
+        for precision in precisions:
+            label = runtime if runtime not in PRECISIONS else f"{runtime} {precision}"
             start = time.perf_counter()
-            path = export_model(model, "onnx", folder / f"{arch.name}.onnx")
-            print(f"{arch.name}: ONNX export {time.perf_counter() - start:.1f} s")
-            calls[runtime] = OnnxNetwork(path, arch)
+            if runtime == "predict":
+                calls[label] = lambda x, model=model: model.predict(x, verbose=0)
+            elif runtime in ("keras", "xla"):
+                calls[label] = KerasNetwork(model, arch, jit_compile=runtime == "xla")
+            elif runtime == "onnx":
+                path = export_model(model, "onnx", folder / f"{arch.name}.onnx")
+                calls[label] = OnnxNetwork(path, arch)
+            elif runtime == "litert":
+                calls[label] = LiteRtNetwork(model, precision, folder, first_shape)
+            else:
+                calibration = None
+                if precision == "int8" and weights is None:
+                    calibration = calibration_batches(DEFAULT_CALIBRATION,
+                                                      SPEED_ONLY_CALIBRATION)
+                for mode in args.openvino_modes:
+                    name = label if mode == "latency" else f"{label} {mode}"
+                    calls[name] = openvino_network(
+                        arch, weights, model, precision, calibration=calibration,
+                        hint="throughput" if mode == "throughput" else "latency",
+                        static_shapes=mode == "static")
+            if runtime in ("onnx", "litert", "openvino"):
+                print(f"{arch.name} {label}: ready in {time.perf_counter() - start:.1f} s "
+                      "(export, conversion or cache)")
     return calls
+
+
+def stream(call, x: np.ndarray) -> None:
+    """``STREAM_FRAMES`` calls on ``x``, two in flight where the network can submit."""
+    if hasattr(call, "submit"):
+        pending = [call.submit(x) for _ in range(STREAM_FRAMES)]
+        for p in pending:
+            p.result()
+    else:
+        for _ in range(STREAM_FRAMES):
+            call(x)
 
 
 def measure(calls: dict, inputs: list[np.ndarray], tasks: list[str], runs: int,
             desc: str) -> dict:
-    """Median (wall, CPU) seconds of each task per runtime."""
+    """Median (wall, CPU) seconds of each task per network (``stream``: per frame)."""
     scale1 = inputs[SCALES.index(1.0)]
     pool = ThreadPoolExecutor(len(inputs))
     jobs = {
         "1scale": lambda call: call(scale1),
         "4scales": lambda call: [call(x) for x in inputs],
         "4threads": lambda call: list(pool.map(call, inputs)),
+        "stream": lambda call: stream(call, scale1),
     }
+    per_call = {"stream": STREAM_FRAMES}
     for name, call in calls.items():  # warm-up: traces and compiles every shape
         start = time.perf_counter()
         jobs["4scales"](call)
@@ -86,7 +191,9 @@ def measure(calls: dict, inputs: list[np.ndarray], tasks: list[str], runs: int,
             for name, call in calls.items():
                 wall, cpu = time.perf_counter(), time.process_time()
                 jobs[task](call)
-                times[name, task].append((time.perf_counter() - wall, time.process_time() - cpu))
+                n = per_call.get(task, 1)
+                times[name, task].append(((time.perf_counter() - wall) / n,
+                                          (time.process_time() - cpu) / n))
     pool.shutdown()
     return {key: np.median(value, axis=0) for key, value in times.items()}
 
@@ -95,44 +202,63 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", nargs="+", choices=ARCHITECTURES, default=list(ARCHITECTURES))
     parser.add_argument("--runtime", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument("--precision", nargs="+", default=["fp32"],
+                        choices=("fp32", "bf16", "int8", "fp16"),
+                        help="precisions to run, each where the runtime has it (default fp32)")
+    parser.add_argument("--openvino-modes", nargs="+", choices=OPENVINO_MODES,
+                        default=["latency"],
+                        help="latency: one model for all sizes (default); static: one per "
+                             "size; throughput: the throughput hint")
     parser.add_argument("--mobilenet-weights", type=Path,
                         default=Path("model/keras/mobilenet_thin.weights.h5"))
     parser.add_argument("--image", type=Path, help="input image (default: 640x480 noise)")
+    parser.add_argument("--size", type=int, help="square inputs: SIZE x SIZE at scale 1")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS),
                         help="1scale: one call at scale 1; 4scales: the 4 scales in turn; "
-                             "4threads: the 4 scales in 4 threads")
+                             "4threads: the 4 scales in 4 threads; stream: calls at scale 1, "
+                             "two in flight where possible")
     parser.add_argument("--runs", type=int, default=5, help="timed runs (default %(default)s)")
     args = parser.parse_args(argv)
 
-    if args.image is None:
-        image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    elif (image := cv2.imread(str(args.image))) is None:
-        sys.exit(f"error: cannot read image {args.image}")
-    inputs = [network_input(image, m) for m in SCALES]
-    print(f"image {image.shape[1]}x{image.shape[0]}, network inputs (HxW): "
-          + ", ".join(f"{x.shape[1]}x{x.shape[2]}" for x in inputs))
+    print(machine_header())
+    rng = np.random.default_rng(0)
+    if args.size is not None:
+        inputs = [rng.uniform(0, 255, (1, *(2 * (round(m * args.size) // 8 * 8,)), 3))
+                  .astype(np.float32) for m in SCALES]
+    else:
+        if args.image is None:
+            image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        elif (image := cv2.imread(str(args.image))) is None:
+            sys.exit(f"error: cannot read image {args.image}")
+        inputs = [network_input(image, m) for m in SCALES]
+    print("network inputs (HxW): " + ", ".join(f"{x.shape[1]}x{x.shape[2]}" for x in inputs))
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.arch:
             try:
                 if name == "mobilenet_thin":
-                    model, arch = load_model(name, args.mobilenet_weights)
+                    weights = args.mobilenet_weights
+                    model, arch = load_model(name, weights)
                 else:
-                    arch = ARCHITECTURES[name]
+                    arch, weights = ARCHITECTURES[name], None
                     model = arch.build()
-                calls = make_calls(model, arch, args.runtime, Path(folder))
+                first = inputs[SCALES.index(1.0)].shape
+                calls = make_calls(model, arch, weights, args, Path(folder), first)
             except RtposeError as e:
                 sys.exit(f"error: {e}")
             result = measure(calls, inputs, args.tasks, args.runs, name)
-            rows += [(name, runtime, [result[runtime, task] for task in args.tasks])
-                     for runtime in calls]
+            rows += [(name, label, [result[label, task] for task in args.tasks])
+                     for label in calls]
 
-    print(f"\nmedian ms, wall / CPU (all threads of the process), {args.runs} runs after warm-up")
-    print(f"{'arch':<16}{'runtime':<9}" + "".join(f"{task:>18}" for task in args.tasks))
-    for name, runtime, seconds in rows:
-        print(f"{name:<16}{runtime:<9}"
-              + "".join(f"{1000 * wall:>10.0f} /{1000 * cpu:>6.0f}" for wall, cpu in seconds))
+    print(f"\n{machine_header()}")
+    print(f"median ms, wall / CPU (all threads of the process), {args.runs} runs after warm-up; "
+          f"stream: per frame")
+    width = max(len(label) for _, label, _ in rows) + 2
+    print(f"{'arch':<16}{'runtime':<{width}}" + "".join(f"{task:>18}" for task in args.tasks))
+    for name, label, seconds in rows:
+        print(f"{name:<16}{label:<{width}}"
+              + "".join(f"{1000 * wall:>10.1f} /{1000 * cpu:>6.0f}" for wall, cpu in seconds))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from machine import machine_header
 from tqdm import tqdm
 
 from rtpose.config import CMU_GROUPING, InferenceParams
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", nargs="+", choices=("pipelined", "sequential"),
                         default=["pipelined", "sequential"])
     args = parser.parse_args(argv)
+    print(machine_header())
 
     try:
         with open_source(video=args.video) as source:

@@ -5,7 +5,9 @@
 
 - ``keras`` (default): one TensorFlow graph for every input size (``keras_runtime``);
 - ``onnx``: the model exported to ONNX and run by onnxruntime, the export cached beside the
-  weights (``onnx_runtime``).
+  weights (``onnx_runtime``);
+- ``openvino``: OpenVINO Runtime at an explicit ``precision`` (fp32, bf16, int8), its IR
+  cached beside the weights (``openvino_runtime``; the ``openvino`` extra).
 
 ``export`` writes SavedModel, ONNX and TFLite files. Importing this package imports no runtime:
 each is loaded when asked for.
@@ -23,9 +25,10 @@ if TYPE_CHECKING:
 
     from rtpose.models import Architecture
 
-RUNTIMES = ("keras", "onnx")
+RUNTIMES = ("keras", "onnx", "openvino")
+PRECISIONS = ("fp32", "bf16", "int8")
 
-__all__ = ["RUNTIMES", "Network", "RuntimeUnavailableError", "make_network"]
+__all__ = ["PRECISIONS", "RUNTIMES", "Network", "RuntimeUnavailableError", "make_network"]
 
 
 def make_network(
@@ -34,13 +37,21 @@ def make_network(
     runtime: str = "keras",
     weights: str | Path | None = None,
     threads: int | None = None,
+    precision: str = "fp32",
 ) -> Network:
     """A fast ``network(batch) -> (heat, paf)`` for a testing model of ``arch``.
 
     ``runtime``: one of ``RUNTIMES``. ``weights``: the file the model's weights came from; the
     onnx runtime caches its export beside it. ``threads``: onnxruntime's intra-op threads
-    (default: one per core); TensorFlow's default already uses every core.
+    (default: one per core); TensorFlow's default already uses every core. ``precision``: the
+    openvino runtime's (the others compute in fp32 only).
     """
+    if precision not in PRECISIONS:
+        raise RuntimeUnavailableError(
+            f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision != "fp32" and runtime != "openvino":
+        raise RuntimeUnavailableError(f"the {runtime} runtime computes in fp32 only; "
+                                      f"--precision {precision} needs --runtime openvino")
     if runtime == "keras":
         from rtpose.runtime.keras_runtime import KerasNetwork
 
@@ -50,5 +61,9 @@ def make_network(
 
         import_onnxruntime()
         return OnnxNetwork(onnx_file(model, weights), arch, threads)
+    if runtime == "openvino":
+        from rtpose.runtime.openvino_runtime import openvino_network
+
+        return openvino_network(arch, weights, model, precision, threads)
     raise RuntimeUnavailableError(
         f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")

@@ -32,9 +32,15 @@ from rtpose.config import (
 from rtpose.errors import RtposeError
 from rtpose.files import INTERRUPTED_EXIT
 from rtpose.geometry import MAX_INPUT_PIXELS
-from rtpose.models import ARCHITECTURES, find_default_weights, load_model
+from rtpose.models import (
+    ARCHITECTURES,
+    find_default_weights,
+    get_architecture,
+    infer_architecture,
+    load_model,
+)
 from rtpose.pipeline import DECODERS, PosePipeline
-from rtpose.runtime import RUNTIMES, Network, make_network
+from rtpose.runtime import PRECISIONS, RUNTIMES, Network, make_network
 
 DEFAULT_CONFIG = Path("config")
 
@@ -53,7 +59,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", choices=RUNTIMES, default="keras",
         help="keras: compiled TensorFlow graph (default); onnx: onnxruntime, the model "
-             "exported once and cached beside the weights as <name>.onnx")
+             "exported once and cached beside the weights as <name>.onnx; openvino: OpenVINO "
+             "Runtime, its IR cached beside the weights")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32",
+        help="fp32 (default), or with --runtime openvino bf16 (CPUs with bf16) or int8 "
+             "(calibrated on coco_mini train2017); lower precisions cost AP, see README")
     parser.add_argument(
         "--verbose", action="store_true",
         help="show the native libraries' start-up lines (TensorFlow, CUDA probing) on stderr")
@@ -140,12 +151,32 @@ def network_from_args(args: argparse.Namespace, threads: int | None = None) -> N
     by ``--runtime`` (``threads``: onnxruntime's intra-op threads; TensorFlow's are set by the
     caller, before TensorFlow starts)."""
     weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
+    precision = getattr(args, "precision", "fp32")
     with quiet_native_stderr(not getattr(args, "verbose", False)):
-        model, architecture = load_model(args.arch, weights)
-        network = make_network(model, architecture, args.runtime, weights, threads)
+        if args.runtime == "openvino" and openvino_cached(weights, precision):
+            from rtpose.runtime.openvino_runtime import openvino_network
+
+            # A cached IR: neither TensorFlow nor Keras is imported.
+            architecture = get_architecture(args.arch) if args.arch else infer_architecture(weights)
+            network = openvino_network(architecture, weights, None, precision, threads)
+        else:
+            model, architecture = load_model(args.arch, weights)
+            network = make_network(model, architecture, args.runtime, weights, threads,
+                                   precision)
         # The first call compiles (one graph for every input size) and initialises the devices.
         network(np.zeros((1, network.stride, network.stride, 3), np.float32))
     return network
+
+
+def openvino_cached(weights: Path, precision: str) -> bool:
+    """Whether OpenVINO's IR of ``weights`` at ``precision`` is cached and fresh (False when
+    OpenVINO is not installed: ``make_network`` then says how to install it)."""
+    from rtpose.runtime.openvino_runtime import cache_is_fresh, openvino_cache_path
+
+    try:
+        return cache_is_fresh(openvino_cache_path(weights, precision), weights, precision)
+    except RtposeError:
+        return False
 
 
 def pipeline_from_args(args: argparse.Namespace, threads: int | None = None) -> PosePipeline:
