@@ -13,11 +13,20 @@ CMU runs with random weights, MobileNet-thin with its real converted weights::
 
     python -m benchmarks.network --mobilenet-weights model/keras/mobilenet_thin.weights.h5
     python -m benchmarks.network --arch mobilenet_thin --runtime keras onnx --runs 20
+
+``--backend tensorflow jax torch`` times the ``keras`` runtime on each Keras backend, each in
+its own process (the other runtimes are TensorFlow's or none), in one table; ``--frame 1280x720``
+sets the noise frame's size (368x656 network input at scale 1; ``368x368`` gives 368x368)::
+
+    python -m benchmarks.network --backend tensorflow jax torch --tasks 1scale --frame 368x368
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +47,7 @@ SCALES = (0.5, 1.0, 1.5, 2.0)
 BOXSIZE, STRIDE, PAD_VALUE = 368, 8, 128
 RUNTIMES = ("predict", "keras", "xla", "onnx")
 TASKS = ("1scale", "4scales", "4threads")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def network_input(image: np.ndarray, m: float) -> np.ndarray:
@@ -102,10 +112,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="1scale: one call at scale 1; 4scales: the 4 scales in turn; "
                              "4threads: the 4 scales in 4 threads")
     parser.add_argument("--runs", type=int, default=5, help="timed runs (default %(default)s)")
+    parser.add_argument("--frame", default="640x480",
+                        help="WxH of the noise frame without --image (default %(default)s)")
+    parser.add_argument("--backend", nargs="+", choices=BACKENDS,
+                        help="time the keras runtime on these Keras backends, one process each")
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # a backend process's rows
     args = parser.parse_args(argv)
+    if args.backend:
+        return compare_backends(args, argv if argv is not None else sys.argv[1:])
 
     if args.image is None:
-        image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        width, height = (int(v) for v in args.frame.split("x"))
+        image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     elif (image := cv2.imread(str(args.image))) is None:
         sys.exit(f"error: cannot read image {args.image}")
     inputs = [network_input(image, m) for m in SCALES]
@@ -127,11 +145,43 @@ def main(argv: list[str] | None = None) -> None:
             result = measure(calls, inputs, args.tasks, args.runs, name)
             rows += [(name, runtime, [result[runtime, task] for task in args.tasks])
                      for runtime in calls]
+    if args.json:
+        args.json.write_text(json.dumps([(n, r, [[float(v) for v in t] for t in s])
+                                         for n, r, s in rows]))
+        return
 
     print(f"\nmedian ms, wall / CPU (all threads of the process), {args.runs} runs after warm-up")
     print(f"{'arch':<16}{'runtime':<9}" + "".join(f"{task:>18}" for task in args.tasks))
     for name, runtime, seconds in rows:
         print(f"{name:<16}{runtime:<9}"
+              + "".join(f"{1000 * wall:>10.0f} /{1000 * cpu:>6.0f}" for wall, cpu in seconds))
+
+
+
+def compare_backends(args: argparse.Namespace, argv: list[str]) -> None:
+    """Run this benchmark's ``keras`` runtime once per backend, in its own process; one table."""
+    drop = {"--backend", "--runtime"}
+    passed, skipping = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            skipping = arg.split("=")[0] in drop
+        if not skipping:
+            passed.append(arg)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for backend in args.backend:
+            out = Path(folder) / f"{backend}.json"
+            print(f"--- {backend}", flush=True)
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.network", *passed, "--runtime", "keras",
+                 "--json", str(out)], env={**os.environ, "KERAS_BACKEND": backend})
+            if done.returncode != 0:
+                sys.exit(f"error: the {backend} run failed (exit {done.returncode})")
+            rows += [(name, backend, seconds) for name, _, seconds in json.loads(out.read_text())]
+    print(f"\nkeras runtime per backend: median ms, wall / CPU, {args.runs} runs after warm-up")
+    print(f"{'arch':<16}{'backend':<11}" + "".join(f"{task:>18}" for task in args.tasks))
+    for name, backend, seconds in rows:
+        print(f"{name:<16}{backend:<11}"
               + "".join(f"{1000 * wall:>10.0f} /{1000 * cpu:>6.0f}" for wall, cpu in seconds))
 
 
