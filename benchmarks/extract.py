@@ -7,7 +7,9 @@ The corpus: ``--copies`` copies of ``sample2.mp4`` (80 frames of 960x540 each) a
 scale with MobileNet-thin, three times into fresh folders: 1 local worker (all cores), 2 local
 workers (the cores shared out), and 2 Ray actors on a local Ray instance (``num_cpus`` = the
 cores). Frames per second count from the moment every worker has loaded the model to the end
-(start-up, the model loading in each worker, is shown apart). Then the 2-worker local run is
+(start-up, the model loading in each worker, is shown apart); CPU ms per frame is the local
+workers' CPU time (start-up included) per frame, which other jobs on the machine do not change
+much. Then the 2-worker local run is
 killed (``SIGKILL``, by the test hook ``RTPOSE_EXTRACT_KILL_AFTER``) after half the inputs and
 run again: the resumed run must redo no input recorded as done, and end with the same files,
 byte for byte, as the uninterrupted run. The CPU, its flags and the load average are printed:
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -93,21 +96,26 @@ def main(argv: list[str] | None = None) -> None:
         rows, outputs = [], {}
         for engine, workers in runs:
             out = work / f"{engine}{workers}"
-            load = _load()
+            load, cpu = _load(), _children_cpu_s()
             summary = run([*common, "--output", str(out), "--engine", engine,
                            "--workers", str(workers)])
+            # The local workers are this process's children (joined): their CPU time; Ray's
+            # actors are the Ray instance's.
+            cpu_ms = (_children_cpu_s() - cpu) / summary.frames * 1000 if engine == "local" \
+                else None
             outputs[(engine, workers)] = out
             rows.append((engine, workers, max((os.cpu_count() or 1) // workers, 1), summary,
-                         load, _load()))
+                         cpu_ms, load, _load()))
         base = rows[0][3].fps
         print()
         print("| engine | workers | threads each | frames | start-up s | frames/s | vs 1 local "
-              "| load at start / end |")
-        print("|---|---|---|---|---|---|---|---|")
-        for engine, workers, threads, summary, before, after in rows:
+              "| CPU ms/frame | load at start / end |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for engine, workers, threads, summary, cpu_ms, before, after in rows:
+            cpu = "-" if cpu_ms is None else f"{cpu_ms:.0f}"
             print(f"| {engine} | {workers} | {threads} | {summary.frames} | "
                   f"{summary.startup_s:.1f} | {summary.fps:.2f} | {summary.fps / base:.2f}x | "
-                  f"{before} / {after} |")
+                  f"{cpu} | {before} / {after} |")
         if ("ray", 2) in outputs:
             same = files(outputs[("ray", 2)]) == files(outputs[("local", 2)])
             print(f"Ray's outputs equal the local engine's, byte for byte: {same}")
@@ -148,6 +156,11 @@ def _wait_for_group(group: int, timeout_s: float = 60.0) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.2)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _load() -> str:
