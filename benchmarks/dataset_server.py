@@ -26,9 +26,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from machine import machine_header
 from pycocotools.coco import COCO
 
+from benchmarks.machine import machine_header
 from rtpose.coco.hdf5_dataset import HDF5Dataset, write_hdf5
 from rtpose.coco.masks import write_masks
 from rtpose.coco.selection import image_records

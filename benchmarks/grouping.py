@@ -2,8 +2,8 @@
 
     python -m benchmarks.grouping [--repeats 3] [--size 480x640]
 
-On synthetic maps (``rtpose.synthetic``) of 1, 5 and 20 people, times peak finding and limb
-association (scoring, matching, merging) of ``rtpose.grouping`` and of
+On synthetic maps (``tests/synthetic.py``) of 1, 5 and 20 people, times peak finding and limb
+association (scoring, matching, merging) of ``rtpose.decode`` and of
 ``tests/reference_grouping.py``, checks that both return the same people, and prints the
 times and their ratio.
 """

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tensorflow as tf
-from machine import machine_header
 
+from benchmarks.machine import machine_header
 from rtpose.convert.tf_graph import (
     assign_from_graph,
     graph_constants,

@@ -43,9 +43,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from machine import machine_header
 from tqdm import tqdm
 
+from benchmarks.machine import machine_header
 from rtpose.errors import RtposeError
 from rtpose.models import ARCHITECTURES, load_model
 from rtpose.runtime.export import export_model

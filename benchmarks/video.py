@@ -3,7 +3,7 @@
     python -m benchmarks.video [--video ../shared/data/videos/sample2.mp4] [--arch ...]
 
 For each architecture at one scale and its default input size (boxsize 368: a 960x540 frame
-goes in as 368x656), runs the pipelined stream of ``rtpose.realtime`` over every frame of the
+goes in as 368x656), runs the pipelined stream of ``rtpose.stream`` over every frame of the
 video (capture, network and decoding in their own threads), then the same frames one after the
 other in one thread, for comparison. Prints the throughput (frames per second of wall time from
 the first capture to the last drawn frame), the mean latency per frame (capture to drawn), and
@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from machine import machine_header
 from tqdm import tqdm
 
+from benchmarks.machine import machine_header
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.draw import draw_people
 from rtpose.errors import ModelNotFoundError, RtposeError
