@@ -107,7 +107,7 @@ def servers(repo_root: Path, shared_data: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax"])  # PyTorch: a step takes seconds here; not run yet
 def test_training_resumes_on_a_backend(backend: str, servers: list[str], repo_root: Path,
                                        tmp_path: Path):
     """train_pose.py from dataset servers, one step per epoch; the same command with more
