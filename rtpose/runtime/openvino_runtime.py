@@ -181,6 +181,12 @@ class OpenVinoNetwork:
         names = [sorted(output.get_names()) for output in self._model.outputs]
         if [n[:1] for n in names] != [[name] for name in OUTPUTS]:
             raise OpenVinoError(f"{self.path}: outputs {names}, expected {list(OUTPUTS)}")
+        if "arch" not in self.info:
+            raise OpenVinoError(f"{self.path}: not an rtpose IR (no architecture recorded)")
+        from rtpose.models import get_architecture
+
+        self.architecture = self.info["arch"]
+        self.stride = get_architecture(self.architecture).stride
         self.precision = precision
         self.config = {
             "INFERENCE_PRECISION_HINT": _INFERENCE_PRECISION[precision],
@@ -593,6 +599,4 @@ def openvino_network(
 
         arch = get_architecture(arch)
     path = openvino_ir(arch, weights, model, precision, calibration)
-    network = OpenVinoNetwork(path, precision, threads, hint, **options)
-    network.architecture, network.stride = arch.name, arch.stride
-    return network
+    return OpenVinoNetwork(path, precision, threads, hint, **options)
