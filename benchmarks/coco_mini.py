@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import platform
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import machine_header
 from rtpose.coco.evaluate import load_coco, run_pipeline, score_keypoints
 from rtpose.config import apply_preset, parse_scales
 from rtpose.tools.common import add_inference_args, add_model_args, pipeline_from_args
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     add_model_args(parser)
     add_inference_args(parser)
     args = parser.parse_args(argv)
+    if args.calibration is None:
+        args.calibration = args.coco / "train2017"  # int8: calibrated on train, never on val
 
     coco_gt = load_coco(args.coco / "annotations" / f"person_keypoints_{args.split}.json")
     pipeline = pipeline_from_args(args)
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"| {stats['AP50']:.3f} "
                     f"| {run.mean_timing('network'):.3f} | {run.mean_timing('postprocess'):.3f} "
                     f"| {run.mean_timing('total'):.3f} |")
-    print(f"\n{platform.processor() or platform.machine()}, {args.split}, {len(rows)} settings\n")
+    print(f"\n{machine_header()}\n{pipeline.network.architecture}, runtime {args.runtime} "
+          f"{args.precision}, coco_mini {args.split}, {len(rows)} settings\n")
     print("| variant | scales | images | AP | AP50 | network s/img | post-processing s/img "
           "| total s/img |")
     print("|---|---|---|---|---|---|---|---|")

@@ -1,7 +1,7 @@
 """The machine a benchmark ran on, for its header: CPU model, cores, the instruction sets that
 decide a network's speed on a CPU, and the load average (other work slows every figure).
 
-    from machine import machine_header  # benchmarks/ is on sys.path when a benchmark runs
+    from benchmarks.machine import machine_header
     print(machine_header())
 """
 

@@ -24,10 +24,10 @@ Timing depends only on the input's size, so without ``--image`` a 640x480 frame 
 image) of noise is used; ``--size`` runs square inputs instead (e.g. ``--size 368`` for the CMU
 model's 368x368). CMU runs with random weights, MobileNet-thin with its real converted weights::
 
-    python benchmarks/network.py --mobilenet-weights model/keras/mobilenet_thin.weights.h5
-    python benchmarks/network.py --arch mobilenet_thin --runtime keras openvino \\
+    python -m benchmarks.network --mobilenet-weights model/keras/mobilenet_thin.weights.h5
+    python -m benchmarks.network --arch mobilenet_thin --runtime keras openvino \\
         --precision fp32 bf16 int8 --runs 20
-    python benchmarks/network.py --arch cmu --size 368 --tasks 1scale --runtime keras openvino
+    python -m benchmarks.network --arch cmu --size 368 --tasks 1scale --runtime keras openvino
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.coco_mini import COCO_MINI
 from benchmarks.machine import machine_header
 from rtpose.errors import RtposeError
 from rtpose.models import ARCHITECTURES, load_model
@@ -52,7 +53,6 @@ from rtpose.runtime.export import export_model
 from rtpose.runtime.keras_runtime import KerasNetwork
 from rtpose.runtime.onnx_runtime import OnnxNetwork
 from rtpose.runtime.openvino_runtime import (
-    DEFAULT_CALIBRATION,
     calibration_batches,
     openvino_network,
 )
@@ -65,6 +65,7 @@ OPENVINO_MODES = ("latency", "static", "throughput")
 TASKS = ("1scale", "4scales", "4threads", "stream")
 STREAM_FRAMES = 8
 SPEED_ONLY_CALIBRATION = 8
+CALIBRATION = COCO_MINI / "train2017"
 
 
 def network_input(image: np.ndarray, m: float) -> np.ndarray:
@@ -93,8 +94,9 @@ class LiteRtNetwork:
                        "target_spec": {"supported_types": [tf.float16]}}
         elif precision == "int8":
             size = (first_shape[2], first_shape[1])
+            # Resized to the exported input's size: no padding (stride 1) is needed first.
             samples = [cv2.resize(b[0], size)[np.newaxis] for b in
-                       calibration_batches(DEFAULT_CALIBRATION, SPEED_ONLY_CALIBRATION)]
+                       calibration_batches(CALIBRATION, 1, SPEED_ONLY_CALIBRATION)]
             options = {"optimizations": [tf.lite.Optimize.DEFAULT],
                        "representative_dataset": lambda: ([s] for s in samples)}
         path = folder / f"{model.name}-{precision}.tflite"
@@ -142,9 +144,9 @@ def make_calls(model, arch, weights: Path | None, args, folder: Path,
             elif runtime == "litert":
                 calls[label] = LiteRtNetwork(model, precision, folder, first_shape)
             else:
-                calibration = None
+                calibration = CALIBRATION
                 if precision == "int8" and weights is None:
-                    calibration = calibration_batches(DEFAULT_CALIBRATION,
+                    calibration = calibration_batches(CALIBRATION, arch.stride,
                                                       SPEED_ONLY_CALIBRATION)
                 for mode in args.openvino_modes:
                     name = label if mode == "latency" else f"{label} {mode}"

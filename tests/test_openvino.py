@@ -104,7 +104,10 @@ def test_bad_arguments_are_one_line(fp32, mobilenet, weights_copy):
     with pytest.raises(OpenVinoError, match=r"takes a \(1, H, W, 3\) batch"):
         fp32(np.zeros((1, 64, 64), np.float32))
     with pytest.raises(OpenVinoError, match="calibrating on validation images"):
-        ovn.calibration_batches(weights_copy.parent / "val2017")
+        ovn.calibration_batches(weights_copy.parent / "val2017", 8)
+    with pytest.raises(OpenVinoError, match="give a folder of COCO train2017 images with "
+                                            "--calibration"):
+        ovn.calibration_batches(weights_copy.parent, 8)
 
 
 def test_missing_openvino_is_one_line(monkeypatch, mobilenet_weights):
@@ -242,7 +245,8 @@ def test_bf16_keeps_ap_within_the_fast_mode_bound(fp32, fp32_ap, shared_data):
 def test_int8_keeps_most_ap(openvino, mobilenet, weights_copy, fp32_ap, shared_data):
     """int8 calibrated on coco_mini train2017 (never val): its IR is cached beside the
     weights, its float layers run at an explicit f32."""
-    network = openvino_network(ARCH, weights_copy, mobilenet[0], precision="int8")
+    network = openvino_network(ARCH, weights_copy, mobilenet[0], precision="int8",
+                               calibration=shared_data / "coco_mini" / "train2017")
     assert network.path.name == "mobilenet_thin.openvino-int8.xml"
     assert network.info["calibration"].endswith("train2017")
     assert network.compiled_model.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32

@@ -38,13 +38,15 @@ def make_network(
     weights: str | Path | None = None,
     threads: int | None = None,
     precision: str = "fp32",
+    calibration: str | Path | None = None,
 ) -> Network:
     """A fast ``network(batch) -> (heat, paf)`` for a testing model of ``arch``.
 
     ``runtime``: one of ``RUNTIMES``. ``weights``: the file the model's weights came from; the
     onnx runtime caches its export beside it. ``threads``: onnxruntime's intra-op threads
     (default: one per core); TensorFlow's default already uses every core. ``precision``: the
-    openvino runtime's (the others compute in fp32 only).
+    openvino runtime's (the others compute in fp32 only). ``calibration``: int8's folder of
+    training images (default ``openvino_runtime.DEFAULT_CALIBRATION``).
     """
     if precision not in PRECISIONS:
         raise RuntimeUnavailableError(
@@ -64,6 +66,7 @@ def make_network(
     if runtime == "openvino":
         from rtpose.runtime.openvino_runtime import openvino_network
 
-        return openvino_network(arch, weights, model, precision, threads)
+        return openvino_network(arch, weights, model, precision, threads,
+                                calibration=calibration)
     raise RuntimeUnavailableError(
         f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")

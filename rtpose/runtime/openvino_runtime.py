@@ -63,8 +63,8 @@ HINTS = ("latency", "throughput")
 INSTALL = "pip install -e .[openvino]"
 CACHE_FORMAT = "1"  # bump when the IR's layout (inputs, outputs, recorded fields) changes
 OUTPUTS = ("heat", "paf")
-DEFAULT_CALIBRATION = (Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_mini"
-                       / "train2017")
+# COCO train2017 as dataset/get_dataset.sh places it in the repository.
+DEFAULT_CALIBRATION = Path(__file__).resolve().parents[2] / "dataset" / "train2017"
 CALIBRATION_IMAGES = 300  # at most this many calibration images (coco_mini has 80)
 _INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
@@ -352,15 +352,15 @@ def convert_keras(model: keras.Model, arch: Architecture) -> ov.Model:
     return converted
 
 
-def calibration_batches(folder: str | Path, limit: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
+def calibration_batches(folder: str | Path, stride: int,
+                        limit: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
     """The JPEG images of ``folder`` (sorted by name, at most ``limit``) as the pipeline feeds
-    them at scale 1: resized to 368 high (bicubic), padded to multiples of 8; float32
+    them at scale 1: resized to 368 high (bicubic), padded to multiples of ``stride``; float32
     ``(1, H, W, 3)`` each. Refuses a validation folder (``val*``)."""
     import cv2
 
     from rtpose.config import CMU_INFERENCE
     from rtpose.geometry import prepare_input
-    from rtpose.models import get_architecture
 
     folder = Path(folder)
     if folder.name.lower().startswith("val"):
@@ -368,15 +368,14 @@ def calibration_batches(folder: str | Path, limit: int = CALIBRATION_IMAGES) -> 
                             f"evaluation; use training images (e.g. coco_mini/train2017)")
     files = sorted(folder.glob("*.jpg"))[:limit]
     if not files:
-        raise OpenVinoError(f"int8 calibration needs images and {folder} holds no .jpg; give "
-                            f"a folder of COCO train2017 images")
+        raise OpenVinoError(f"int8 calibration needs training images and {folder} holds no "
+                            f".jpg; give a folder of COCO train2017 images with --calibration")
     batches = []
     for file in files:
         image = cv2.imread(str(file))
         if image is None:
             raise OpenVinoError(f"cannot read calibration image {file}")
-        padded, _ = prepare_input(image, CMU_INFERENCE.boxsize / image.shape[0],
-                                  get_architecture("mobilenet_thin").stride)
+        padded, _ = prepare_input(image, CMU_INFERENCE.boxsize / image.shape[0], stride)
         batches.append(padded[np.newaxis].astype(np.float32))
     return batches
 
@@ -541,8 +540,8 @@ def openvino_ir(
     ``arch``: the architecture or its name (a name keeps Keras and TensorFlow unimported while
     the cache is fresh). ``model``: the Keras model, if already loaded; else it is loaded from
     ``weights`` only when a conversion is needed. ``calibration`` (int8): a folder of training
-    images or the batches themselves (default ``DEFAULT_CALIBRATION``, coco_mini's
-    train2017).
+    images or the batches themselves (default ``DEFAULT_CALIBRATION``, COCO train2017 as
+    ``dataset/get_dataset.sh`` downloads it).
     """
     _check_precision(precision)
     import_openvino()
@@ -568,7 +567,7 @@ def openvino_ir(
             calibration = DEFAULT_CALIBRATION
         if isinstance(calibration, (str, Path)):
             info["calibration"] = str(calibration)
-            calibration = calibration_batches(calibration)
+            calibration = calibration_batches(calibration, arch.stride)
         batches = list(calibration)
         info["calibration_images"] = str(len(batches))
         converted = quantize_int8(converted, batches)

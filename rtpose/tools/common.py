@@ -63,8 +63,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
              "Runtime, its IR cached beside the weights")
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32",
-        help="fp32 (default), or with --runtime openvino bf16 (CPUs with bf16) or int8 "
-             "(calibrated on coco_mini train2017); lower precisions cost AP, see README")
+        help="fp32 (default), or with --runtime openvino bf16 (CPUs with bf16) or int8; "
+             "lower precisions cost AP, see README")
+    parser.add_argument(
+        "--calibration", type=Path, default=None, metavar="FOLDER",
+        help="--precision int8: training images to calibrate on, never validation ones "
+             "(default dataset/train2017); read once, when the int8 model is not cached yet")
     parser.add_argument(
         "--verbose", action="store_true",
         help="show the native libraries' start-up lines (TensorFlow, CUDA probing) on stderr")
@@ -162,7 +166,7 @@ def network_from_args(args: argparse.Namespace, threads: int | None = None) -> N
         else:
             model, architecture = load_model(args.arch, weights)
             network = make_network(model, architecture, args.runtime, weights, threads,
-                                   precision)
+                                   precision, getattr(args, "calibration", None))
         # The first call compiles (one graph for every input size) and initialises the devices.
         network(np.zeros((1, network.stride, network.stride, 3), np.float32))
     return network
