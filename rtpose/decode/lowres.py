@@ -66,7 +66,8 @@ class AxisY:
 
     ``column_pass`` (Hp, h) float32: A_y = G M_y with a zero row above the image and zero rows
     below it down to ``Hp = blocks_y * BLOCK + 2``, so that row ``1 + y`` is image row y.
-    ``up``: M_y (H, h), banded, float64; ``paf_weights``: its band weights, float32.
+    ``up``: M_y (H, h), banded, float64; ``paf_weights`` (K, H): its band weights, float32,
+    transposed.
     """
 
     column_pass: np.ndarray
@@ -83,8 +84,8 @@ class AxisX:
     of A_x = G M_x and its largest negative one (as a positive number), on each low-res column.
     ``block_start`` (blocks_x,), ``block_weights`` (blocks_x, K, SIDE) float32: A_x's rows for
     each block of columns and its ring (x0 - 1 .. x0 + BLOCK, zero outside the image), on the K
-    low-res columns from ``block_start``. ``up``: M_x (W, w), banded, float64; ``paf_weights``:
-    its band weights / n, float32.
+    low-res columns from ``block_start``. ``up``: M_x (W, w), banded, float64; ``paf_weights``
+    (K, W): its band weights / n, float32, transposed.
     """
 
     bound: np.ndarray
@@ -102,7 +103,7 @@ def axis_y(n_low: int, pad: int, n_full: int, stride: int) -> AxisY:
     column_pass = np.zeros((-(-n_full // BLOCK) * BLOCK + 2, n_low), np.float32)
     column_pass[1:n_full + 1] = smooth_columns(up)
     banded_up = Banded.from_dense(up)
-    return AxisY(column_pass, banded_up, banded_up.weights.astype(np.float32))
+    return AxisY(column_pass, banded_up, np.ascontiguousarray(banded_up.weights.T, np.float32))
 
 
 @lru_cache(maxsize=64)
@@ -123,7 +124,7 @@ def axis_x(n_low: int, pad: int, n_full: int, stride: int, n_scales: int = 1) ->
     banded_up = Banded.from_dense(up)
     return AxisX(bound.astype(np.float32), band.start,
                  np.ascontiguousarray(weights, dtype=np.float32), banded_up,
-                 (banded_up.weights / n_scales).astype(np.float32))
+                 np.ascontiguousarray((banded_up.weights / n_scales).T, np.float32))
 
 
 class LowResOperators:
@@ -267,17 +268,15 @@ def _block_peaks(values: np.ndarray, thre1: float) -> tuple[np.ndarray, np.ndarr
     peaks is the same. In the flat array a pixel's neighbours are 1 and SIDE away; the ring
     keeps every inner pixel's neighbours inside its block."""
     flat = values.reshape(-1)
-    reach = SIDE + 1
-    is_peak = np.zeros(len(flat), dtype=bool)
-    if len(flat):
-        center = flat[reach:-reach]
-        peak = is_peak[reach:-reach]
-        beaten = np.empty_like(peak)
-        np.greater(center, thre1, out=peak)
-        for shift, beats in ((-1, np.greater_equal), (-SIDE, np.greater_equal),
-                             (1, np.greater), (SIDE, np.greater)):
-            peak &= beats(center, flat[reach + shift:len(flat) - reach + shift], out=beaten)
-        is_peak.reshape(-1, SIDE, SIDE)[:] &= _INTERIOR
+    is_peak = np.greater(flat, thre1)
+    blocks = is_peak.reshape(-1, SIDE, SIDE)
+    blocks &= _INTERIOR
+    # The first and last SIDE pixels are ring: the shifted views stay inside the array.
+    center, peak = flat[SIDE:-SIDE], is_peak[SIDE:-SIDE]
+    beaten = np.empty_like(peak)
+    for shift, beats in ((-1, np.greater_equal), (-SIDE, np.greater_equal),
+                         (1, np.greater), (SIDE, np.greater)):
+        peak &= beats(center, flat[SIDE + shift:len(flat) - SIDE + shift], out=beaten)
     k, rest = np.divmod(np.flatnonzero(is_peak), SIDE * SIDE)
     row, column = np.divmod(rest, SIDE)
     return k, row, column
@@ -312,31 +311,40 @@ class LowResPafs:
         _check_shapes(ops, pafs)
         self.ops = ops
         self.height = ops.height
-        self._windows = []
-        for p, (_, ax) in zip(pafs, ops.scales, strict=True):
+        # Per scale: the x and y components, limb-major and flat (2, 19 * h * w); and the flat
+        # offsets of the (taps_y, taps_x) taps from the first, (taps_y, taps_x, 1).
+        self._planes, self._taps = [], []
+        for p, (h, w), (ay, ax) in zip(pafs, ops.low_shapes, ops.scales, strict=True):
             if p.shape[2] != 2 * NUM_LIMBS:
                 raise ValueError(f"expected PAFs of {2 * NUM_LIMBS} channels, got {p.shape[2]}")
-            # Limb i's x and y (channels 2i, 2i+1) as one complex64, limb-major: (19, h, w);
-            # flat, every run of the x band's width of one row is one window.
-            pairs = np.ascontiguousarray(p, np.float32).view(np.complex64)
-            limb_major = np.ascontiguousarray(pairs.transpose(2, 0, 1)).reshape(-1)
-            self._windows.append(sliding_window_view(limb_major, ax.up.width))
+            planes = np.asarray(p, np.float32).reshape(h, w, NUM_LIMBS, 2).transpose(3, 2, 0, 1)
+            self._planes.append(np.ascontiguousarray(planes).reshape(2, -1))
+            self._taps.append((np.arange(ay.up.width)[:, None] * w
+                               + np.arange(ax.up.width))[:, :, None])
 
     def __call__(self, ys: np.ndarray, xs: np.ndarray,
                  limbs: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         shape = np.shape(ys)
-        ys, xs = np.reshape(ys, -1), np.reshape(xs, -1)
-        limbs = np.broadcast_to(limbs, shape).reshape(-1)
-        n = len(ys)
-        total = np.zeros((n, 2), np.float32)
-        for (h, w), (ay, ax), windows in zip(self.ops.low_shapes, self.ops.scales,
-                                             self._windows, strict=True):
-            taps_y, taps_x = ay.up.width, ax.up.width
+        ys, xs = np.ravel(ys), np.ravel(xs)
+        limbs = np.ravel(np.broadcast_to(limbs, shape))
+        total = np.zeros((2, len(ys)), np.float32)
+        for (h, w), (ay, ax), planes, taps in zip(self.ops.low_shapes, self.ops.scales,
+                                                  self._planes, self._taps, strict=True):
             first = (limbs * h + ay.up.start[ys]) * w + ax.up.start[xs]
-            patch = windows[first[:, None] + np.arange(taps_y) * w]  # (n, taps_y, taps_x)
-            patch = patch.view(np.float32).reshape(n, taps_y, 2 * taps_x)
-            rows = np.einsum("ni,nij->nj", ay.paf_weights[ys], patch).reshape(n, taps_x, 2)
-            total += np.einsum("nj,njc->nc", ax.paf_weights[xs], rows)
+            patch = np.take(planes, first + taps, axis=1)  # (2, taps_y, taps_x, n)
+            # Sum over the y taps, then the x taps, each in order (as the faithful method's
+            # matrix products), on arrays whose last axis runs over the n pixels.
+            total += _weighted_sum(_weighted_sum(patch, np.take(ay.paf_weights, ys, axis=1)),
+                                   np.take(ax.paf_weights, xs, axis=1))
         total = total.astype(np.float64)
-        return total[:, 0].reshape(shape), total[:, 1].reshape(shape)
+        return total[0].reshape(shape), total[1].reshape(shape)
 
+
+def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_t weights[t] * values[:, t]``, added in the order of t: ``values`` (2, T, ..., n),
+    ``weights`` (T, n) float32; returns (2, ..., n)."""
+    total = values[:, 0] * weights[0]
+    term = np.empty_like(total)
+    for t in range(1, len(weights)):
+        total += np.multiply(values[:, t], weights[t], out=term)
+    return total
