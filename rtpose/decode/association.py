@@ -185,69 +185,81 @@ def _connect(jobs: list[tuple[int, np.ndarray, np.ndarray]], sampler: PafSampler
     batches of at most ``MAX_SAMPLES_PER_BLOCK`` samples (blocks of A's peaks), so that noisy
     maps with thousands of peaks stay in memory."""
     max_pairs = max(1, MAX_SAMPLES_PER_BLOCK // params.mid_num)
+    peaks_a = [np.reshape(a, (-1, 3)) for _, a, _ in jobs]
+    peaks_b = [np.reshape(b, (-1, 3)) for _, _, b in jobs]
     pieces = []  # (job, first row of A, end row of A)
-    for n, (_, peaks_a, peaks_b) in enumerate(jobs):
-        if len(peaks_a) and len(peaks_b):
-            rows = max(1, max_pairs // len(peaks_b))
-            pieces += [(n, r, min(r + rows, len(peaks_a))) for r in range(0, len(peaks_a), rows)]
+    for n, (a, b) in enumerate(zip(peaks_a, peaks_b, strict=True)):
+        if len(a) and len(b):
+            rows = max(1, max_pairs // len(b))
+            pieces += [(n, r, min(r + rows, len(a))) for r in range(0, len(a), rows)]
 
-    found: list[list[np.ndarray]] = [[] for _ in jobs]  # per job, accepted (i, j, score) rows
-    batch: list[tuple[int, int, int]] = []
-    size = 0
-    for piece in [*pieces, None]:
-        pairs = 0 if piece is None else (piece[2] - piece[1]) * len(jobs[piece[0]][2])
-        if batch and (piece is None or size + pairs > max_pairs):
-            _score_batch(jobs, batch, sampler, params, found)
-            batch, size = [], 0
-        if piece is not None:
-            batch.append(piece)
-            size += pairs
+    batches: list[list[tuple[int, int, int]]] = []
+    size = max_pairs
+    for piece in pieces:
+        pairs = (piece[2] - piece[1]) * len(peaks_b[piece[0]])
+        if size + pairs > max_pairs:
+            batches.append([])
+            size = 0
+        batches[-1].append(piece)
+        size += pairs
 
-    connections = []
-    for (_, peaks_a, peaks_b), candidates in zip(jobs, found, strict=True):
-        table = np.concatenate([np.zeros((0, 3)), *candidates])
-        connections.append(_greedy(table, min(len(peaks_a), len(peaks_b))))
-    return connections
-
-
-def _score_batch(jobs: list[tuple[int, np.ndarray, np.ndarray]], batch: list[tuple[int, int, int]],
-                 sampler: PafSampler, params: GroupingParams,
-                 found: list[list[np.ndarray]]) -> None:
-    """Score the candidates of ``batch`` (pieces of ``_connect``), all pairs (i, j) of each in
-    row-major order, and append the accepted ones to ``found``."""
-    ia, ib, job, a, b = [], [], [], [], []
-    for n, first, end in batch:
-        _, peaks_a, peaks_b = jobs[n]
-        ia.append(np.repeat(np.arange(first, end), len(peaks_b)))
-        ib.append(np.tile(np.arange(len(peaks_b)), end - first))
-        job.append(np.full(len(ia[-1]), n))
-        a.append(peaks_a[ia[-1]])
-        b.append(peaks_b[ib[-1]])
-    ia, ib, job, a, b = (np.concatenate(v) for v in (ia, ib, job, a, b))
-    limbs = np.array([limb for limb, _, _ in jobs], dtype=np.intp)[job]
-    score, accepted = _pair_scores(a, b, limbs, sampler, params, prune=True)
-    keep = np.flatnonzero(accepted)
-    for n in np.unique(job[keep]):
-        mine = keep[job[keep] == n]
-        found[n].append(np.stack([ia[mine], ib[mine], score[mine]], axis=1).astype(np.float64))
+    candidates = _Candidates(jobs, peaks_a, peaks_b)
+    found = [candidates.score(batch, sampler, params) for batch in batches]
+    job, i, j = (np.concatenate([np.zeros(0, np.intp), *(f[c] for f in found)]) for c in range(3))
+    score = np.concatenate([np.zeros(0), *(f[3] for f in found)])
+    limits = [min(len(a), len(b)) for a, b in zip(peaks_a, peaks_b, strict=True)]
+    return _greedy(job, i, j, score, limits)
 
 
-def _greedy(candidates: np.ndarray, limit: int) -> np.ndarray:
-    """Greedy matching of accepted candidates (n, 3) (i, j, score) in (i, j) row-major order:
-    best score first (ties in that order), neither peak used yet, at most ``limit``."""
-    order = np.argsort(-candidates[:, 2], kind="stable")
-    used_a: set[float] = set()
-    used_b: set[float] = set()
-    connections = []
-    for i, j, score in candidates[order].tolist():
-        if i in used_a or j in used_b:
+class _Candidates:
+    """Every job's peaks A and B stacked in one array each, so that a batch of pieces
+    (``_connect``) gathers its pairs at once."""
+
+    def __init__(self, jobs: list[tuple[int, np.ndarray, np.ndarray]],
+                 peaks_a: list[np.ndarray], peaks_b: list[np.ndarray]) -> None:
+        self.limbs = np.array([limb for limb, _, _ in jobs], dtype=np.intp)
+        self.sizes_b = np.array([len(b) for b in peaks_b], dtype=np.intp)
+        self.a = np.concatenate([np.zeros((0, 3)), *peaks_a])
+        self.b = np.concatenate([np.zeros((0, 3)), *peaks_b])
+        self.start_a = np.cumsum([0] + [len(a) for a in peaks_a])[:-1]
+        self.start_b = np.cumsum([0, *self.sizes_b])[:-1]
+
+    def score(self, batch: list[tuple[int, int, int]], sampler: PafSampler,
+              params: GroupingParams) -> tuple[np.ndarray, ...]:
+        """Score the candidates of ``batch`` (pieces (job, first row of A, end row of A)), all
+        pairs (i, j) of each in row-major order: job, i, j and score of the accepted ones."""
+        job, first, end = (np.array(column, dtype=np.intp) for column in zip(*batch, strict=True))
+        count = (end - first) * self.sizes_b[job]
+        piece = np.repeat(np.arange(len(batch)), count)
+        local = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        width = self.sizes_b[job][piece]
+        job = job[piece]
+        i, j = first[piece] + local // width, local % width
+        score, accepted = _pair_scores(self.a[self.start_a[job] + i], self.b[self.start_b[job] + j],
+                                       self.limbs[job], sampler, params, prune=True)
+        keep = np.flatnonzero(accepted)
+        return job[keep], i[keep], j[keep], score[keep]
+
+
+def _greedy(job: np.ndarray, i: np.ndarray, j: np.ndarray, score: np.ndarray,
+            limits: list[int]) -> list[np.ndarray]:
+    """Greedy matching of each job's accepted candidates (job, i, j, score), given per job in
+    (i, j) row-major order: best score first (ties in that order), neither peak used yet, at
+    most ``limits[job]``. Returns per job (n, 3) rows of i, j, score."""
+    order = np.argsort(-score, kind="stable")
+    order = order[np.argsort(job[order], kind="stable")]
+    connections: list[list[tuple[int, int, float]]] = [[] for _ in limits]
+    used_a: list[set[int]] = [set() for _ in limits]
+    used_b: list[set[int]] = [set() for _ in limits]
+    for n, a, b, s in zip(job[order].tolist(), i[order].tolist(), j[order].tolist(),
+                          score[order].tolist(), strict=True):
+        made = connections[n]
+        if len(made) >= limits[n] or a in used_a[n] or b in used_b[n]:
             continue
-        used_a.add(i)
-        used_b.add(j)
-        connections.append((i, j, score))
-        if len(connections) >= limit:
-            break
-    return np.array(connections, dtype=np.float64).reshape(-1, 3)
+        used_a[n].add(a)
+        used_b[n].add(b)
+        made.append((a, b, s))
+    return [np.array(made, dtype=np.float64).reshape(-1, 3) for made in connections]
 
 
 def group_peaks(
