@@ -29,6 +29,7 @@ reuse them. Matrix products run on one BLAS thread (``single_threaded_blas``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -233,27 +234,26 @@ def _block_values(ops: LowResOperators, column_passes: Sequence[np.ndarray],
     """The smoothed map over the given blocks and their rings: (N * SIDE, SIDE) float32, block
     k's rows at k * SIDE .. (k + 1) * SIDE - 1. ``block_x`` must be sorted.
 
-    Per column of blocks and scale, one product: the blocks' SIDE rows of the column pass, on
-    the block column's band of K low-res columns (gathered as one window per block), @ its
-    weights."""
+    Per scale, the blocks' SIDE rows of the column pass on their block column's band of K
+    low-res columns are gathered at once (one window per block); then per column of blocks,
+    one product of its blocks' bands @ the column's weights."""
     g = ops
     first_rows = block_y * BLOCK  # of the ringed blocks, in the column passes' padded rows
-    # Per scale, every window of SIDE rows and K low-res columns of one part's column pass:
-    # (Hp - SIDE + 1, 18, w - K + 1, SIDE, K).
-    windows = [sliding_window_view(passes, (SIDE, ax.block_weights.shape[1]), axis=(0, 2))
-               for (_, ax), passes in zip(g.scales, column_passes, strict=True)]
     values = np.empty((len(part) * SIDE, SIDE), np.float32)
-    bounds = np.searchsorted(block_x, np.arange(g.blocks_x + 1))
-    for column in np.unique(block_x):
-        begin, end = bounds[column], bounds[column + 1]
-        out = values[begin * SIDE:end * SIDE]
-        for scale, ((_, ax), window) in enumerate(zip(g.scales, windows, strict=True)):
-            band = window[first_rows[begin:end], part[begin:end], ax.block_start[column]]
-            weights = ax.block_weights[column]
+    ranges = [(column, begin * SIDE, end * SIDE) for column, (begin, end) in enumerate(
+        itertools.pairwise(np.searchsorted(block_x, np.arange(g.blocks_x + 1)).tolist()))
+        if end > begin]
+    for scale, ((_, ax), passes) in enumerate(zip(g.scales, column_passes, strict=True)):
+        taps = ax.block_weights.shape[1]
+        # Every window of SIDE rows and K low-res columns of one part's column pass:
+        # (Hp - SIDE + 1, 18, w - K + 1, SIDE, K).
+        windows = sliding_window_view(passes, (SIDE, taps), axis=(0, 2))
+        bands = windows[first_rows, part, ax.block_start[block_x]].reshape(-1, taps)
+        for column, begin, end in ranges:
             if scale:
-                out += band.reshape(-1, len(weights)) @ weights
+                values[begin:end] += bands[begin:end] @ ax.block_weights[column]
             else:
-                np.matmul(band.reshape(-1, len(weights)), weights, out=out)
+                np.matmul(bands[begin:end], ax.block_weights[column], out=values[begin:end])
     return values
 
 
@@ -313,14 +313,13 @@ class LowResPafs:
         self.height = ops.height
         # Per scale: the x and y components, limb-major and flat (2, 19 * h * w); and the flat
         # offsets of the (taps_y, taps_x) taps from the first, (taps_y, taps_x, 1).
-        self._planes, self._taps = [], []
-        for p, (h, w), (ay, ax) in zip(pafs, ops.low_shapes, ops.scales, strict=True):
+        # Per scale the x and y components, limb-major and flat: (2, 19 * h * w).
+        self._planes = []
+        for p, (h, w) in zip(pafs, ops.low_shapes, strict=True):
             if p.shape[2] != 2 * NUM_LIMBS:
                 raise ValueError(f"expected PAFs of {2 * NUM_LIMBS} channels, got {p.shape[2]}")
             planes = np.asarray(p, np.float32).reshape(h, w, NUM_LIMBS, 2).transpose(3, 2, 0, 1)
             self._planes.append(np.ascontiguousarray(planes).reshape(2, -1))
-            self._taps.append((np.arange(ay.up.width)[:, None] * w
-                               + np.arange(ax.up.width))[:, :, None])
 
     def __call__(self, ys: np.ndarray, xs: np.ndarray,
                  limbs: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
@@ -328,23 +327,25 @@ class LowResPafs:
         ys, xs = np.ravel(ys), np.ravel(xs)
         limbs = np.ravel(np.broadcast_to(limbs, shape))
         total = np.zeros((2, len(ys)), np.float32)
-        for (h, w), (ay, ax), planes, taps in zip(self.ops.low_shapes, self.ops.scales,
-                                                  self._planes, self._taps, strict=True):
+        for (h, w), (ay, ax), planes in zip(self.ops.low_shapes, self.ops.scales, self._planes,
+                                            strict=True):
+            # Each y tap's row of x taps, (2, taps_x, n), weighted and added in the order of
+            # the taps (as the faithful method's matrix products); then the x taps, in order.
             first = (limbs * h + ay.up.start[ys]) * w + ax.up.start[xs]
-            patch = np.take(planes, first + taps, axis=1)  # (2, taps_y, taps_x, n)
-            # Sum over the y taps, then the x taps, each in order (as the faithful method's
-            # matrix products), on arrays whose last axis runs over the n pixels.
-            total += _weighted_sum(_weighted_sum(patch, np.take(ay.paf_weights, ys, axis=1)),
-                                   np.take(ax.paf_weights, xs, axis=1))
+            taps = first + np.arange(ax.up.width)[:, None]
+            weights_y = np.take(ay.paf_weights, ys, axis=1)
+            rows = np.take(planes, taps, axis=1)
+            rows *= weights_y[0]
+            term = np.empty_like(rows)
+            for tap in range(1, ay.up.width):
+                taps += w
+                rows += np.multiply(np.take(planes, taps, axis=1), weights_y[tap], out=term)
+            weights_x = np.take(ax.paf_weights, xs, axis=1)
+            scale_sum = rows[:, 0] * weights_x[0]
+            term = term[:, 0]
+            for tap in range(1, ax.up.width):
+                scale_sum += np.multiply(rows[:, tap], weights_x[tap], out=term)
+            total += scale_sum
         total = total.astype(np.float64)
         return total[0].reshape(shape), total[1].reshape(shape)
 
-
-def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``sum_t weights[t] * values[:, t]``, added in the order of t: ``values`` (2, T, ..., n),
-    ``weights`` (T, n) float32; returns (2, ..., n)."""
-    total = values[:, 0] * weights[0]
-    term = np.empty_like(total)
-    for t in range(1, len(weights)):
-        total += np.multiply(values[:, t], weights[t], out=term)
-    return total
