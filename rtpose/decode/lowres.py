@@ -49,6 +49,8 @@ SIDE = BLOCK + 2  # a block with its one-pixel ring
 # Margin on thre1 for the block bound, relative to the largest map value: far above the float32
 # rounding of the bound and of the smoothed values.
 BOUND_MARGIN = 1e-4
+# Candidate blocks whose values are computed and searched at once: about 1 MB of work arrays.
+CHUNK_BLOCKS = 1024
 _INTERIOR = np.zeros((SIDE, SIDE), dtype=bool)
 _INTERIOR[1:-1, 1:-1] = True
 _BLAS = ThreadpoolController()
@@ -185,21 +187,45 @@ def peaks_and_patches_lowres(
     extent = max(float(np.abs(x).max(initial=0.0)) for x in parts)
     part, block_y, block_x = _candidate_blocks(g, column_passes,
                                                thre1 - BOUND_MARGIN * (1.0 + extent))
-    values = _block_values(g, column_passes, part, block_y, block_x)
-    k, row, column = _block_peaks(values, thre1)
+    # The blocks' values and peaks in chunks of whole columns of blocks, small enough to stay
+    # in cache; with the 3 x 3 smoothed values around each peak, inside its ringed block.
+    bounds = np.searchsorted(block_x, np.arange(g.blocks_x + 1)).tolist()
+    found = []
+    for begin, end in _chunks(bounds, CHUNK_BLOCKS):
+        values = _block_values(g, column_passes, part[begin:end], block_y[begin:end],
+                               block_x[begin:end])
+        k, row, column = _block_peaks(values, thre1)
+        rows = (k * SIDE + row)[:, None, None] + np.arange(-1, 2)[:, None]
+        around = values[rows, column[:, None, None] + np.arange(-1, 2)]
+        found.append((k + begin, row, column, around))
+    k, row, column = (np.concatenate([np.zeros(0, np.intp), *(f[c] for f in found)])
+                      for c in range(3))
+    around = np.concatenate([np.zeros((0, 3, 3), np.float32), *(f[3] for f in found)])
     ys = block_y[k] * BLOCK + row - 1
     xs = block_x[k] * BLOCK + column - 1
     inside = np.flatnonzero((ys < g.height) & (xs < g.width))
     order = inside[np.argsort((part[k[inside]] * g.height + ys[inside]) * g.width + xs[inside])]
     peak_part, ys, xs = part[k[order]], ys[order], xs[order]
-    # The 3 x 3 smoothed values around each peak, inside its ringed block.
-    rows = (k[order] * SIDE + row[order])[:, None, None] + np.arange(-1, 2)[:, None]
-    patches = values[rows, column[order][:, None, None] + np.arange(-1, 2)].astype(np.float64)
+    patches = around[order].astype(np.float64)
 
     scores = _averaged_values(g, heatmaps, ys, xs, peak_part)
     table = np.stack([xs, ys, scores], axis=1).astype(np.float64)
     splits = np.cumsum(np.bincount(peak_part, minlength=NUM_PARTS))[:-1]
     return np.split(table, splits), np.split(patches, splits)
+
+
+def _chunks(bounds: list[int], size: int) -> list[tuple[int, int]]:
+    """Ranges (begin, end) of blocks that cover consecutive whole columns of blocks (column c:
+    blocks ``bounds[c]`` .. ``bounds[c + 1] - 1``), each of at least ``size`` blocks but the
+    last."""
+    chunks, begin = [], bounds[0]
+    for end in bounds[1:]:
+        if end - begin >= size:
+            chunks.append((begin, end))
+            begin = end
+    if bounds[-1] > begin:
+        chunks.append((begin, bounds[-1]))
+    return chunks
 
 
 def _check_shapes(ops: LowResOperators, maps: Sequence[np.ndarray]) -> None:
