@@ -339,39 +339,44 @@ class LowResPafs:
         self.height = ops.height
         # Per scale: the x and y components, limb-major and flat (2, 19 * h * w); and the flat
         # offsets of the (taps_y, taps_x) taps from the first, (taps_y, taps_x, 1).
-        # Per scale the x and y components, limb-major and flat: (2, 19 * h * w).
-        self._planes = []
-        for p, (h, w) in zip(pafs, ops.low_shapes, strict=True):
+        # Per scale, limb i's x and y (channels 2i, 2i+1) as one complex64, limb-major and
+        # flat: (19 * h * w,).
+        self._pairs = []
+        for p in pafs:
             if p.shape[2] != 2 * NUM_LIMBS:
                 raise ValueError(f"expected PAFs of {2 * NUM_LIMBS} channels, got {p.shape[2]}")
-            planes = np.asarray(p, np.float32).reshape(h, w, NUM_LIMBS, 2).transpose(3, 2, 0, 1)
-            self._planes.append(np.ascontiguousarray(planes).reshape(2, -1))
+            pairs = np.ascontiguousarray(p, np.float32).view(np.complex64)
+            self._pairs.append(np.ascontiguousarray(pairs.transpose(2, 0, 1)).reshape(-1))
 
     def __call__(self, ys: np.ndarray, xs: np.ndarray,
                  limbs: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         shape = np.shape(ys)
         ys, xs = np.ravel(ys), np.ravel(xs)
         limbs = np.ravel(np.broadcast_to(limbs, shape))
-        total = np.zeros((2, len(ys)), np.float32)
-        for (h, w), (ay, ax), planes in zip(self.ops.low_shapes, self.ops.scales, self._planes,
-                                            strict=True):
-            # Each y tap's row of x taps, (2, taps_x, n), weighted and added in the order of
+        # Every pixel's weights twice, for its x and y components: interleaved, as in the
+        # float32 view of the gathered pairs.
+        ys2, xs2 = np.repeat(ys, 2), np.repeat(xs, 2)
+        total = np.zeros(2 * len(ys), np.float32)
+        for (h, w), (ay, ax), pairs in zip(self.ops.low_shapes, self.ops.scales, self._pairs,
+                                           strict=True):
+            # Each y tap's row of x taps, (taps_x, 2 n), weighted and added in the order of
             # the taps (as the faithful method's matrix products); then the x taps, in order.
             first = (limbs * h + ay.up.start[ys]) * w + ax.up.start[xs]
             taps = first + np.arange(ax.up.width)[:, None]
-            weights_y = np.take(ay.paf_weights, ys, axis=1)
-            rows = np.take(planes, taps, axis=1)
+            weights_y = np.take(ay.paf_weights, ys2, axis=1)
+            rows = np.take(pairs, taps).view(np.float32)
             rows *= weights_y[0]
             term = np.empty_like(rows)
             for tap in range(1, ay.up.width):
                 taps += w
-                rows += np.multiply(np.take(planes, taps, axis=1), weights_y[tap], out=term)
-            weights_x = np.take(ax.paf_weights, xs, axis=1)
-            scale_sum = rows[:, 0] * weights_x[0]
-            term = term[:, 0]
+                rows += np.multiply(np.take(pairs, taps).view(np.float32), weights_y[tap],
+                                    out=term)
+            weights_x = np.take(ax.paf_weights, xs2, axis=1)
+            scale_sum = rows[0] * weights_x[0]
+            term = term[0]
             for tap in range(1, ax.up.width):
-                scale_sum += np.multiply(rows[:, tap], weights_x[tap], out=term)
+                scale_sum += np.multiply(rows[tap], weights_x[tap], out=term)
             total += scale_sum
-        total = total.astype(np.float64)
-        return total[0].reshape(shape), total[1].reshape(shape)
+        total = total.reshape(-1, 2).astype(np.float64)
+        return total[:, 0].reshape(shape), total[:, 1].reshape(shape)
 
