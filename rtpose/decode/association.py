@@ -107,20 +107,22 @@ def _pair_scores(
     norm = np.sqrt(vx * vx + vy * vy)
     distinct = norm > 0
     safe_norm = np.where(distinct, norm, 1.0)
-    ux, uy = vx / safe_norm, vy / safe_norm
+    # Per pair: start, step between samples, end and unit vector, x and y of each.
+    pairs = np.stack([ax, ay, vx / (mid_num - 1), vy / (mid_num - 1), bx, by,
+                      vx / safe_norm, vy / safe_norm])
 
     def along(rows: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Projections of the PAF on the limb direction at samples ``k`` of pairs ``rows``.
         Samples go from A to B like np.linspace (k * step + start, the end point exact), so
         that they round to the original's pixels."""
-        xs = k * (vx[rows] / (mid_num - 1))[:, None] + ax[rows][:, None]
-        ys = k * (vy[rows] / (mid_num - 1))[:, None] + ay[rows][:, None]
+        start_x, start_y, step_x, step_y, end_x, end_y, unit_x, unit_y = pairs[:, rows, None]
+        xs, ys = k * step_x + start_x, k * step_y + start_y
         last = k == mid_num - 1
-        xs = np.where(last, bx[rows][:, None], xs)
-        ys = np.where(last, by[rows][:, None], ys)
+        if last.any():
+            xs, ys = np.where(last, end_x, xs), np.where(last, end_y, ys)
         paf_x, paf_y = sampler(np.rint(ys).astype(np.intp), np.rint(xs).astype(np.intp),
                                limbs[rows][:, None])
-        return paf_x * ux[rows][:, None] + paf_y * uy[rows][:, None]
+        return paf_x * unit_x + paf_y * unit_y
 
     samples = np.arange(mid_num, dtype=np.float64)
     required = int(np.floor(0.8 * mid_num)) + 1  # samples above thre2 that acceptance needs
@@ -133,14 +135,19 @@ def _pair_scores(
     else:
         stages = [np.arange(mid_num)]
         rows = np.arange(len(a))
-    projections = np.zeros((len(rows), mid_num))
+    done: list[tuple[np.ndarray, np.ndarray]] = []  # (samples, projections (rows, samples))
     failures = np.zeros(len(rows), dtype=np.intp)
     for stage in (stage for stage in stages if len(stage)):
-        projections[:, stage] = along(rows, samples[stage])
+        done.append((stage, along(rows, samples[stage])))
         if prune:
-            failures += np.count_nonzero(~(projections[:, stage] > params.thre2), axis=1)
-            alive = failures < probes
-            rows, projections, failures = rows[alive], projections[alive], failures[alive]
+            failures += np.count_nonzero(~(done[-1][1] > params.thre2), axis=1)
+            alive = np.flatnonzero(failures < probes)
+            if len(alive) < len(rows):
+                rows, failures = rows[alive], failures[alive]
+                done = [(k, values[alive]) for k, values in done]
+    projections = np.zeros((len(rows), mid_num))
+    for k, values in done:
+        projections[:, k] = values
 
     with np.errstate(divide="ignore"):
         prior = np.minimum(0.5 * sampler.height / norm[rows] - 1, 0)
