@@ -49,6 +49,7 @@ SIDE = BLOCK + 2  # a block with its one-pixel ring
 # Margin on thre1 for the block bound, relative to the largest map value: far above the float32
 # rounding of the bound and of the smoothed values.
 BOUND_MARGIN = 1e-4
+PASS_ROWS = 32  # rows of A_y per product of the column pass (on their band of columns only)
 # Candidate blocks whose values are computed and searched at once: about 1 MB of work arrays.
 CHUNK_BLOCKS = 1024
 _INTERIOR = np.zeros((SIDE, SIDE), dtype=bool)
@@ -69,13 +70,23 @@ class AxisY:
 
     ``column_pass`` (Hp, h) float32: A_y = G M_y with a zero row above the image and zero rows
     below it down to ``Hp = blocks_y * BLOCK + 2``, so that row ``1 + y`` is image row y.
-    ``up``: M_y (H, h), banded, float64; ``paf_weights`` (K, H): its band weights, float32,
-    transposed.
+    ``column_bands``: A_y in runs of ``PASS_ROWS`` rows, each as (first row, first column, its
+    nonzero columns (rows, k)), for ``apply``. ``up``: M_y (H, h), banded, float64;
+    ``paf_weights`` (K, H): its band weights, float32, transposed.
     """
 
     column_pass: np.ndarray
+    column_bands: tuple[tuple[int, int, np.ndarray], ...]
     up: Banded
     paf_weights: np.ndarray
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """``column_pass @ x`` for x (h, n) float32: one product per run of rows, on its
+        band of columns only."""
+        out = np.empty((len(self.column_pass), x.shape[1]), np.float32)
+        for row, column, band in self.column_bands:
+            np.matmul(band, x[column:column + band.shape[1]], out=out[row:row + len(band)])
+        return out
 
 
 @dataclass(frozen=True)
@@ -105,8 +116,14 @@ def axis_y(n_low: int, pad: int, n_full: int, stride: int) -> AxisY:
     up = upsampling_matrix(n_low, pad, n_full, stride)
     column_pass = np.zeros((-(-n_full // BLOCK) * BLOCK + 2, n_low), np.float32)
     column_pass[1:n_full + 1] = smooth_columns(up)
+    bands = []
+    for row in range(0, len(column_pass), PASS_ROWS):
+        used = np.flatnonzero(column_pass[row:row + PASS_ROWS].any(axis=0))
+        first, end = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 0)
+        bands.append((row, first, column_pass[row:row + PASS_ROWS, first:end].copy()))
     banded_up = Banded.from_dense(up)
-    return AxisY(column_pass, banded_up, np.ascontiguousarray(banded_up.weights.T, np.float32))
+    return AxisY(column_pass, tuple(bands), banded_up,
+                 np.ascontiguousarray(banded_up.weights.T, np.float32))
 
 
 @lru_cache(maxsize=64)
@@ -182,7 +199,7 @@ def peaks_and_patches_lowres(
     # Per scale the column pass R = A_y X of every part: (Hp, 18, w), one product.
     parts = [np.ascontiguousarray(np.asarray(x[:, :, :NUM_PARTS], np.float32).transpose(0, 2, 1))
              for x in heatmaps]
-    column_passes = [(ay.column_pass @ x.reshape(len(x), -1)).reshape(-1, NUM_PARTS, x.shape[2])
+    column_passes = [ay.apply(x.reshape(len(x), -1)).reshape(-1, NUM_PARTS, x.shape[2])
                      for (ay, _), x in zip(g.scales, parts, strict=True)]
     extent = max(float(np.abs(x).max(initial=0.0)) for x in parts)
     part, block_y, block_x = _candidate_blocks(g, column_passes,
