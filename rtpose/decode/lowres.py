@@ -264,8 +264,9 @@ def _candidate_blocks(ops: LowResOperators, column_passes: Sequence[np.ndarray],
     for (_, ax), rows in zip(g.scales, column_passes, strict=True):
         w = rows.shape[2]
         inner = rows[1:g.blocks_y * BLOCK + 1].reshape(g.blocks_y, BLOCK, NUM_PARTS, w)
-        split = np.concatenate([np.maximum(inner.max(axis=1), 0),
-                                np.maximum(-inner.min(axis=1), 0)], axis=2)
+        split = np.empty((g.blocks_y, NUM_PARTS, 2 * w), np.float32)  # max_y R+, max_y R-
+        np.maximum(inner.max(axis=1), 0, out=split[:, :, :w])
+        np.maximum(np.negative(inner.min(axis=1)), 0, out=split[:, :, w:])
         bound += split.reshape(g.blocks_y * NUM_PARTS, 2 * w) @ ax.bound
     block_x, rest = np.divmod(np.flatnonzero((bound > limit).T), g.blocks_y * NUM_PARTS)
     block_y, part = np.divmod(rest, NUM_PARTS)
