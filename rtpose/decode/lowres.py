@@ -72,7 +72,7 @@ class AxisY:
     below it down to ``Hp = blocks_y * BLOCK + 2``, so that row ``1 + y`` is image row y.
     ``column_bands``: A_y in runs of ``PASS_ROWS`` rows, each as (first row, first column, its
     nonzero columns (rows, k)), for ``apply``. ``up``: M_y (H, h), banded, float64;
-    ``paf_weights`` (K, H): its band weights, float32, transposed.
+    ``paf_weights`` (K, H): its band weights, transposed, as ``paired`` (``LowResPafs``).
     """
 
     column_pass: np.ndarray
@@ -99,7 +99,7 @@ class AxisX:
     ``block_start`` (blocks_x,), ``block_weights`` (blocks_x, K, SIDE) float32: A_x's rows for
     each block of columns and its ring (x0 - 1 .. x0 + BLOCK, zero outside the image), on the K
     low-res columns from ``block_start``. ``up``: M_x (W, w), banded, float64; ``paf_weights``
-    (K, W): its band weights / n, float32, transposed.
+    (K, W): its band weights / n, transposed, as ``paired`` (``LowResPafs``).
     """
 
     bound: np.ndarray
@@ -107,6 +107,12 @@ class AxisX:
     block_weights: np.ndarray
     up: Banded
     paf_weights: np.ndarray
+
+
+def paired(weights: np.ndarray) -> np.ndarray:
+    """``weights`` as complex64 of equal real and imaginary parts: viewed as float32, every
+    weight twice in a row, to weigh a PAF's x and y components at once."""
+    return np.ascontiguousarray(weights, np.float32).astype(np.complex64) * np.complex64(1 + 1j)
 
 
 @lru_cache(maxsize=64)
@@ -122,8 +128,7 @@ def axis_y(n_low: int, pad: int, n_full: int, stride: int) -> AxisY:
         first, end = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 0)
         bands.append((row, first, column_pass[row:row + PASS_ROWS, first:end].copy()))
     banded_up = Banded.from_dense(up)
-    return AxisY(column_pass, tuple(bands), banded_up,
-                 np.ascontiguousarray(banded_up.weights.T, np.float32))
+    return AxisY(column_pass, tuple(bands), banded_up, paired(banded_up.weights.T))
 
 
 @lru_cache(maxsize=64)
@@ -144,7 +149,7 @@ def axis_x(n_low: int, pad: int, n_full: int, stride: int, n_scales: int = 1) ->
     banded_up = Banded.from_dense(up)
     return AxisX(bound.astype(np.float32), band.start,
                  np.ascontiguousarray(weights, dtype=np.float32), banded_up,
-                 np.ascontiguousarray((banded_up.weights / n_scales).T, np.float32))
+                 paired((banded_up.weights / n_scales).T))
 
 
 class LowResOperators:
@@ -371,17 +376,15 @@ class LowResPafs:
         shape = np.shape(ys)
         ys, xs = np.ravel(ys), np.ravel(xs)
         limbs = np.ravel(np.broadcast_to(limbs, shape))
-        # Every pixel's weights twice, for its x and y components: interleaved, as in the
-        # float32 view of the gathered pairs.
-        ys2, xs2 = np.repeat(ys, 2), np.repeat(xs, 2)
         total = np.zeros(2 * len(ys), np.float32)
         for (h, w), (ay, ax), pairs in zip(self.ops.low_shapes, self.ops.scales, self._pairs,
                                            strict=True):
-            # Each y tap's row of x taps, (taps_x, 2 n), weighted and added in the order of
-            # the taps (as the faithful method's matrix products); then the x taps, in order.
+            # Each y tap's row of x taps, (taps_x, 2 n) (x and y interleaved, as the paired
+            # weights), weighted and added in the order of the taps (as the faithful method's
+            # matrix products); then the x taps, in order.
             first = (limbs * h + ay.up.start[ys]) * w + ax.up.start[xs]
             taps = first + np.arange(ax.up.width)[:, None]
-            weights_y = np.take(ay.paf_weights, ys2, axis=1)
+            weights_y = np.take(ay.paf_weights, ys, axis=1).view(np.float32)
             rows = np.take(pairs, taps).view(np.float32)
             rows *= weights_y[0]
             term = np.empty_like(rows)
@@ -389,7 +392,7 @@ class LowResPafs:
                 taps += w
                 rows += np.multiply(np.take(pairs, taps).view(np.float32), weights_y[tap],
                                     out=term)
-            weights_x = np.take(ax.paf_weights, xs2, axis=1)
+            weights_x = np.take(ax.paf_weights, xs, axis=1).view(np.float32)
             scale_sum = rows[0] * weights_x[0]
             term = term[0]
             for tap in range(1, ax.up.width):
