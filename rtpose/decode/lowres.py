@@ -209,13 +209,18 @@ def peaks_and_patches_lowres(
     extent = max(float(np.abs(x).max(initial=0.0)) for x in parts)
     part, block_y, block_x = _candidate_blocks(g, column_passes,
                                                thre1 - BOUND_MARGIN * (1.0 + extent))
+    # Per scale, every window of SIDE rows and K low-res columns of one part's column pass:
+    # (Hp - SIDE + 1, 18, w - K + 1, SIDE, K).
+    windows = [sliding_window_view(passes, (SIDE, ax.block_weights.shape[1]), axis=(0, 2))
+               for (_, ax), passes in zip(g.scales, column_passes, strict=True)]
     # The blocks' values and peaks in chunks of whole columns of blocks, small enough to stay
     # in cache; with the 3 x 3 smoothed values around each peak, inside its ringed block.
     bounds = np.searchsorted(block_x, np.arange(g.blocks_x + 1)).tolist()
     found = []
-    for begin, end in _chunks(bounds, CHUNK_BLOCKS):
-        values = _block_values(g, column_passes, part[begin:end], block_y[begin:end],
-                               block_x[begin:end])
+    for columns in _chunks(bounds, CHUNK_BLOCKS):
+        begin, end = columns[0][1], columns[-1][2]
+        values = _block_values(g, windows, part[begin:end], block_y[begin:end],
+                               [(c, first - begin, last - begin) for c, first, last in columns])
         k, row, column = _block_peaks(values, thre1)
         rows = (k * SIDE + row)[:, None, None] + np.arange(-1, 2)[:, None]
         around = values[rows, column[:, None, None] + np.arange(-1, 2)]
@@ -236,18 +241,18 @@ def peaks_and_patches_lowres(
     return np.split(table, splits), np.split(patches, splits)
 
 
-def _chunks(bounds: list[int], size: int) -> list[tuple[int, int]]:
-    """Ranges (begin, end) of blocks that cover consecutive whole columns of blocks (column c:
-    blocks ``bounds[c]`` .. ``bounds[c + 1] - 1``), each of at least ``size`` blocks but the
-    last."""
-    chunks, begin = [], bounds[0]
-    for end in bounds[1:]:
-        if end - begin >= size:
-            chunks.append((begin, end))
-            begin = end
-    if bounds[-1] > begin:
-        chunks.append((begin, bounds[-1]))
-    return chunks
+def _chunks(bounds: list[int], size: int) -> list[list[tuple[int, int, int]]]:
+    """Consecutive columns of blocks (column c: blocks ``bounds[c]`` .. ``bounds[c + 1] - 1``)
+    in chunks of at least ``size`` blocks but the last: per chunk, (column, begin, end) of each
+    of its columns that has blocks."""
+    chunks, chunk = [], []
+    for column, (begin, end) in enumerate(itertools.pairwise(bounds)):
+        if end > begin:
+            chunk.append((column, begin, end))
+        if chunk and end - chunk[0][1] >= size:
+            chunks.append(chunk)
+            chunk = []
+    return [*chunks, chunk] if chunk else chunks
 
 
 def _check_shapes(ops: LowResOperators, maps: Sequence[np.ndarray]) -> None:
@@ -278,31 +283,28 @@ def _candidate_blocks(ops: LowResOperators, column_passes: Sequence[np.ndarray],
     return part, block_y, block_x
 
 
-def _block_values(ops: LowResOperators, column_passes: Sequence[np.ndarray],
-                  part: np.ndarray, block_y: np.ndarray, block_x: np.ndarray) -> np.ndarray:
+def _block_values(ops: LowResOperators, windows: Sequence[np.ndarray], part: np.ndarray,
+                  block_y: np.ndarray, columns: list[tuple[int, int, int]]) -> np.ndarray:
     """The smoothed map over the given blocks and their rings: (N * SIDE, SIDE) float32, block
-    k's rows at k * SIDE .. (k + 1) * SIDE - 1. ``block_x`` must be sorted.
+    k's rows at k * SIDE .. (k + 1) * SIDE - 1. ``windows``: per scale the column pass's
+    windows (``peaks_and_patches_lowres``); ``columns``: (column, begin, end) of each column
+    of blocks, whose blocks are begin .. end - 1.
 
     Per scale, the blocks' SIDE rows of the column pass on their block column's band of K
     low-res columns are gathered at once (one window per block); then per column of blocks,
     one product of its blocks' bands @ the column's weights."""
-    g = ops
     first_rows = block_y * BLOCK  # of the ringed blocks, in the column passes' padded rows
+    block_x = np.repeat([column for column, _, _ in columns],
+                        [end - begin for _, begin, end in columns])
     values = np.empty((len(part) * SIDE, SIDE), np.float32)
-    ranges = [(column, begin * SIDE, end * SIDE) for column, (begin, end) in enumerate(
-        itertools.pairwise(np.searchsorted(block_x, np.arange(g.blocks_x + 1)).tolist()))
-        if end > begin]
-    for scale, ((_, ax), passes) in enumerate(zip(g.scales, column_passes, strict=True)):
-        taps = ax.block_weights.shape[1]
-        # Every window of SIDE rows and K low-res columns of one part's column pass:
-        # (Hp - SIDE + 1, 18, w - K + 1, SIDE, K).
-        windows = sliding_window_view(passes, (SIDE, taps), axis=(0, 2))
-        bands = windows[first_rows, part, ax.block_start[block_x]].reshape(-1, taps)
-        for column, begin, end in ranges:
+    for scale, ((_, ax), window) in enumerate(zip(ops.scales, windows, strict=True)):
+        bands = window[first_rows, part, ax.block_start[block_x]].reshape(len(part) * SIDE, -1)
+        for column, begin, end in columns:
+            rows = slice(begin * SIDE, end * SIDE)
             if scale:
-                values[begin:end] += bands[begin:end] @ ax.block_weights[column]
+                values[rows] += bands[rows] @ ax.block_weights[column]
             else:
-                np.matmul(bands[begin:end], ax.block_weights[column], out=values[begin:end])
+                np.matmul(bands[rows], ax.block_weights[column], out=values[rows])
     return values
 
 
