@@ -13,7 +13,8 @@ So:
    parts)``; only the blocks where that bound reaches ``thre1`` can hold a peak. Their exact
    smoothed values, with a one-pixel ring for the 4-neighbour comparison (zero outside the
    image, as in the faithful method), come from one small matrix product per column of blocks
-   and scale. A peak's score is the averaged, unsmoothed map at that pixel.
+   and scale, in chunks of about ``CHUNK_BLOCKS`` blocks whose work arrays stay in cache. A
+   peak's score is the averaged, unsmoothed map at that pixel.
 2. Association. ``association.group_peaks`` reads the PAFs only at the rounded sample points of
    candidate limbs; ``LowResPafs`` computes the averaged PAF at exactly those pixels, from 5 x 5
    low-resolution taps per scale.
@@ -362,8 +363,6 @@ class LowResPafs:
         _check_shapes(ops, pafs)
         self.ops = ops
         self.height = ops.height
-        # Per scale: the x and y components, limb-major and flat (2, 19 * h * w); and the flat
-        # offsets of the (taps_y, taps_x) taps from the first, (taps_y, taps_x, 1).
         # Per scale, limb i's x and y (channels 2i, 2i+1) as one complex64, limb-major and
         # flat: (19 * h * w,).
         self._pairs = []
