@@ -112,16 +112,17 @@ def _pair_scores(
                       vx / safe_norm, vy / safe_norm])
 
     def along(rows: np.ndarray, k: np.ndarray) -> np.ndarray:
-        """Projections of the PAF on the limb direction at samples ``k`` of pairs ``rows``.
-        Samples go from A to B like np.linspace (k * step + start, the end point exact), so
-        that they round to the original's pixels."""
-        start_x, start_y, step_x, step_y, end_x, end_y, unit_x, unit_y = pairs[:, rows, None]
+        """Projections of the PAF on the limb direction at samples ``k`` of pairs ``rows``:
+        (len(k), len(rows)). Samples go from A to B like np.linspace (k * step + start, the
+        end point exact), so that they round to the original's pixels."""
+        start_x, start_y, step_x, step_y, end_x, end_y, unit_x, unit_y = pairs[:, rows]
+        k = k[:, None]
         xs, ys = k * step_x + start_x, k * step_y + start_y
         last = k == mid_num - 1
         if last.any():
             xs, ys = np.where(last, end_x, xs), np.where(last, end_y, ys)
         paf_x, paf_y = sampler(np.rint(ys).astype(np.intp), np.rint(xs).astype(np.intp),
-                               limbs[rows][:, None])
+                               limbs[rows])
         return paf_x * unit_x + paf_y * unit_y
 
     samples = np.arange(mid_num, dtype=np.float64)
@@ -135,19 +136,19 @@ def _pair_scores(
     else:
         stages = [np.arange(mid_num)]
         rows = np.arange(len(a))
-    done: list[tuple[np.ndarray, np.ndarray]] = []  # (samples, projections (rows, samples))
+    done: list[tuple[np.ndarray, np.ndarray]] = []  # (samples, projections (samples, rows))
     failures = np.zeros(len(rows), dtype=np.intp)
     for stage in (stage for stage in stages if len(stage)):
         done.append((stage, along(rows, samples[stage])))
         if prune:
-            failures += np.count_nonzero(~(done[-1][1] > params.thre2), axis=1)
+            failures += np.sum(~(done[-1][1] > params.thre2), axis=0)
             alive = np.flatnonzero(failures < probes)
             if len(alive) < len(rows):
                 rows, failures = rows[alive], failures[alive]
-                done = [(k, values[alive]) for k, values in done]
+                done = [(k, values[:, alive]) for k, values in done]
     projections = np.zeros((len(rows), mid_num))
     for k, values in done:
-        projections[:, k] = values
+        projections[:, k] = values.T
 
     with np.errstate(divide="ignore"):
         prior = np.minimum(0.5 * sampler.height / norm[rows] - 1, 0)
