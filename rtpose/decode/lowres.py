@@ -53,6 +53,7 @@ BOUND_MARGIN = 1e-4
 PASS_ROWS = 32  # rows of A_y per product of the column pass (on their band of columns only)
 # Candidate blocks whose values are computed and searched at once: about 1 MB of work arrays.
 CHUNK_BLOCKS = 1024
+PAF_CHUNK = 4096  # pixels whose PAFs are computed at once (their work arrays stay in cache)
 _INTERIOR = np.zeros((SIDE, SIDE), dtype=bool)
 _INTERIOR[1:-1, 1:-1] = True
 _BLAS = ThreadpoolController()
@@ -377,7 +378,16 @@ class LowResPafs:
         shape = np.shape(ys)
         ys, xs = np.ravel(ys), np.ravel(xs)
         limbs = np.ravel(np.broadcast_to(limbs, shape))
-        total = np.zeros(2 * len(ys), np.float32)
+        total = np.zeros((len(ys), 2), np.float32)  # x and y of each pixel
+        for begin in range(0, len(ys), PAF_CHUNK):
+            chunk = slice(begin, begin + PAF_CHUNK)
+            self._add(ys[chunk], xs[chunk], limbs[chunk], total[chunk].reshape(-1))
+        total = total.astype(np.float64)
+        return total[:, 0].reshape(shape), total[:, 1].reshape(shape)
+
+    def _add(self, ys: np.ndarray, xs: np.ndarray, limbs: np.ndarray, total: np.ndarray) -> None:
+        """Add the PAFs at pixels (ys, xs) of limbs ``limbs`` (n,) to ``total`` (2 n,), x and y
+        interleaved, one scale after the other."""
         for (h, w), (ay, ax), pairs in zip(self.ops.low_shapes, self.ops.scales, self._pairs,
                                            strict=True):
             # Each y tap's row of x taps, (taps_x, 2 n) (x and y interleaved, as the paired
@@ -399,6 +409,3 @@ class LowResPafs:
             for tap in range(1, ax.up.width):
                 scale_sum += np.multiply(rows[tap], weights_x[tap], out=term)
             total += scale_sum
-        total = total.reshape(-1, 2).astype(np.float64)
-        return total[:, 0].reshape(shape), total[:, 1].reshape(shape)
-
