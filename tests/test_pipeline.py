@@ -62,16 +62,16 @@ def test_people_come_back_through_scaling_and_padding(scales, decoder):
 
 
 def test_timings_split_the_network_from_the_decoding():
-    """The network's time (here at least 1 s per scale) is in ``network_s`` only; the
-    decoding stages add up to the rest of the call."""
+    """The network's time (here at least 1 s per scale) is in ``network_s`` only (none of the
+    2 s of sleep shows in the decoding's stages); the stages add up to the rest of the call."""
     image = np.zeros((*IMAGE_SHAPE, 3), np.uint8)
     params = InferenceParams(scales=(0.8, 1.2))
-    pipeline = PosePipeline(ideal_network(params, delay_s=1.0), params, decoder="faithful")
+    pipeline = PosePipeline(ideal_network(params, delay_s=1.0), params)
     start = time.perf_counter()
     t = pipeline.run(image).timings
     elapsed = time.perf_counter() - start
     assert t.network_s >= 2.0
-    assert 0 < t.postprocess_s < 1.0
+    assert 0 < t.postprocess_s < 0.5  # the fast decoder takes milliseconds here
     assert t.maps_s > 0 and t.peaks_s > 0 and t.association_s > 0
     assert t.total_s <= elapsed < t.total_s + 0.05
 
