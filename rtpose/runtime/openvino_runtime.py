@@ -43,6 +43,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -89,12 +90,21 @@ def _check_precision(precision: str) -> None:
 
 
 class Pending:
-    """A batch submitted to an ``OpenVinoNetwork``; ``result()`` waits for its maps."""
+    """A batch submitted to an ``OpenVinoNetwork``; ``result()`` waits for its maps.
 
-    def __init__(self, network: OpenVinoNetwork, compiled: _Compiled, request: Any):
+    ``network_s`` (known once ``result()`` returns): the seconds the network spent on this
+    batch alone, from its submission or, if later, the end of the batch whose result was
+    taken before it, to its end. Results taken in submission order: with batches in flight
+    one behind the other, the time one waited for the one ahead is not counted.
+    """
+
+    def __init__(self, network: OpenVinoNetwork, compiled: _Compiled, request: Any,
+                 submitted: float):
         self._network, self._compiled, self._request = network, compiled, request
+        self._submitted = submitted
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
+        self.network_s = 0.0
 
     def done(self) -> bool:
         return self._maps is not None
@@ -104,10 +114,11 @@ class Pending:
         with self._lock:
             if self._maps is None:
                 self._request.wait()
+                end = self._submitted + self._request.latency / 1000
                 self._maps = _read_outputs(self._request)
                 self._compiled.give(self._request)
                 self._request = None
-                self._network._forget(self)
+                self.network_s = self._network._finished(self, end)
         return self._maps
 
 
@@ -200,6 +211,7 @@ class OpenVinoNetwork:
         self._compile_lock = threading.Lock()
         self._pending: deque[Pending] = deque()
         self._pending_lock = threading.Lock()
+        self._last_end = 0.0  # when the latest submitted batch to finish ended (perf_counter)
         if not static_shapes:
             self._compiled_for(None)
 
@@ -255,16 +267,21 @@ class OpenVinoNetwork:
                     break
                 oldest = self._pending[0]
             oldest.result()
+        submitted = time.perf_counter()
         compiled, request = self._start(batch, share=False)
-        pending = Pending(self, compiled, request)
+        pending = Pending(self, compiled, request, submitted)
         with self._pending_lock:
             self._pending.append(pending)
         return pending
 
-    def _forget(self, pending: Pending) -> None:
+    def _finished(self, pending: Pending, end: float) -> float:
+        """Forget ``pending``, which ended at ``end``; the seconds it alone took (``Pending``)."""
         with self._pending_lock:
             if pending in self._pending:
                 self._pending.remove(pending)
+            start = max(pending._submitted, self._last_end)
+            self._last_end = max(self._last_end, end)
+        return max(end - start, 0.0)
 
 
 def cpu_has_bf16(core: Any) -> bool:
