@@ -63,8 +63,10 @@ class Output(Protocol):
 
 @dataclass(frozen=True)
 class FrameTiming:
-    """Per processed frame: ``latency_s`` from the frame's capture to its picture drawn (before
-    the outputs write it, when one draws); ``network_s`` the network (with resizing and padding);
+    """Per processed frame: ``latency_s`` from the frame's capture (a file's frame: from when
+    the network stage takes it, as if a camera had just delivered it; a file is read ahead so
+    that the network never waits for the decoder) to its picture drawn (before the outputs
+    write it, when one draws); ``network_s`` the network (with resizing and padding);
     ``postprocess_s`` decoding its outputs into people (``PosePipeline.decode``)."""
 
     index: int
@@ -143,7 +145,8 @@ def run_stream(
     threads = [
         threading.Thread(target=_capture, args=(frames, source.live, captured, stop, drops),
                          name="rtpose-capture", daemon=True),
-        threading.Thread(target=_network, args=(pipeline, captured, computed, stop, slots),
+        threading.Thread(target=_network,
+                         args=(pipeline, captured, computed, stop, slots, source.live),
                          name="rtpose-network", daemon=True),
     ]
     timings: list[FrameTiming] = []
@@ -206,14 +209,17 @@ def _capture(frames, live: bool, out: queue.Queue, stop: threading.Event, drops:
 
 
 def _network(pipeline: PosePipeline, inp: queue.Queue, out: queue.Queue, stop: threading.Event,
-             slots: threading.Semaphore | None):
+             slots: threading.Semaphore | None, live: bool):
     """Run the network on each captured frame (``pipeline.submit`` when ``slots``, after taking
-    one, else ``pipeline.infer``), passing its handle on; pass the end and failures on."""
+    one, else ``pipeline.infer``), passing its handle on with the frame's capture time (now,
+    for a file); pass the end and failures on."""
     while _acquire(slots, stop) and (item := _get(inp, stop)) is not None:
         if item is _END or isinstance(item, _Failed):
             _put(out, item, stop)
             return
         frame, capture_time = item
+        if not live:
+            capture_time = time.perf_counter()
         try:
             pending = (pipeline.submit(frame.image) if slots is not None
                        else PendingInference(pipeline.infer(frame.image)))
