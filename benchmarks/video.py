@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calibration", type=Path, default=COCO_MINI / "train2017",
                         help="int8: training images to calibrate on (default coco_mini "
                              "train2017)")
-    parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 2],
+    parser.add_argument("--in-flight", type=int, nargs="+", choices=(1, 2), default=[1, 2],
                         help="pipelined mode, asynchronous runtimes: frames in the network at "
                              "once (default 1 2)")
     parser.add_argument("--hint", nargs="+", choices=HINTS, default=list(HINTS),
