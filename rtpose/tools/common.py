@@ -165,8 +165,9 @@ def network_from_args(args: argparse.Namespace, threads: int | None = None,
             model, architecture = load_model(args.arch, weights)
             network = make_network(model, architecture, args.runtime, weights, threads,
                                    precision, getattr(args, "calibration", None), hint)
-        # The first call compiles (one graph for every input size) and initialises the devices.
-        network(np.zeros((1, network.stride, network.stride, 3), np.float32))
+        if network.runtime != "openvino":  # compiled already; a first call would only cost
+            # The first call compiles (one graph for every input size), initialises devices.
+            network(np.zeros((1, network.stride, network.stride, 3), np.float32))
     return network
 
 
