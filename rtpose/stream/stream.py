@@ -11,11 +11,12 @@ camera never waits for the network, and the network never waits for drawing or w
 source (camera) keeps only its newest frame when the network is busy, so the latency stays one
 frame deep; a file source blocks instead, so every frame is processed, in order.
 
-With a network that runs asynchronously (``PosePipeline.can_submit``: OpenVINO), up to
-``in_flight`` frames (default 2) are in the network at once: the network stage prepares and
-submits the next frame while the previous one runs, so the network never waits for its input,
-and results still come out in frame order. A frame then waits at most for the one ahead of it
-(one network time more latency); ``in_flight=1`` runs one frame at a time.
+With a network that runs asynchronously (``PosePipeline.can_submit``: OpenVINO),
+``in_flight=2`` keeps two frames in the network at once: the network stage prepares and submits
+the next frame while the previous one runs, and results still come out in frame order. It pays
+with OpenVINO's ``throughput`` hint, one inference stream per frame, the two side by side
+(``demo_camera.py``'s default): more frames per second, and each frame's latency grows by
+about one frame time. On one ``latency`` stream, the second frame only waits its turn.
 
     with open_source(video=Path("clip.mp4")) as source, VideoOutput("out.mp4", source) as video:
         summary = run_stream(source, pipeline, [video])
@@ -121,7 +122,7 @@ def run_stream(
     pipeline: PosePipeline,
     outputs: Sequence[Output] = (),
     max_frames: int | None = None,
-    in_flight: int = 2,
+    in_flight: int = 1,
 ) -> StreamSummary:
     """Run ``pipeline`` on every frame of ``source`` (the newest ones of a live source) and hand
     each result (and its drawn frame, if an output draws) to ``outputs``, in frame order.

@@ -5,8 +5,8 @@
 
 One scale (--scales 1.0) unless --scales says otherwise; capture, network and drawing run in
 their own threads (rtpose.stream). With --runtime openvino, two frames are in the network at once
-(--in-flight, each on its own OpenVINO stream): more frames per second, and at most one frame
-more latency; --in-flight 1 for the least latency. SIGTERM stops it as Ctrl+C does: the video
+(--in-flight, each on its own OpenVINO stream): more frames per second, and about one frame
+time more latency; --in-flight 1 for the least latency. SIGTERM stops it as Ctrl+C does: the video
 and JSON lines written so far are finished and kept.
 """
 
