@@ -37,6 +37,7 @@ Needs the ``openvino`` extra (``pip install -e .[openvino]``: openvino, and nncf
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import logging
 import os
@@ -213,7 +214,7 @@ class OpenVinoNetwork:
         self._compile_lock = threading.Lock()
         self._pending: deque[Pending] = deque()
         self._pending_lock = threading.Lock()
-        self._last_end = 0.0  # when the latest submitted batch to finish ended (perf_counter)
+        self._last_end = 0.0  # the latest end of a batch whose result was taken (perf_counter)
         if not static_shapes:
             self._compiled_for(None)
 
@@ -286,14 +287,10 @@ class OpenVinoNetwork:
         return max(end - start, 0.0)
 
 
-_CORE: list[Any] = []
-
-
+@functools.cache
 def _core() -> Any:
     """The process's one ``openvino.Core`` (made on first use)."""
-    if not _CORE:
-        _CORE.append(import_openvino().Core())
-    return _CORE[0]
+    return import_openvino().Core()
 
 
 def read_ir(path: str | Path) -> ov.Model:
