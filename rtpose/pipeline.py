@@ -5,6 +5,8 @@
     people = pipeline(image)                       # BGR uint8 (H, W, 3) -> People
     result = pipeline.run(image)                   # people, all peaks, stage timings
     result = pipeline.decode(pipeline.infer(image))  # the same, in two steps (rtpose.stream)
+    pending = pipeline.submit(image)               # infer, started; the network runs on
+    result = pipeline.decode(pending.result())     # (asynchronously if it can: can_submit)
 
 The image geometry is ``rtpose.geometry``'s; decoding is ``rtpose.decode.decode`` with
 ``decoder`` ``fast`` (default) or ``faithful``. Nothing here imports Keras.
@@ -13,6 +15,7 @@ The image geometry is ``rtpose.geometry``'s; decoding is ``rtpose.decode.decode`
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +25,7 @@ from rtpose.decode import METHODS, Stopwatch, decode
 from rtpose.errors import RtposeError
 from rtpose.geometry import MAX_INPUT_PIXELS, Geometry, merge_mirrored, network_inputs
 from rtpose.people import People
-from rtpose.runtime.network import Network
+from rtpose.runtime.network import Network, PendingMaps
 
 DECODERS = METHODS
 
@@ -57,6 +60,30 @@ class Inferred:
     outputs: list[tuple[np.ndarray, np.ndarray]]
     geometry: Geometry
     network_s: float
+
+
+class PendingInference:
+    """``PosePipeline.submit``'s handle on one image: ``result()`` waits for what ``infer``
+    returns. ``network_s`` counts the preparation, the network's own time on each batch
+    (``PendingMaps.network_s``: not the time spent waiting behind another image's batches) and
+    the flip merge."""
+
+    def __init__(self, inferred: Inferred | None = None, pending: Sequence[PendingMaps] = (),
+                 geometry: Geometry | None = None, flip: bool = False, prepare_s: float = 0.0):
+        self._inferred, self._pending, self._geometry = inferred, list(pending), geometry
+        self._flip, self._prepare_s = flip, prepare_s
+
+    def result(self) -> Inferred:
+        if self._inferred is None:
+            outputs, network_s = [], self._prepare_s
+            for pending in self._pending:
+                heat, paf = (np.asarray(maps) for maps in pending.result())
+                start = time.perf_counter()
+                outputs.append(merge_mirrored(heat, paf) if self._flip else (heat[0], paf[0]))
+                network_s += pending.network_s + time.perf_counter() - start
+            self._inferred = Inferred(outputs, self._geometry, network_s)
+            self._pending = []
+        return self._inferred
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,8 +128,7 @@ class PosePipeline:
 
     def infer(self, image: np.ndarray) -> Inferred:
         """The network's outputs at every scale for a BGR uint8 image (H, W, 3)."""
-        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
-            raise RtposeError(f"expected a BGR image of shape (H, W, 3), got {image.shape}")
+        _check_image(image)
         start = time.perf_counter()
         outputs, pads = [], []
         for batch, pad in network_inputs(image, self.inference, self.network.stride,
@@ -114,6 +140,30 @@ class PosePipeline:
             pads.append(pad)
         geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
         return Inferred(outputs, geometry, time.perf_counter() - start)
+
+    @property
+    def can_submit(self) -> bool:
+        """Whether the network runs batches asynchronously (``rtpose.runtime.AsyncNetwork``)."""
+        return callable(getattr(self.network, "submit", None))
+
+    def submit(self, image: np.ndarray) -> PendingInference:
+        """``infer`` started: with an asynchronous network (``can_submit``), returns once the
+        image's batches are submitted, so that the next image can be prepared while the network
+        runs; otherwise the network runs here. ``result()`` waits for ``infer``'s result."""
+        if not self.can_submit:
+            return PendingInference(self.infer(image))
+        _check_image(image)
+        pending, pads, prepare_s = [], [], 0.0
+        start = time.perf_counter()
+        for batch, pad in network_inputs(image, self.inference, self.network.stride,
+                                         self.max_pixels):
+            prepare_s += time.perf_counter() - start
+            pending.append(self.network.submit(batch))
+            pads.append(pad)
+            start = time.perf_counter()
+        prepare_s += time.perf_counter() - start
+        geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
+        return PendingInference(None, pending, geometry, self.inference.flip, prepare_s)
 
     def decode(self, inferred: Inferred) -> PoseResult:
         """People from ``infer``'s result, with every stage's time."""
@@ -130,3 +180,8 @@ class PosePipeline:
 
     def __call__(self, image: np.ndarray) -> People:
         return self.run(image).people
+
+
+def _check_image(image: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
+        raise RtposeError(f"expected a BGR image of shape (H, W, 3), got {image.shape}")

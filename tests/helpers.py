@@ -1,10 +1,13 @@
 """Inputs shared by several test modules: the original demo's network input for an image, the
 saved MobileNet-thin outputs on ski.jpg (``original_formats/ski_mobilenet_thin_netout.npz``),
-plain functions as networks, and a pipeline that sees one person per frame without a model."""
+plain functions as networks (run at once or asynchronously), and a pipeline that sees one person
+per frame without a model."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +36,48 @@ class FunctionNetwork:
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.function(batch)
+
+
+class AsyncFunctionNetwork(FunctionNetwork):
+    """A ``FunctionNetwork`` that also runs batches asynchronously (``submit``), each in a
+    thread of its own, so that they may finish out of order; ``most_in_flight``: the most
+    batches it ever held at once."""
+
+    def __init__(self, function: Callable, stride: int = STRIDE) -> None:
+        super().__init__(function, stride)
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def submit(self, batch: np.ndarray) -> PendingCall:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        return PendingCall(self, batch.copy())
+
+
+class PendingCall:
+    """A batch running in its own thread: ``result()`` waits for the function's maps."""
+
+    def __init__(self, network: AsyncFunctionNetwork, batch: np.ndarray) -> None:
+        self.network_s = 0.0
+        self._maps: tuple[np.ndarray, np.ndarray] | None = None
+        self._thread = threading.Thread(target=self._run, args=(network, batch))
+        self._thread.start()
+
+    def _run(self, network: AsyncFunctionNetwork, batch: np.ndarray) -> None:
+        start = time.perf_counter()
+        try:
+            self._maps = network.function(batch)
+        finally:
+            self.network_s = time.perf_counter() - start
+            with network._lock:
+                network.in_flight -= 1
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        self._thread.join()
+        if self._maps is None:
+            raise RuntimeError("the network failed")
+        return self._maps
 
 
 def full_maps(image: np.ndarray, network: Callable, params: InferenceParams):

@@ -16,7 +16,7 @@ from rtpose.data.labels import encode_labels
 from rtpose.decode import decode, lowres
 from rtpose.decode.faithful import average_maps
 from rtpose.decode.operators import Banded
-from rtpose.decode.peaks import find_peaks
+from rtpose.decode.peaks import find_peaks, gaussian_smooth
 from rtpose.errors import RtposeError
 from rtpose.geometry import Geometry, prepare_input, scale_factors, upsample_maps, upsampling_matrix
 from rtpose.skeleton import NUM_HEATMAPS, NUM_LIMBS, NUM_PAFS, NUM_PARTS
@@ -214,6 +214,18 @@ def test_operators_equal_the_faithful_up_sampling():
     banded = Banded.from_dense(up_x)
     np.testing.assert_array_equal(banded.to_dense(), up_x)
     assert banded.start.min() >= 0 and banded.start.max() + banded.width <= banded.n_in
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (3, 2), (12, 5), (13, 3), (26, 7), (61, 83)])
+def test_gaussian_smooth_is_scipys_bit_for_bit(shape):
+    """The fast method's smoothing without scipy: scipy's Gaussian exactly, also on lines
+    shorter than its radius (12), where the mirroring repeats."""
+    from scipy.ndimage import gaussian_filter1d
+
+    values = np.random.default_rng(2).normal(size=shape)
+    for axis in (0, 1):
+        expected = gaussian_filter1d(values, 3.0, axis=axis, mode="reflect", truncate=4.0)
+        np.testing.assert_array_equal(gaussian_smooth(values, axis), expected)
 
 
 def test_operators_are_cached_and_check_their_maps():

@@ -24,7 +24,7 @@ def test_help(capsys):
     assert info.value.code == 0
     usage = capsys.readouterr().out
     for flag in ("--camera", "--video", "--output", "--json", "--model", "--arch", "--scales",
-                 "--max-frames", "--no-display"):
+                 "--max-frames", "--no-display", "--in-flight"):
         assert flag in usage
 
 

@@ -192,6 +192,56 @@ def test_two_requests_in_flight_give_the_same_maps(fp32, ski_inputs):
     assert not network._pending
 
 
+def test_a_stream_with_two_frames_in_flight_finds_the_same_people(fp32, shared_data):
+    """Two frames in flight on two throughput streams: every frame, in order, with the people
+    of one frame at a time on the latency stream."""
+    from rtpose.pipeline import PosePipeline
+    from rtpose.stream.sources import open_source
+    from rtpose.stream.stream import run_stream
+
+    class Keep:
+        draws = False
+
+        def __init__(self):
+            self.results = []
+
+        def write(self, frame, result, drawn):
+            self.results.append((frame.index, result.people))
+
+    street = shared_data / "videos" / "street_5frames.mp4"
+    params = dataclasses.replace(CMU_INFERENCE, scales=(1.0,))
+    found = {}
+    for in_flight, hint in ((1, "latency"), (2, "throughput")):
+        network = OpenVinoNetwork(fp32.path, hint=hint)
+        keep = Keep()
+        with open_source(video=street) as source:
+            summary = run_stream(source, PosePipeline(network, params, CMU_GROUPING), [keep],
+                                 in_flight=in_flight)
+        assert [t.index for t in summary.frames] == [i for i, _ in keep.results] == [0, 1, 2, 3,
+                                                                                      4]
+        found[in_flight] = [people for _, people in keep.results]
+    assert all(len(people) >= 2 for people in found[2])  # pedestrians in every frame
+    for two, one in zip(found[2], found[1], strict=True):
+        np.testing.assert_allclose(two.keypoints, one.keypoints, atol=1e-3)
+
+
+def test_demo_image_on_a_cached_ir_imports_little_and_is_quiet(fp32, weights_copy, repo_root,
+                                                               tmp_path):
+    """The start-up path of ``demo_image.py --runtime openvino``: no TensorFlow, Keras, h5py or
+    scipy imported, nothing on stderr."""
+    args = ["--image", "sample_images/ski.jpg", "--model", str(weights_copy), "--runtime",
+            "openvino", "--scales", "1.0", "--output", str(tmp_path / "result.png")]
+    heavy = ("tensorflow", "keras", "h5py", "scipy", "tqdm", "matplotlib", "pycocotools")
+    code = (f"import sys; from rtpose.tools.demo_image import main; main({args!r}); "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("5 people in") and lines[-1] == "[]"
+
+
 def test_static_shapes_compile_one_model_per_size(fp32, ski_inputs):
     network = OpenVinoNetwork(fp32.path, static_shapes=True)
     for x in ski_inputs + ski_inputs:

@@ -1,6 +1,7 @@
-"""The pipelined stream: every file frame in order with its own result, stale live frames dropped,
-early stops, errors raised in the caller, drawing only for outputs that draw; and the video and
-JSON-lines outputs, written under a temporary name until complete."""
+"""The pipelined stream: every file frame in order with its own result, also with two frames in
+the network at once, stale live frames dropped, early stops, errors raised in the caller, drawing
+only for outputs that draw; and the video and JSON-lines outputs, written under a temporary name
+until complete."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from helpers import FunctionNetwork
+from helpers import AsyncFunctionNetwork, FunctionNetwork, person_network
 
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.errors import RtposeError
@@ -88,6 +89,49 @@ def test_file_frames_all_processed_in_order_with_their_own_results(street):
     # The network runs one frame at a time: the stream takes at least its delays.
     assert summary.elapsed_s >= delays.sum()
     assert summary.fps == pytest.approx(5 / summary.elapsed_s)
+
+
+def green_source(n: int) -> FrameSource:
+    """A file-like source of ``n`` frames of growing green level: ``person_network`` sees its
+    person in another place in each."""
+    frames = ((i * 0.04, np.full((96, 128, 3), (0, 20 + 40 * i, 0), np.uint8)) for i in range(n))
+    return FrameSource("green", frames, live=False, fps=25.0, frame_count=n)
+
+
+def test_two_frames_in_flight_give_every_frame_in_order_with_the_same_people():
+    """An asynchronous network whose frames finish out of order (random delays): two in
+    flight at most, every frame delivered in order, the same people as one at a time."""
+    delays = iter(np.random.default_rng(1).uniform(0.02, 0.08, 6))
+
+    def slow_person(batch):
+        time.sleep(next(delays, 0.0))
+        return person_network(batch)
+
+    network = AsyncFunctionNetwork(slow_person)
+    pipeline = PosePipeline(network, SMALL, CMU_GROUPING)
+    assert pipeline.can_submit
+    two, one = Recorder(), Recorder()
+    with green_source(6) as source:
+        summary = run_stream(source, pipeline, [two], in_flight=2)
+    with green_source(6) as source:  # a network that cannot submit: one frame at a time
+        run_stream(source, PosePipeline(FunctionNetwork(person_network), SMALL, CMU_GROUPING),
+                   [one], in_flight=2)
+
+    assert network.most_in_flight == 2
+    assert [frame.index for frame in two.frames] == [t.index for t in summary.frames] == [
+        0, 1, 2, 3, 4, 5]
+    assert summary.dropped == 0 and all(t.network_s > 0 for t in summary.frames)
+    keypoints = [r.people.keypoints for r in two.results]
+    assert all(len(k) == 1 for k in keypoints)
+    assert len({k.tobytes() for k in keypoints}) == 6  # each frame its own person
+    for got, want in zip(two.results, one.results, strict=True):
+        np.testing.assert_array_equal(got.people.keypoints, want.people.keypoints)
+        np.testing.assert_array_equal(got.people.scores, want.people.scores)
+
+    single = AsyncFunctionNetwork(person_network)
+    with green_source(6) as source:
+        run_stream(source, PosePipeline(single, SMALL, CMU_GROUPING), [Recorder()], in_flight=1)
+    assert single.most_in_flight == 0  # in_flight=1: infer, never submit
 
 
 def test_nothing_is_drawn_when_no_output_draws(street, monkeypatch):

@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
-from rtpose.decode.peaks import PEAK_SIGMA
+from rtpose.decode.peaks import gaussian_smooth
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,8 @@ class Banded:
         return dense
 
 
-def smooth_columns(matrix: np.ndarray, sigma: float = PEAK_SIGMA) -> np.ndarray:
-    """``G @ matrix``, G the (n, n) matrix of scipy's ``gaussian_filter`` along one axis (mode
-    reflect, truncate 4): the filter applied to each column."""
-    return gaussian_filter1d(matrix, sigma, axis=0, mode="reflect", truncate=4.0)
+def smooth_columns(matrix: np.ndarray) -> np.ndarray:
+    """``G @ matrix``, G the (n, n) matrix of scipy's ``gaussian_filter`` along one axis (sigma
+    ``PEAK_SIGMA``, mode reflect, truncate 4): the filter applied to each column, float64
+    (``peaks.gaussian_smooth``)."""
+    return gaussian_smooth(matrix, axis=0)

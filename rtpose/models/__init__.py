@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from rtpose.errors import ModelNotFoundError, RtposeError, WeightsError
@@ -160,6 +159,8 @@ def _detect(path: Path) -> Architecture | None:
     """The one architecture whose first convolution kernel is in the file, else None."""
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
+    import h5py  # not needed to run a cached OpenVINO model
+
     try:
         with h5py.File(path, "r") as file:
             shapes = set()

@@ -39,6 +39,7 @@ def make_network(
     threads: int | None = None,
     precision: str = "fp32",
     calibration: str | Path | None = None,
+    hint: str = "latency",
 ) -> Network:
     """A fast ``network(batch) -> (heat, paf)`` for a testing model of ``arch``.
 
@@ -46,7 +47,8 @@ def make_network(
     onnx runtime caches its export beside it. ``threads``: onnxruntime's intra-op threads
     (default: one per core); TensorFlow's default already uses every core. ``precision``: the
     openvino runtime's (the others compute in fp32 only). ``calibration``: int8's folder of
-    training images (default ``openvino_runtime.DEFAULT_CALIBRATION``).
+    training images (default ``openvino_runtime.DEFAULT_CALIBRATION``). ``hint``: the openvino
+    runtime's performance hint, ``latency`` or ``throughput`` (for frames in flight together).
     """
     if precision not in PRECISIONS:
         raise RuntimeUnavailableError(
@@ -66,7 +68,7 @@ def make_network(
     if runtime == "openvino":
         from rtpose.runtime.openvino_runtime import openvino_network
 
-        return openvino_network(arch, weights, model, precision, threads,
+        return openvino_network(arch, weights, model, precision, threads, hint,
                                 calibration=calibration)
     raise RuntimeUnavailableError(
         f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")

@@ -6,6 +6,10 @@ to ``(heat, paf)``: heatmaps ``(N, H/stride, W/stride, 19)`` and PAFs
 ``(N, H/stride, W/stride, 38)``, float32, C-contiguous numpy. Resizing and padding
 stay outside, in OpenCV: TensorFlow's bicubic resize is not OpenCV's ``INTER_CUBIC``, so
 compiling it in would change the maps.
+
+A network may also run batches asynchronously (``AsyncNetwork``, e.g. OpenVINO's):
+``submit(batch)`` starts it and returns at once; the pending batch's ``result()`` waits for
+``(heat, paf)``, after which its ``network_s`` says how long the network spent on it.
 """
 
 from __future__ import annotations
@@ -48,3 +52,17 @@ def first_line(error: BaseException) -> str:
     """An exception's message in one line (its type's name when it has none)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+class PendingMaps(Protocol):
+    """A batch submitted to an ``AsyncNetwork``."""
+
+    network_s: float
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class AsyncNetwork(Network, Protocol):
+    """A ``Network`` that can also start a batch and return before its maps are computed."""
+
+    def submit(self, batch: np.ndarray) -> PendingMaps: ...

@@ -37,12 +37,14 @@ Needs the ``openvino`` extra (``pip install -e .[openvino]``: openvino, and nncf
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -89,12 +91,21 @@ def _check_precision(precision: str) -> None:
 
 
 class Pending:
-    """A batch submitted to an ``OpenVinoNetwork``; ``result()`` waits for its maps."""
+    """A batch submitted to an ``OpenVinoNetwork``; ``result()`` waits for its maps.
 
-    def __init__(self, network: OpenVinoNetwork, compiled: _Compiled, request: Any):
+    ``network_s`` (known once ``result()`` returns): the seconds the network spent on this
+    batch alone, from its submission or, if later, the end of the batch whose result was
+    taken before it, to its end. Results taken in submission order: with batches in flight
+    one behind the other, the time one waited for the one ahead is not counted.
+    """
+
+    def __init__(self, network: OpenVinoNetwork, compiled: _Compiled, request: Any,
+                 submitted: float):
         self._network, self._compiled, self._request = network, compiled, request
+        self._submitted = submitted
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
+        self.network_s = 0.0
 
     def done(self) -> bool:
         return self._maps is not None
@@ -104,10 +115,11 @@ class Pending:
         with self._lock:
             if self._maps is None:
                 self._request.wait()
+                end = self._submitted + self._request.latency / 1000
                 self._maps = _read_outputs(self._request)
                 self._compiled.give(self._request)
                 self._request = None
-                self._network._forget(self)
+                self.network_s = self._network._finished(self, end)
         return self._maps
 
 
@@ -144,9 +156,12 @@ class OpenVinoNetwork:
     ``precision``: one of ``PRECISIONS``; it must match the IR (an int8 IR for ``int8``, an
     fp32 one otherwise). ``threads``: ``INFERENCE_NUM_THREADS`` (default: OpenVINO's, one per
     core). ``hint``: ``latency`` (one stream using every thread, the default) or
-    ``throughput`` (several streams, for requests in flight together). ``in_flight``: how many
-    ``submit``-ted batches may run at once before ``submit`` waits for the oldest.
+    ``throughput`` (one stream per batch in flight, each on its share of the cores: batches
+    run side by side; on a shared or small CPU, more frames per second than ``latency`` with
+    two in flight, each batch slower). ``in_flight``: how many ``submit``-ted batches may run
+    at once before ``submit`` waits for the oldest.
     ``static_shapes``: compile one model per input size instead of one for all sizes.
+    ``model``: the IR at ``path`` if already read (``read_ir``), to save reading it again.
     """
 
     runtime = "openvino"
@@ -159,21 +174,18 @@ class OpenVinoNetwork:
         hint: str = "latency",
         in_flight: int = 2,
         static_shapes: bool = False,
+        model: ov.Model | None = None,
     ):
-        ov = import_openvino()
         _check_precision(precision)
         if hint not in HINTS:
             raise OpenVinoError(f"unknown performance hint {hint!r}; choose one of "
                                 f"{', '.join(HINTS)}")
-        self.core = ov.Core()
+        self.core = _core()
         if precision == "bf16" and not cpu_has_bf16(self.core):
             raise OpenVinoError("bf16 needs a CPU with bf16 instructions (AVX512_BF16 or AMX), "
                                 "and this one has none: use --precision fp32 or int8")
         self.path = Path(path)
-        try:
-            self._model = self.core.read_model(str(self.path))
-        except RuntimeError as e:
-            raise OpenVinoError(f"{self.path}: OpenVINO cannot read it: {_first_line(e)}") from e
+        self._model = model if model is not None else read_ir(self.path)
         self.info = read_info(self._model)
         if self.info.get("precision", _ir_precision(precision)) != _ir_precision(precision):
             raise OpenVinoError(f"{self.path} is a {self.info['precision']} model; it cannot "
@@ -196,10 +208,13 @@ class OpenVinoNetwork:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self.static_shapes = static_shapes
         self.in_flight = max(1, int(in_flight))
+        if hint == "throughput":  # one stream per batch in flight, the cores shared among them
+            self.config["PERFORMANCE_HINT_NUM_REQUESTS"] = self.in_flight
         self._compiled: dict[tuple[int, ...] | None, _Compiled] = {}
         self._compile_lock = threading.Lock()
         self._pending: deque[Pending] = deque()
         self._pending_lock = threading.Lock()
+        self._last_end = 0.0  # the latest end of a batch whose result was taken (perf_counter)
         if not static_shapes:
             self._compiled_for(None)
 
@@ -255,16 +270,35 @@ class OpenVinoNetwork:
                     break
                 oldest = self._pending[0]
             oldest.result()
+        submitted = time.perf_counter()
         compiled, request = self._start(batch, share=False)
-        pending = Pending(self, compiled, request)
+        pending = Pending(self, compiled, request, submitted)
         with self._pending_lock:
             self._pending.append(pending)
         return pending
 
-    def _forget(self, pending: Pending) -> None:
+    def _finished(self, pending: Pending, end: float) -> float:
+        """Forget ``pending``, which ended at ``end``; the seconds it alone took (``Pending``)."""
         with self._pending_lock:
             if pending in self._pending:
                 self._pending.remove(pending)
+            start = max(pending._submitted, self._last_end)
+            self._last_end = max(self._last_end, end)
+        return max(end - start, 0.0)
+
+
+@functools.cache
+def _core() -> Any:
+    """The process's one ``openvino.Core`` (made on first use)."""
+    return import_openvino().Core()
+
+
+def read_ir(path: str | Path) -> ov.Model:
+    """The OpenVINO model at ``path`` (an IR's .xml), or a one-line ``OpenVinoError``."""
+    try:
+        return _core().read_model(str(path))
+    except RuntimeError as e:
+        raise OpenVinoError(f"{path}: OpenVINO cannot read it: {_first_line(e)}") from e
 
 
 def cpu_has_bf16(core: Any) -> bool:
@@ -312,14 +346,25 @@ def read_info(model: Any) -> dict[str, str]:
 
 def cache_is_fresh(path: str | Path, weights: str | Path, precision: str = "fp32") -> bool:
     """Whether the IR at ``path`` was made, at ``precision``, from the current ``weights``."""
-    ov = import_openvino()
+    return _fresh_cache(path, weights, precision) is not None
+
+
+def _fresh_cache(path: str | Path, weights: str | Path, precision: str) -> ov.Model | None:
+    """The IR at ``path``, read, if it was made at ``precision`` from the current ``weights``;
+    else None."""
     path = Path(path)
     if not path.is_file() or not path.with_suffix(".bin").is_file():
-        return False
+        return None
     try:
-        info = read_info(ov.Core().read_model(str(path)))
-    except RuntimeError:
-        return False
+        model = read_ir(path)
+    except OpenVinoError:
+        return None
+    return model if _made_from(read_info(model), weights, precision) else None
+
+
+def _made_from(info: dict[str, str], weights: str | Path, precision: str) -> bool:
+    """Whether an IR's recorded ``info`` says it was made at ``precision`` from ``weights``
+    as they are now."""
     quick = weights_fingerprint(weights, digest=False)
     if (info.get("format") != CACHE_FORMAT or info.get("precision") != _ir_precision(precision)
             or info.get("weights_size") != quick["weights_size"]):
@@ -581,6 +626,29 @@ def openvino_ir(
     return _write_ir(converted, target, info)
 
 
+def cached_openvino_network(
+    weights: str | Path,
+    precision: str = "fp32",
+    threads: int | None = None,
+    hint: str = "latency",
+    **options: Any,
+) -> OpenVinoNetwork | None:
+    """``OpenVinoNetwork`` of the IR cached beside ``weights`` at ``precision`` if it is fresh,
+    else None (also without OpenVINO). Reads the IR once, and imports neither Keras nor
+    TensorFlow nor h5py: the architecture is the one the IR records."""
+    if not Path(weights).is_file():
+        return None
+    try:
+        import_openvino()
+        model = _fresh_cache(openvino_cache_path(weights, precision), weights, precision)
+    except OpenVinoError:
+        return None
+    if model is None:
+        return None
+    return OpenVinoNetwork(openvino_cache_path(weights, precision), precision, threads, hint,
+                           model=model, **options)
+
+
 def openvino_network(
     arch: Architecture | str,
     weights: str | Path | None = None,
@@ -593,6 +661,10 @@ def openvino_network(
 ) -> OpenVinoNetwork:
     """``OpenVinoNetwork`` of ``openvino_ir(arch, weights, model, precision, calibration)``;
     ``threads``, ``hint`` and ``options`` (``in_flight``, ``static_shapes``) go to it."""
+    if weights is not None:
+        cached = cached_openvino_network(weights, precision, threads, hint, **options)
+        if cached is not None:
+            return cached
     if isinstance(arch, str):
         from rtpose.models import get_architecture
 

@@ -2,14 +2,21 @@
 
 Three threads joined by queues of one item::
 
-    capture ──▶ network (PosePipeline.infer) ──▶ decoding (PosePipeline.decode), outputs
-                                                  (the calling thread)
+    capture ──▶ network (PosePipeline.infer or .submit) ──▶ decoding (PosePipeline.decode),
+                                                              outputs (the calling thread)
 
 Frames are drawn only when an output needs it (``Output.draws``). OpenCV and the runtimes
 release the GIL while they work, so the stages run at the same time: the
 camera never waits for the network, and the network never waits for drawing or writing. A live
 source (camera) keeps only its newest frame when the network is busy, so the latency stays one
 frame deep; a file source blocks instead, so every frame is processed, in order.
+
+With a network that runs asynchronously (``PosePipeline.can_submit``: OpenVINO),
+``in_flight=2`` keeps two frames in the network at once: the network stage prepares and submits
+the next frame while the previous one runs, and results still come out in frame order. It pays
+with OpenVINO's ``throughput`` hint, one inference stream per frame, the two side by side
+(``demo_camera.py``'s default): more frames per second, and each frame's latency grows by
+about one frame time. On one ``latency`` stream, the second frame only waits its turn.
 
     with open_source(video=Path("clip.mp4")) as source, VideoOutput("out.mp4", source) as video:
         summary = run_stream(source, pipeline, [video])
@@ -31,6 +38,7 @@ import cv2
 import numpy as np
 
 from rtpose.draw import draw_people
+from rtpose.pipeline import PendingInference
 from rtpose.stream.sources import Frame, FrameSource
 
 if TYPE_CHECKING:
@@ -56,8 +64,10 @@ class Output(Protocol):
 
 @dataclass(frozen=True)
 class FrameTiming:
-    """Per processed frame: ``latency_s`` from the frame's capture to its picture drawn (before
-    the outputs write it, when one draws); ``network_s`` the network (with resizing and padding);
+    """Per processed frame: ``latency_s`` from the frame's capture (a file's frame: from when
+    the network stage takes it, as if a camera had just delivered it; a file is read ahead so
+    that the network never waits for the decoder) to its picture drawn (before the outputs
+    write it, when one draws); ``network_s`` the network (with resizing and padding);
     ``postprocess_s`` decoding its outputs into people (``PosePipeline.decode``)."""
 
     index: int
@@ -112,23 +122,32 @@ def run_stream(
     pipeline: PosePipeline,
     outputs: Sequence[Output] = (),
     max_frames: int | None = None,
+    in_flight: int = 1,
 ) -> StreamSummary:
     """Run ``pipeline`` on every frame of ``source`` (the newest ones of a live source) and hand
     each result (and its drawn frame, if an output draws) to ``outputs``, in frame order.
+    ``in_flight``: how many frames the network may hold at once when it runs asynchronously
+    (``pipeline.can_submit``; one otherwise).
 
     Ends at the end of the source, after ``max_frames`` frames, when an output raises
     ``StopStream``, or on Ctrl+C (``KeyboardInterrupt`` is caught: the summary says so, and the
     caller closes its outputs as usual). An exception in a stage is raised here.
     """
+    if in_flight < 1:
+        raise ValueError(f"in_flight must be at least 1, got {in_flight}")
     stop = threading.Event()
     captured: queue.Queue = queue.Queue(maxsize=1)
-    computed: queue.Queue = queue.Queue(maxsize=1)
+    # Frames submitted and not yet taken by this thread: at most in_flight (async) ...
+    slots = threading.Semaphore(in_flight) if pipeline.can_submit and in_flight > 1 else None
+    # ... or, computed here in the network thread, one waiting while the next is computed.
+    computed: queue.Queue = queue.Queue(maxsize=1 if slots is None else in_flight)
     drops = _Counter()
     frames = source if source.live else itertools.islice(source, max_frames)
     threads = [
         threading.Thread(target=_capture, args=(frames, source.live, captured, stop, drops),
                          name="rtpose-capture", daemon=True),
-        threading.Thread(target=_network, args=(pipeline, captured, computed, stop),
+        threading.Thread(target=_network,
+                         args=(pipeline, captured, computed, stop, slots, source.live),
                          name="rtpose-network", daemon=True),
     ]
     timings: list[FrameTiming] = []
@@ -145,7 +164,10 @@ def run_stream(
                 break
             if isinstance(item, _Failed):
                 raise item.error
-            frame, capture_time, inferred = item
+            frame, capture_time, pending = item
+            inferred = pending.result()
+            if slots is not None:
+                slots.release()
             result = pipeline.decode(inferred)
             fps = counter.tick()
             drawn = None
@@ -187,20 +209,34 @@ def _capture(frames, live: bool, out: queue.Queue, stop: threading.Event, drops:
         _put(out, _END, stop)
 
 
-def _network(pipeline: PosePipeline, inp: queue.Queue, out: queue.Queue, stop: threading.Event):
-    """Run the network on each captured frame; pass the end and failures on."""
-    while (item := _get(inp, stop)) is not None:
+def _network(pipeline: PosePipeline, inp: queue.Queue, out: queue.Queue, stop: threading.Event,
+             slots: threading.Semaphore | None, live: bool):
+    """Run the network on each captured frame (``pipeline.submit`` when ``slots``, after taking
+    one, else ``pipeline.infer``), passing its handle on with the frame's capture time (now,
+    for a file); pass the end and failures on."""
+    while _acquire(slots, stop) and (item := _get(inp, stop)) is not None:
         if item is _END or isinstance(item, _Failed):
             _put(out, item, stop)
             return
         frame, capture_time = item
+        if not live:
+            capture_time = time.perf_counter()
         try:
-            inferred = pipeline.infer(frame.image)
+            pending = (pipeline.submit(frame.image) if slots is not None
+                       else PendingInference(pipeline.infer(frame.image)))
         except BaseException as error:  # re-raised by run_stream in the calling thread
             _put(out, _Failed(error), stop)
             return
-        if not _put(out, (frame, capture_time, inferred), stop):
+        if not _put(out, (frame, capture_time, pending), stop):
             return
+
+
+def _acquire(slots: threading.Semaphore | None, stop: threading.Event) -> bool:
+    """Take one of ``slots`` (if any), waiting for one; False if ``stop`` was set first."""
+    while slots is not None and not slots.acquire(timeout=POLL_S):
+        if stop.is_set():
+            return False
+    return not stop.is_set()
 
 
 def _get(q: queue.Queue, stop: threading.Event) -> Any:

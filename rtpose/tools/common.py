@@ -32,13 +32,7 @@ from rtpose.config import (
 from rtpose.errors import RtposeError
 from rtpose.files import INTERRUPTED_EXIT
 from rtpose.geometry import MAX_INPUT_PIXELS
-from rtpose.models import (
-    ARCHITECTURES,
-    find_default_weights,
-    get_architecture,
-    infer_architecture,
-    load_model,
-)
+from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, Network, make_network
 
@@ -150,44 +144,39 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {name: value for name in names if (value := getattr(args, name)) is not None}
 
 
-def network_from_args(args: argparse.Namespace, threads: int | None = None) -> Network:
+def network_from_args(args: argparse.Namespace, threads: int | None = None,
+                      hint: str = "latency") -> Network:
     """The model of ``--model`` / ``--arch`` (default weights when no ``--model``), compiled
     by ``--runtime`` (``threads``: onnxruntime's intra-op threads; TensorFlow's are set by the
-    caller, before TensorFlow starts)."""
+    caller, before TensorFlow starts; ``hint``: OpenVINO's performance hint)."""
     weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
     precision = getattr(args, "precision", "fp32")
     with quiet_native_stderr(not getattr(args, "verbose", False)):
-        if args.runtime == "openvino" and openvino_cached(weights, precision):
-            from rtpose.runtime.openvino_runtime import openvino_network
+        network = None
+        if args.runtime == "openvino":
+            from rtpose.runtime.openvino_runtime import cached_openvino_network
 
-            # A cached IR: neither TensorFlow nor Keras is imported.
-            architecture = get_architecture(args.arch) if args.arch else infer_architecture(weights)
-            network = openvino_network(architecture, weights, None, precision, threads)
-        else:
+            # A cached IR: neither TensorFlow nor Keras is imported. Another --arch than the
+            # IR's (the weights') goes on to load_model, which says so.
+            network = cached_openvino_network(weights, precision, threads, hint)
+            if network is not None and args.arch not in (None, network.architecture):
+                network = None
+        if network is None:
             model, architecture = load_model(args.arch, weights)
             network = make_network(model, architecture, args.runtime, weights, threads,
-                                   precision, getattr(args, "calibration", None))
-        # The first call compiles (one graph for every input size) and initialises the devices.
-        network(np.zeros((1, network.stride, network.stride, 3), np.float32))
+                                   precision, getattr(args, "calibration", None), hint)
+        if network.runtime != "openvino":  # compiled already; a first call would only cost
+            # The first call compiles (one graph for every input size), initialises devices.
+            network(np.zeros((1, network.stride, network.stride, 3), np.float32))
     return network
 
 
-def openvino_cached(weights: Path, precision: str) -> bool:
-    """Whether OpenVINO's IR of ``weights`` at ``precision`` is cached and fresh (False when
-    OpenVINO is not installed: ``make_network`` then says how to install it)."""
-    from rtpose.runtime.openvino_runtime import cache_is_fresh, openvino_cache_path
-
-    try:
-        return cache_is_fresh(openvino_cache_path(weights, precision), weights, precision)
-    except RtposeError:
-        return False
-
-
-def pipeline_from_args(args: argparse.Namespace, threads: int | None = None) -> PosePipeline:
+def pipeline_from_args(args: argparse.Namespace, threads: int | None = None,
+                       hint: str = "latency") -> PosePipeline:
     """``network_from_args`` with the parameters of ``params_from_args`` and ``--decoder``."""
     inference, grouping = params_from_args(args)
-    return PosePipeline(network_from_args(args, threads), inference, grouping, args.decoder,
-                        args.max_pixels)
+    return PosePipeline(network_from_args(args, threads, hint), inference, grouping,
+                        args.decoder, args.max_pixels)
 
 
 def positive_int(text: str) -> int:
