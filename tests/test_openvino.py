@@ -115,7 +115,7 @@ def test_missing_openvino_is_one_line(monkeypatch, mobilenet_weights):
     with pytest.raises(OpenVinoError) as error:
         openvino_network(ARCH, mobilenet_weights)
     assert str(error.value) == ("the openvino runtime needs OpenVINO: "
-                                "pip install -e .[openvino]")
+                                "pip install 'openvino>=2026.0,<2027'")
 
 
 def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet, tmp_path,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 
 import cv2
 import numpy as np
@@ -97,7 +98,28 @@ def test_onnx_cache_path():
 def test_runtime_flag():
     parser = argparse.ArgumentParser()
     add_model_args(parser)
-    assert parser.parse_args([]).runtime == "keras"
+    assert parser.parse_args([]).runtime == "auto"
     assert parser.parse_args(["--runtime", "onnx"]).runtime == "onnx"
     with pytest.raises(SystemExit):
         parser.parse_args(["--runtime", "xla"])
+
+
+def test_auto_runtime_is_openvino_on_a_cpu_with_tensorflow(monkeypatch, tmp_path):
+    """The default: OpenVINO where it is installed on a CPU, Keras on another backend, on an
+    NVIDIA GPU or without OpenVINO; a lower precision always asks for OpenVINO."""
+    from rtpose import runtime
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setattr(runtime, "NVIDIA_GPUS", tmp_path / "none")
+    assert runtime.resolve_runtime("auto") == "openvino"
+    assert runtime.resolve_runtime("onnx") == "onnx"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert runtime.resolve_runtime("auto") == "keras"
+    assert runtime.resolve_runtime("auto", "bf16") == "openvino"
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    (tmp_path / "gpus" / "0000:01:00.0").mkdir(parents=True)
+    monkeypatch.setattr(runtime, "NVIDIA_GPUS", tmp_path / "gpus")
+    assert runtime.resolve_runtime("auto") == "keras"
+    monkeypatch.setattr(runtime, "NVIDIA_GPUS", tmp_path / "none")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    assert runtime.resolve_runtime("auto") == "keras"

@@ -3,18 +3,22 @@
 ``make_network(model, arch, runtime)`` compiles a Keras testing model of ``arch``
 (``rtpose.models.Architecture``) for ``runtime`` (``RUNTIMES``):
 
-- ``keras`` (default): one TensorFlow graph for every input size (``keras_runtime``);
+- ``keras``: one TensorFlow graph for every input size (``keras_runtime``);
 - ``onnx``: the model exported to ONNX and run by onnxruntime, the export cached beside the
   weights (``onnx_runtime``);
 - ``openvino``: OpenVINO Runtime at an explicit ``precision`` (fp32, bf16, int8), its IR
   cached beside the weights (``openvino_runtime``; the ``openvino`` extra).
 
-``export`` writes SavedModel, ONNX and TFLite files. Importing this package imports no runtime:
-each is loaded when asked for.
+``resolve_runtime("auto")``, the scripts' default, picks the fastest runtime on a CPU that
+gives the same people (README, Benchmarks): ``openvino`` at fp32 where OpenVINO is installed,
+else ``keras``. ``export`` writes SavedModel, ONNX and TFLite files. Importing this package
+imports no runtime: each is loaded when asked for.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +32,24 @@ if TYPE_CHECKING:
 RUNTIMES = ("keras", "onnx", "openvino")
 PRECISIONS = ("fp32", "bf16", "int8")
 
-__all__ = ["PRECISIONS", "RUNTIMES", "Network", "RuntimeUnavailableError", "make_network"]
+__all__ = ["PRECISIONS", "RUNTIMES", "Network", "RuntimeUnavailableError", "make_network",
+           "resolve_runtime"]
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
+def resolve_runtime(runtime: str, precision: str = "fp32") -> str:
+    """``runtime``, or for ``auto`` the default: ``openvino`` for a precision below fp32, or where
+    OpenVINO is installed, Keras runs on TensorFlow (``KERAS_BACKEND`` unset or ``tensorflow``)
+    and no NVIDIA GPU is present; else ``keras`` (on a GPU, or on the backend the user chose)."""
+    if runtime != "auto":
+        return runtime
+    if precision != "fp32":
+        return "openvino"
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    gpu = NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
+    if backend == "tensorflow" and not gpu and importlib.util.find_spec("openvino") is not None:
+        return "openvino"
+    return "keras"
 
 
 def make_network(

@@ -31,7 +31,7 @@ IR imports neither TensorFlow nor Keras. OpenVINO's own cache of compiled blobs
 (``CACHE_DIR``) is not used: compiling MobileNet-thin's IR takes about 0.2 s, importing its
 blob no less.
 
-Needs the ``openvino`` extra (``pip install -e .[openvino]``: openvino, and nncf for int8).
+Needs OpenVINO (a dependency of rtpose) and, for int8, NNCF (``pip install -e .[openvino]``).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("fp32", "bf16", "int8")
 HINTS = ("latency", "throughput")
-INSTALL = "pip install -e .[openvino]"
+INSTALL = "pip install -e .[openvino]"  # NNCF, for int8
+INSTALL_OPENVINO = "pip install 'openvino>=2026.0,<2027'"
 CACHE_FORMAT = "1"  # bump when the IR's layout (inputs, outputs, recorded fields) changes
 OUTPUTS = ("heat", "paf")
 # COCO train2017 as dataset/get_dataset.sh places it in the repository.
@@ -80,7 +81,7 @@ def import_openvino() -> Any:
     try:
         import openvino
     except ImportError as e:
-        raise OpenVinoError(f"the openvino runtime needs OpenVINO: {INSTALL}") from e
+        raise OpenVinoError(f"the openvino runtime needs OpenVINO: {INSTALL_OPENVINO}") from e
     return openvino
 
 

@@ -34,7 +34,7 @@ from rtpose.files import INTERRUPTED_EXIT
 from rtpose.geometry import MAX_INPUT_PIXELS
 from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
-from rtpose.runtime import PRECISIONS, RUNTIMES, Network, make_network
+from rtpose.runtime import PRECISIONS, RUNTIMES, Network, make_network, resolve_runtime
 
 DEFAULT_CONFIG = Path("config")
 
@@ -51,10 +51,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="network architecture (default: read off the weights file)",
     )
     parser.add_argument(
-        "--runtime", choices=RUNTIMES, default="keras",
-        help="keras: compiled TensorFlow graph (default); onnx: onnxruntime, the model "
-             "exported once and cached beside the weights as <name>.onnx; openvino: OpenVINO "
-             "Runtime, its IR cached beside the weights")
+        "--runtime", choices=("auto", *RUNTIMES), default="auto",
+        help="auto (default): openvino where OpenVINO is installed (the fastest on a CPU, "
+             "same people), else keras; keras: compiled TensorFlow graph; onnx: onnxruntime, "
+             "the model exported once and cached beside the weights as <name>.onnx; openvino: "
+             "OpenVINO Runtime, its IR cached beside the weights")
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32",
         help="fp32 (default), or with --runtime openvino bf16 (CPUs with bf16) or int8; "
@@ -151,6 +152,7 @@ def network_from_args(args: argparse.Namespace, threads: int | None = None,
     caller, before TensorFlow starts; ``hint``: OpenVINO's performance hint)."""
     weights = args.model if args.model is not None else find_default_weights(args.arch)[1]
     precision = getattr(args, "precision", "fp32")
+    args.runtime = resolve_runtime(args.runtime, precision)
     with quiet_native_stderr(not getattr(args, "verbose", False)):
         network = None
         if args.runtime == "openvino":

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     t = result.timings
     first_stage = "upsampling" if pipeline.decoder == "faithful" else "operators"
     print(f"{len(result.people)} people in {args.image}, written to {args.output}")
-    print(f"network {t.network_s:.3f} s ({len(pipeline.inference.scales)} scales), "
+    print(f"network {t.network_s:.3f} s ({len(pipeline.inference.scales)} scales, "
+          f"{pipeline.network.runtime} {args.precision}), "
           f"post-processing {t.postprocess_s:.3f} s, {pipeline.decoder} decoder "
           f"({first_stage} {t.maps_s:.3f} s, peaks {t.peaks_s:.3f} s, "
           f"association {t.association_s:.3f} s)")

@@ -26,6 +26,7 @@ from rtpose.extract.worker import Settings
 from rtpose.extract.writers import FORMATS
 from rtpose.files import INTERRUPTED_EXIT, sigterm_as_interrupt
 from rtpose.models import find_default_weights
+from rtpose.runtime import resolve_runtime
 from rtpose.tools.common import (
     DEFAULT_CONFIG,
     add_inference_args,
@@ -126,9 +127,10 @@ def _kinds(items) -> str:
 
 def _model_settings(args: argparse.Namespace) -> dict:
     """What the outputs depend on, besides the format: kept in the manifest."""
-    names = ("arch", "runtime", "scales", "boxsize", "thre1", "thre2", "decoder", "max_pixels")
+    names = ("arch", "precision", "scales", "boxsize", "thre1", "thre2", "decoder", "max_pixels")
     return {"model": str(args.model), "config": None if args.config is None else
-            str(args.config), **{name: getattr(args, name) for name in names}}
+            str(args.config), **{name: getattr(args, name) for name in names},
+            "runtime": resolve_runtime(args.runtime, args.precision)}
 
 
 def _report(summary: Summary, manifest: Path | str) -> None:
