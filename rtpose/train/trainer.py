@@ -109,9 +109,8 @@ def data_parallel(distribute: bool, cluster: Cluster | None = None
     several hosts). PyTorch: one device.
     """
     backend = keras.backend.backend()
-    if cluster is not None and backend != "tensorflow":
-        raise RtposeError(f"TF_CONFIG describes a TensorFlow cluster but KERAS_BACKEND is "
-                          f"{backend}; unset TF_CONFIG (JAX: KERAS_DISTRIBUTION_* variables)")
+    if cluster is not None:
+        _require_tensorflow()
     if backend == "tensorflow":
         strategy = make_strategy(distribute, cluster)
         return strategy.scope(), strategy.num_replicas_in_sync
@@ -124,6 +123,14 @@ def data_parallel(distribute: bool, cluster: Cluster | None = None
     devices = keras.distribution.list_devices()
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return contextlib.nullcontext(), len(devices)
+
+
+def _require_tensorflow() -> None:
+    """A ``TF_CONFIG`` cluster trains on TensorFlow only."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RtposeError(f"TF_CONFIG describes a TensorFlow cluster but KERAS_BACKEND is "
+                          f"{backend}; unset TF_CONFIG (JAX: KERAS_DISTRIBUTION_* variables)")
 
 
 def build_training_model(config: TrainConfig, architecture: Architecture) -> keras.Model:
@@ -285,6 +292,8 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     weights and logs directories (see :mod:`rtpose.train.cluster`).
     """
     cluster = read_tf_config(os.environ.get("TF_CONFIG")) if config.distribute else None
+    if cluster is not None:
+        _require_tensorflow()
     if cluster is not None and not cluster.is_chief:
         config = dataclasses.replace(config, weights_dir=cluster.folder(config.weights_dir),
                                      logs_dir=cluster.folder(config.logs_dir))
