@@ -21,19 +21,28 @@ runtime can, as a video stream would; the figure is per frame). Runs are interle
 networks so a busy machine slows them alike; the median of ``--runs`` after one warm-up pass is
 printed, wall-clock time and the process's CPU time (the steadier figure on a shared machine).
 Timing depends only on the input's size, so without ``--image`` a 640x480 frame (a typical COCO
-image) of noise is used; ``--size`` runs square inputs instead (e.g. ``--size 368`` for the CMU
-model's 368x368). CMU runs with random weights, MobileNet-thin with its real converted weights::
+image) of noise is used; ``--size`` runs noise inputs of given sizes at scale 1 instead, one
+table row each (``--size 368 368x656``: the CMU model's 368x368, and a 16:9 video frame's
+368x656). CMU runs with random weights, MobileNet-thin with its real converted weights::
 
     python -m benchmarks.network --mobilenet-weights model/keras/mobilenet_thin.weights.h5
     python -m benchmarks.network --arch mobilenet_thin --runtime keras openvino \\
         --precision fp32 bf16 int8 --runs 20
     python -m benchmarks.network --arch cmu --size 368 --tasks 1scale --runtime keras openvino
+
+``--backend tensorflow jax torch`` runs the benchmark once per Keras backend, each in its own
+process (``KERAS_BACKEND`` is read at ``import keras``), and prints one table; there the
+defaults are the ``keras`` runtime, the ``1scale`` task and ``--size 368 368x656``::
+
+    python -m benchmarks.network --backend tensorflow jax torch --runs 3
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -63,6 +72,8 @@ RUNTIMES = ("predict", "keras", "xla", "onnx", "openvino", "litert")
 PRECISIONS = {"openvino": ("fp32", "bf16", "int8"), "litert": ("fp32", "fp16", "int8")}
 OPENVINO_MODES = ("latency", "static", "throughput")
 TASKS = ("1scale", "4scales", "4threads", "stream")
+BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND_SIZES = ("368x368", "368x656")
 STREAM_FRAMES = 8
 SPEED_ONLY_CALIBRATION = 8
 CALIBRATION = COCO_MINI / "train2017"
@@ -183,10 +194,12 @@ def measure(calls: dict, inputs: list[np.ndarray], tasks: list[str], runs: int,
         "stream": lambda call: stream(call, scale1),
     }
     per_call = {"stream": STREAM_FRAMES}
-    for name, call in calls.items():  # warm-up: traces and compiles every shape
+    scales = set(tasks) & {"4scales", "4threads"}
+    for name, call in calls.items():  # warm-up: traces and compiles every shape used
         start = time.perf_counter()
-        jobs["4scales"](call)
-        print(f"{desc} {name}: first pass (all scales) {time.perf_counter() - start:.1f} s")
+        jobs["4scales" if scales else "1scale"](call)
+        print(f"{desc} {name}: first pass ({'all scales' if scales else 'scale 1'}) "
+              f"{time.perf_counter() - start:.1f} s")
     times = {(name, task): [] for name in calls for task in tasks}
     for _ in tqdm(range(runs), desc=desc):
         for task in tasks:
@@ -200,10 +213,24 @@ def measure(calls: dict, inputs: list[np.ndarray], tasks: list[str], runs: int,
     return {key: np.median(value, axis=0) for key, value in times.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
+def input_size(text: str) -> tuple[int, int]:
+    """``N`` (N x N) or ``HxW``, as (H, W)."""
+    try:
+        sides = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        sides = ()
+    if len(sides) == 1:
+        sides *= 2
+    if len(sides) != 2 or min(sides) < STRIDE:
+        raise argparse.ArgumentTypeError(f"expected N or HxW (at least {STRIDE}), got {text!r}")
+    return sides
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", nargs="+", choices=ARCHITECTURES, default=list(ARCHITECTURES))
-    parser.add_argument("--runtime", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument("--runtime", nargs="+", choices=RUNTIMES,
+                        help="runtimes to time (default: all; with --backend: keras)")
     parser.add_argument("--precision", nargs="+", default=["fp32"],
                         choices=("fp32", "bf16", "int8", "fp16"),
                         help="precisions to run, each where the runtime has it (default fp32)")
@@ -214,26 +241,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mobilenet-weights", type=Path,
                         default=Path("model/keras/mobilenet_thin.weights.h5"))
     parser.add_argument("--image", type=Path, help="input image (default: 640x480 noise)")
-    parser.add_argument("--size", type=int, help="square inputs: SIZE x SIZE at scale 1")
-    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS),
+    parser.add_argument("--size", nargs="+", type=input_size,
+                        help="noise inputs at scale 1, N (square) or HxW, one row each "
+                             "(default: the image's; with --backend: 368 368x656)")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS,
                         help="1scale: one call at scale 1; 4scales: the 4 scales in turn; "
                              "4threads: the 4 scales in 4 threads; stream: calls at scale 1, "
-                             "two in flight where possible")
+                             "two in flight where possible (default: all; with --backend: "
+                             "1scale)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs (default %(default)s)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--backend", nargs="+", choices=BACKENDS,
+                        help="Keras backends to compare, one process each, in one table "
+                             "(default: this process's KERAS_BACKEND)")
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # a backend process's rows
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.backend:
+        compare_backends(args)
+        return
+    args.runtime = args.runtime or list(RUNTIMES)
+    args.tasks = args.tasks or list(TASKS)
 
     print(machine_header())
     rng = np.random.default_rng(0)
-    if args.size is not None:
-        inputs = [rng.uniform(0, 255, (1, *(2 * (round(m * args.size) // 8 * 8,)), 3))
-                  .astype(np.float32) for m in SCALES]
+    if args.size:
+        input_sets = [[rng.uniform(0, 255, (1, round(m * h) // 8 * 8, round(m * w) // 8 * 8, 3))
+                       .astype(np.float32) for m in SCALES] for h, w in args.size]
     else:
         if args.image is None:
             image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
         elif (image := cv2.imread(str(args.image))) is None:
             sys.exit(f"error: cannot read image {args.image}")
-        inputs = [network_input(image, m) for m in SCALES]
-    print("network inputs (HxW): " + ", ".join(f"{x.shape[1]}x{x.shape[2]}" for x in inputs))
+        input_sets = [[network_input(image, m) for m in SCALES]]
+    for inputs in input_sets:
+        print("network inputs (HxW): " + ", ".join(f"{x.shape[1]}x{x.shape[2]}" for x in inputs))
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -245,22 +289,63 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     arch, weights = ARCHITECTURES[name], None
                     model = arch.build()
-                first = inputs[SCALES.index(1.0)].shape
+                first = input_sets[0][SCALES.index(1.0)].shape
                 calls = make_calls(model, arch, weights, args, Path(folder), first)
             except RtposeError as e:
                 sys.exit(f"error: {e}")
-            result = measure(calls, inputs, args.tasks, args.runs, name)
-            rows += [(name, label, [result[label, task] for task in args.tasks])
-                     for label in calls]
-
+            for inputs in input_sets:
+                shape = inputs[SCALES.index(1.0)].shape
+                size = f"{shape[1]}x{shape[2]}"
+                result = measure(calls, inputs, args.tasks, args.runs, f"{name} {size}")
+                rows += [(name, size, label, [[float(v) for v in result[label, task]]
+                                              for task in args.tasks]) for label in calls]
+    if args.json:
+        args.json.write_text(json.dumps(rows))
+        return
     print(f"\n{machine_header()}")
-    print(f"median ms, wall / CPU (all threads of the process), {args.runs} runs after warm-up; "
-          f"stream: per frame")
-    width = max(len(label) for _, label, _ in rows) + 2
-    print(f"{'arch':<16}{'runtime':<{width}}" + "".join(f"{task:>18}" for task in args.tasks))
-    for name, label, seconds in rows:
-        print(f"{name:<16}{label:<{width}}"
+    print_table(rows, "runtime", args)
+
+
+def print_table(rows: list, column: str, args: argparse.Namespace) -> None:
+    """Median ms, wall / CPU, one row per (arch, scale-1 input, ``column``)."""
+    print(f"median ms per image, wall / CPU (all threads of the process), {args.runs} runs after "
+          f"warm-up; stream: per frame")
+    width = max(len(label) for _, _, label, _ in rows) + 2
+    print(f"{'arch':<16}{'input':<10}{column:<{width}}"
+          + "".join(f"{task:>18}" for task in args.tasks))
+    for name, size, label, seconds in rows:
+        print(f"{name:<16}{size:<10}{label:<{width}}"
               + "".join(f"{1000 * wall:>10.1f} /{1000 * cpu:>6.0f}" for wall, cpu in seconds))
+
+
+def compare_backends(args: argparse.Namespace) -> None:
+    """This benchmark once per backend, each in a process with ``KERAS_BACKEND`` set; one
+    table."""
+    args.runtime = args.runtime or ["keras"]
+    args.tasks = args.tasks or ["1scale"]
+    sizes = [f"{h}x{w}" for h, w in args.size] if args.size else \
+        [] if args.image else list(BACKEND_SIZES)
+    command = [sys.executable, "-m", "benchmarks.network", "--arch", *args.arch,
+               "--runtime", *args.runtime, "--precision", *args.precision,
+               "--openvino-modes", *args.openvino_modes,
+               "--mobilenet-weights", str(args.mobilenet_weights), "--tasks", *args.tasks,
+               "--runs", str(args.runs),
+               *(["--size", *sizes] if sizes else ["--image", str(args.image)])]
+    print(machine_header())
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for backend in args.backend:
+            out = Path(folder) / f"{backend}.json"
+            print(f"--- {backend}", flush=True)
+            done = subprocess.run([*command, "--json", str(out)],
+                                  env={**os.environ, "KERAS_BACKEND": backend})
+            if done.returncode != 0:
+                sys.exit(f"error: the {backend} run failed (exit {done.returncode})")
+            rows += [(name, size, f"{backend} {label}", seconds)
+                     for name, size, label, seconds in json.loads(out.read_text())]
+    rows.sort(key=lambda row: (args.arch.index(row[0]), row[1]))
+    print(f"\n{machine_header()}")
+    print_table(rows, "backend runtime", args)
 
 
 if __name__ == "__main__":

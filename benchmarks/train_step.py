@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import machine_header
 from rtpose.models import ARCHITECTURES, get_architecture
 from rtpose.skeleton import NUM_HEATMAPS, NUM_PAFS
 from rtpose.train.config import TrainConfig
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                         "(default: this process's KERAS_BACKEND)")
     p.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # a backend process's rows
     args = p.parse_args(argv)
+    print(machine_header())
     if args.backend:
         rows = [row for backend in args.backend for row in run_backend(backend, args)]
     else:
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
             return
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"peak memory {peak_gib:.1f} GiB")
-    print(f"\ncrop {args.crop_size}, batch {args.batch_size}, {args.steps} timed steps")
+    print(f"\n{machine_header()}")
+    print(f"crop {args.crop_size}, batch {args.batch_size}, {args.steps} timed steps")
     print(f"{'backend':<12}{'architecture':<16}{'first step s':>14}{'s/step':>10}"
           f"{'samples/s':>11}")
     for backend, arch, first, per_step in rows:

@@ -22,10 +22,10 @@ from rtpose.train import callbacks as cb
 from rtpose.train import trainer
 from rtpose.train.optimizer import MultiSGD
 
-# Whole training runs on JAX compile for minutes on 2 cores: they run when RTPOSE_LONG_TESTS=1
-# (as they were run for the note of issue 13), not in every CI run.
+# Whole training runs take minutes on 2 cores (JAX compiles, PyTorch steps slowly): they run
+# when RTPOSE_LONG_TESTS=1 (as they were run for the notes of issue 13), not in every CI run.
 LONG = pytest.mark.skipif(os.environ.get("RTPOSE_LONG_TESTS") != "1",
-                          reason="a long JAX training run: set RTPOSE_LONG_TESTS=1")
+                          reason="a long training run: set RTPOSE_LONG_TESTS=1")
 
 # In the backend's process: MobileNet-thin (2 stages) at crop 64, batch 2, weights drawn in the
 # order of model.weights from a fixed seed, 3 train_on_batch steps on one fixed batch. The
@@ -113,7 +113,7 @@ def servers(repo_root: Path, shared_data: Path):
 
 @LONG
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax"])  # PyTorch: a step takes seconds here; not run yet
+@pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_training_resumes_on_a_backend(backend: str, servers: list[str], repo_root: Path,
                                        tmp_path: Path):
     """train_pose.py from dataset servers, one step per epoch; the same command with more

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from rtpose.models import get_architecture
 from rtpose.tools.train_pose import build_parser, config_from_args
 from rtpose.train import callbacks as cb
 from rtpose.train import trainer
+from rtpose.train.cluster import read_tf_config
 from rtpose.train.config import TrainConfig
 from rtpose.train.init import VGG19_LAYERS, copy_weights_by_name, read_vgg19_h5
 from rtpose.train.optimizer import MultiSGD
@@ -318,3 +320,128 @@ def test_two_logical_cpus_train_like_one(repo_root: Path, tmp_path: Path):
     moved = np.abs(one - out["initial"]).max()
     assert moved > 1e-4
     assert np.abs(two - one).max() < 1e-3 * moved
+
+
+def tf_config(workers: list[str], index: int, **extra) -> str:
+    return json.dumps({"cluster": {"worker": workers, **extra},
+                       "task": {"type": "worker", "index": index}})
+
+
+def test_tf_config_gives_the_task_and_its_folders(tmp_path: Path):
+    assert read_tf_config(None) is None and read_tf_config("  ") is None
+    cluster = read_tf_config(tf_config(["h1:2222", "h2:2222"], 1))
+    assert (cluster.size, cluster.task, cluster.is_chief) == (2, 1, False)
+    assert cluster.folder(tmp_path) == tmp_path / "worker1"
+    chief = read_tf_config(json.dumps({"cluster": {"chief": ["c:1"], "worker": ["w:1"]},
+                                       "task": {"type": "chief", "index": 0}}))
+    assert (chief.size, chief.task, chief.folder(tmp_path)) == (2, 0, tmp_path)
+    worker = read_tf_config(json.dumps({"cluster": {"chief": ["c:1"], "worker": ["w:1"]},
+                                        "task": {"type": "worker", "index": 0}}))
+    assert worker.task == 1 and not worker.is_chief
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{worker", "TF_CONFIG is not JSON"),
+    ('["h:1"]', 'a "cluster" object and a "task" object'),
+    (tf_config(["h:1"], 0, ps=["p:1"]), "has ps tasks"),
+    (tf_config(["h"], 0), "holds 'h', not host:port"),
+    (tf_config(["h:1", "h:1"], 0), "lists an address twice"),
+    (tf_config([], 0), "cluster.worker lists no address"),
+    (tf_config(["h:1"], 0, chief=["a:1", "b:1"]), "lists 2 addresses, at most 1"),
+    (tf_config(["h:1", "g:1"], 2), r"integer in \[0, 2\) for the 2 worker address"),
+    (tf_config(["h:1"], "0"), "got '0'"),
+    (json.dumps({"cluster": {"worker": ["h:1"]}, "task": {"type": "ps", "index": 0}}),
+     'must be "chief" or "worker"'),
+])
+def test_bad_tf_config_is_one_line(text: str, message: str):
+    with pytest.raises(RtposeError, match=message) as error:
+        read_tf_config(text)
+    assert str(error.value).startswith("TF_CONFIG") and "\n" not in str(error.value)
+
+
+def test_bad_tf_config_stops_train_pose_before_keras(repo_root: Path, tmp_path: Path):
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "TF_CONFIG": '{"cluster": {}}'}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "training/train_pose.py", "--distribute",
+         "--weights-dir", str(tmp_path / "w")],
+        cwd=repo_root, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1
+    lines = [x for x in done.stderr.splitlines() if not x.startswith("import time:")]
+    assert lines == ['error: TF_CONFIG must be a JSON object with a "cluster" object and a '
+                     '"task" object']
+    assert not re.search(r"\|\s*(keras|tensorflow)$", done.stderr, re.M)  # before Keras
+    assert not (tmp_path / "w").exists()
+
+
+def test_tf_config_on_another_backend_is_refused(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(trainer.keras.backend, "backend", lambda: "jax")
+    with pytest.raises(RtposeError, match="TF_CONFIG describes a TensorFlow cluster but "
+                                          "KERAS_BACKEND is jax"):
+        trainer.data_parallel(True, read_tf_config(tf_config(["h:1", "g:1"], 0)))
+
+
+# MultiWorkerMirroredStrategy first: it sets up TensorFlow's runtime, which must not have started.
+STRATEGIES = """
+import json, sys
+import tensorflow as tf
+from rtpose.train.cluster import read_tf_config
+from rtpose.train.trainer import make_strategy
+strategy = make_strategy(True, read_tf_config(sys.argv[1]))
+print(json.dumps([isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy),
+                  strategy.num_replicas_in_sync, strategy.cluster_resolver.task_id,
+                  type(make_strategy(True)).__name__, type(make_strategy(False)).__name__]))
+"""
+
+
+@pytest.mark.slow
+def test_distribute_picks_multi_worker_strategy_with_tf_config(repo_root: Path):
+    config = tf_config([f"localhost:{free_port()}"], 0)
+    done = subprocess.run(
+        [sys.executable, "-c", STRATEGIES, config], cwd=repo_root, capture_output=True,
+        text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(repo_root),
+                                     "TF_CONFIG": config})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == [
+        True, 1, 0, "MirroredStrategy", "_DefaultDistributionStrategy"]
+
+
+LONG = pytest.mark.skipif(os.environ.get("RTPOSE_LONG_TESTS") != "1",
+                          reason="a long multi-process run: set RTPOSE_LONG_TESTS=1")
+
+
+@LONG
+@pytest.mark.slow
+def test_two_workers_train_in_step_and_resume(repo_root: Path, servers: tuple[str, str],
+                                              tmp_path: Path):
+    """Two train_pose.py processes on localhost, one MultiWorkerMirroredStrategy cluster by
+    TF_CONFIG: worker 0 writes --weights-dir, worker 1 its worker1 sub-folder, both the same
+    model; the same commands with one more epoch resume both from their own last.keras."""
+    workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
+    weights_dir = tmp_path / "w"
+    for epochs in (1, 2):
+        procs = [subprocess.Popen(
+            [sys.executable, "training/train_pose.py", "--distribute", "--arch",
+             "mobilenet_thin", "--from-scratch", "--stages", "1", "--crop-size", str(CROP),
+             "--batch-size", "2", "--steps-per-epoch", "2", "--val-steps", "1",
+             "--base-lr", "1e-6", "--epochs", str(epochs), "--train-servers", servers[0],
+             "--val-servers", servers[1], "--weights-dir", str(weights_dir),
+             "--logs-dir", str(tmp_path / "logs")],
+            cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(repo_root), "TF_CONFIG": tf_config(workers, i)})
+            for i in range(2)]
+        outputs = [proc.communicate(timeout=600) for proc in procs]
+        for proc, (_, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, err[-3000:]
+    folders = [weights_dir, weights_dir / "worker1"]
+    for i, ((out, _), folder) in enumerate(zip(outputs, folders, strict=True)):
+        assert f"data parallel on 2 devices of 2 hosts (this is task {i}, writing to {folder})" \
+            in out
+        assert f"resuming from {folder / cb.LAST_CHECKPOINT} at epoch 2 of 2" in out
+    logs = [cb.read_log(folder / cb.TRAINING_LOG) for folder in folders]
+    assert [row["epoch"] for row in logs[0]] == [0, 1] and logs[0] == logs[1]
+    architecture = get_architecture("mobilenet_thin")
+    models = [trainer.load_checkpoint(folder / cb.LAST_CHECKPOINT, architecture, 1)
+              for folder in folders]
+    assert [int(m.optimizer.iterations) for m in models] == [4, 4]
+    for a, b in zip(*(m.get_weights() for m in models), strict=True):
+        np.testing.assert_array_equal(a, b)

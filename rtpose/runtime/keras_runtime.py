@@ -7,8 +7,8 @@
   (``benchmarks/network.py``).
 - ``jax``: ``jax.jit`` of the model's stateless call, compiled once per input shape (a video's
   frames share one; each new image size compiles again).
-- ``torch``: the model called under ``torch.inference_mode`` (``torch.compile`` is slower to
-  start and no faster on a CPU here: ``benchmarks/network.py --backend``).
+- ``torch``: the model called under ``torch.inference_mode`` (``torch.compile`` is not used,
+  and not measured: ``benchmarks/network.py --backend`` times this call on each backend).
 """
 
 from __future__ import annotations

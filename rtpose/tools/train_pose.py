@@ -6,12 +6,14 @@ Keras is imported only once the flags are parsed, so ``--help`` and usage errors
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rtpose.errors import RtposeError
 from rtpose.files import INTERRUPTED_EXIT
+from rtpose.train.cluster import read_tf_config
 from rtpose.train.config import LAST_CHECKPOINT, VGG19_FILE, TrainConfig
 
 
@@ -81,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="start over (new log) even if the weights dir holds last.keras")
     p.add_argument("--distribute", action="store_true",
-                   help="data parallel over all local GPUs: MirroredStrategy on TensorFlow, "
-                        "keras.distribution.DataParallel on JAX (several hosts: set "
-                        "KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, _PROCESS_ID)")
+                   help="data parallel over all local GPUs: MirroredStrategy on TensorFlow "
+                        "(several hosts: set TF_CONFIG on each for "
+                        "MultiWorkerMirroredStrategy), keras.distribution.DataParallel on JAX "
+                        "(several hosts: set KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+                        "_NUM_PROCESSES, _PROCESS_ID)")
     p.add_argument("--timeout", type=float, default=d.timeout,
                    help="seconds to wait for a batch before giving up on the servers "
                         "(default: %(default)s)")
@@ -100,15 +104,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse the flags and train; a user error ends with one line on stderr and exit 1, Ctrl+C
     or SIGTERM with one line and exit 130."""
     args = build_parser().parse_args(argv)
+    weights_dir = args.weights_dir
     try:
         config = config_from_args(args)
+        cluster = read_tf_config(os.environ.get("TF_CONFIG")) if args.distribute else None
+        if cluster is not None:  # checked before Keras loads; its tasks write to sub-folders
+            weights_dir = cluster.folder(weights_dir)
         from rtpose.train.trainer import train
 
         train(config)
     except RtposeError as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
-        checkpoint = args.weights_dir / LAST_CHECKPOINT
+        checkpoint = weights_dir / LAST_CHECKPOINT
         kept = (f"{checkpoint} holds the last completed epoch; run the same command to resume"
                 if checkpoint.is_file() else "no epoch was completed")
         print(f"interrupted: {kept}", file=sys.stderr)

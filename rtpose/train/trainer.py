@@ -22,16 +22,21 @@ Backends: training runs on every Keras 3 backend (``KERAS_BACKEND`` = ``tensorfl
 (:class:`BatchFeed`), and the TensorBoard log is written only where TensorFlow is installed.
 
 ``--distribute``: data parallel training; on TensorFlow with ``tf.distribute.MirroredStrategy`` on
-all local GPUs (on all logical CPUs when there is no GPU), on JAX with
-``keras.distribution.DataParallel`` over all devices (see :func:`data_parallel`). Each batch
-of ``--batch-size`` samples (the global batch) is split across the devices and their gradients
-summed, which gives the same update as one device with the whole batch; the batch size should
-divide by the device count.
+all local GPUs (on all logical CPUs when there is no GPU), or, when ``TF_CONFIG`` describes a
+cluster of several hosts (:mod:`rtpose.train.cluster`), ``MultiWorkerMirroredStrategy`` on the
+local GPUs (else one CPU) of each; on JAX with ``keras.distribution.DataParallel`` over all
+devices (see :func:`data_parallel`). Each batch of ``--batch-size`` samples (the global batch)
+is split across the devices and their gradients summed, which gives the same update as one
+device with the whole batch; the batch size should divide by the device count. With several
+hosts, every host runs the same command, pulls whole batches from the servers and trains on its
+devices' share of each (the rest of the batch is dropped, so the servers make ``hosts`` times
+the samples used); the chief writes ``--weights-dir`` and the others their own sub-folders.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import zipfile
@@ -46,6 +51,7 @@ from rtpose.errors import RtposeError, WeightsError
 from rtpose.files import FolderLock, remove_stale_temporaries, sigterm_as_interrupt
 from rtpose.models import Architecture, get_architecture
 from rtpose.train import callbacks as cb
+from rtpose.train.cluster import Cluster, read_tf_config
 from rtpose.train.config import TrainConfig
 from rtpose.train.init import (
     copy_weights_by_name,
@@ -58,28 +64,55 @@ from rtpose.train.optimizer import MultiSGD
 from rtpose.train.schedule import StepDecay
 
 
-def make_strategy(distribute: bool):
-    """TensorFlow: MirroredStrategy over the GPUs (else the logical CPUs) when asked, else the
-    default strategy."""
+def make_strategy(distribute: bool, cluster: Cluster | None = None):
+    """TensorFlow: when asked, MultiWorkerMirroredStrategy on ``cluster`` (the ``TF_CONFIG`` of
+    this process) or MirroredStrategy over the GPUs (else the logical CPUs); else the default
+    strategy."""
     import tensorflow as tf
 
     if not distribute:
         return tf.distribute.get_strategy()
+    if cluster is not None:
+        return _multi_worker_strategy()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
-def data_parallel(distribute: bool) -> tuple[contextlib.AbstractContextManager, int]:
+def _multi_worker_strategy():
+    """``tf.distribute.MultiWorkerMirroredStrategy`` (it reads ``TF_CONFIG``) that Keras 3's
+    ``fit`` can use: ``fit`` hands ``reduce`` a whole nested batch, and scalar logs with
+    ``axis=0``, which this strategy takes only one tensor at a time and along an existing axis
+    (keras-team/keras#20585); here each leaf is reduced in turn, scalars across replicas."""
+    import tensorflow as tf
+
+    class MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            reduce_leaf = super().reduce
+
+            def leaf(v):
+                rank = self.experimental_local_results(v)[0].shape.rank
+                return reduce_leaf(reduce_op, v, None if rank == 0 else axis)
+
+            return tf.nest.map_structure(leaf, value)
+
+    return MultiWorkerStrategy()
+
+
+def data_parallel(distribute: bool, cluster: Cluster | None = None
+                  ) -> tuple[contextlib.AbstractContextManager, int]:
     """The scope to build and compile the model in, and the number of devices sharing a batch.
 
-    TensorFlow: :func:`make_strategy`. JAX: ``keras.distribution.DataParallel`` over all the
-    devices (of all hosts, after ``keras.distribution.initialize()`` when the
-    ``KERAS_DISTRIBUTION_JOB_ADDRESSES``, ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and
-    ``KERAS_DISTRIBUTION_PROCESS_ID`` variables describe several hosts). PyTorch: one device.
+    TensorFlow: :func:`make_strategy` (``cluster``: the ``TF_CONFIG`` of this process, for
+    several hosts). JAX: ``keras.distribution.DataParallel`` over all the devices (of all hosts,
+    after ``keras.distribution.initialize()`` when the ``KERAS_DISTRIBUTION_JOB_ADDRESSES``,
+    ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID`` variables describe
+    several hosts). PyTorch: one device.
     """
     backend = keras.backend.backend()
+    if cluster is not None:
+        _require_tensorflow()
     if backend == "tensorflow":
-        strategy = make_strategy(distribute)
+        strategy = make_strategy(distribute, cluster)
         return strategy.scope(), strategy.num_replicas_in_sync
     if not distribute:
         return contextlib.nullcontext(), 1
@@ -90,6 +123,14 @@ def data_parallel(distribute: bool) -> tuple[contextlib.AbstractContextManager, 
     devices = keras.distribution.list_devices()
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return contextlib.nullcontext(), len(devices)
+
+
+def _require_tensorflow() -> None:
+    """A ``TF_CONFIG`` cluster trains on TensorFlow only."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RtposeError(f"TF_CONFIG describes a TensorFlow cluster but KERAS_BACKEND is "
+                          f"{backend}; unset TF_CONFIG (JAX: KERAS_DISTRIBUTION_* variables)")
 
 
 def build_training_model(config: TrainConfig, architecture: Architecture) -> keras.Model:
@@ -245,14 +286,23 @@ class BatchStream:
 def train(config: TrainConfig) -> keras.callbacks.History | None:
     """Run (or resume) the training described by ``config``; returns Keras' history.
 
-    Holds the weights directory's lock throughout; SIGTERM raises ``KeyboardInterrupt``.
+    Holds the weights directory's lock throughout; SIGTERM raises ``KeyboardInterrupt``. With
+    ``distribute`` on TensorFlow, a ``TF_CONFIG`` variable makes this process one task of a
+    multi-worker cluster; a task other than the chief writes into its own sub-folders of the
+    weights and logs directories (see :mod:`rtpose.train.cluster`).
     """
+    cluster = read_tf_config(os.environ.get("TF_CONFIG")) if config.distribute else None
+    if cluster is not None:
+        _require_tensorflow()
+    if cluster is not None and not cluster.is_chief:
+        config = dataclasses.replace(config, weights_dir=cluster.folder(config.weights_dir),
+                                     logs_dir=cluster.folder(config.logs_dir))
     weights_dir = Path(config.weights_dir)
     with FolderLock(weights_dir, "training", "another --weights-dir"), sigterm_as_interrupt():
         for path in remove_stale_temporaries(weights_dir):
             print(f"removed {path}, left by a killed run")
         try:
-            return _train(config, weights_dir)
+            return _train(config, weights_dir, cluster)
         except cb.TrainingDiverged as e:
             kept = (f"{config.checkpoint} still holds the last good epoch"
                     if config.checkpoint.is_file() else "no checkpoint was saved")
@@ -260,7 +310,8 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
                                       "--base-lr, or a look at the data, may help)") from e
 
 
-def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | None:
+def _train(config: TrainConfig, weights_dir: Path,
+           cluster: Cluster | None) -> keras.callbacks.History | None:
     architecture = get_architecture(config.arch)
     log_path = weights_dir / cb.TRAINING_LOG
     checkpoint = config.checkpoint
@@ -279,7 +330,7 @@ def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | 
     try:
         val_batches = BatchStream(config.val_servers, config.batch_size, config.crop_size,
                                   config.stages, config.timeout)
-        scope, replicas = data_parallel(config.distribute)
+        scope, replicas = data_parallel(config.distribute, cluster)
         with scope:
             if resuming:
                 model = load_checkpoint(checkpoint, architecture, config.stages)
@@ -292,7 +343,11 @@ def _train(config: TrainConfig, weights_dir: Path) -> keras.callbacks.History | 
                          else int(model.optimizer.iterations) // config.iterations_per_epoch)
         if resuming:
             print(f"resuming from {checkpoint} at epoch {initial_epoch + 1} of {epochs}")
-        if config.distribute:
+        if cluster is not None:
+            print(f"data parallel on {replicas} devices of {cluster.size} hosts (this is task "
+                  f"{cluster.task}, writing to {weights_dir}), "
+                  f"{config.batch_size} samples per step in all")
+        elif config.distribute:
             print(f"data parallel on {replicas} devices, "
                   f"{config.batch_size} samples per step in all")
         callbacks = [
