@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -29,30 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.machine import machine_header
 from rtpose.extract.manifest import read_manifest
 from rtpose.extract.run import KILL_AFTER_VARIABLE, Summary
 from rtpose.tools import extract_poses
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-
-
-def cpu_header() -> str:
-    name, flags = platform.processor() or "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    shown = ", ".join(flag for flag in FLAGS if flag in flags) or "none of " + ", ".join(FLAGS)
-    return f"{name}; {os.cpu_count()} cores; flags {shown}"
-
-
 def make_corpus(folder: Path, copies: int, images: int) -> None:
     (folder / "videos").mkdir(parents=True)
     (folder / "images").mkdir()
@@ -86,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         make_corpus(corpus, options.copies, options.images)
         common = [str(corpus), "--format", "jsonl", "--scales", "1.0", "--boxsize",
                   str(options.boxsize), "--no-progress"]
-        print(f"CPU: {cpu_header()}")
+        print(machine_header())
         print(f"model: MobileNet-thin (model/keras/mobilenet_thin.weights.h5), 1 scale, boxsize "
               f"{options.boxsize} (960x540 video -> {options.boxsize}x"
               f"{round(options.boxsize * 960 / 540 / 8) * 8} network input)")

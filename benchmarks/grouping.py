@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from benchmarks.machine import machine_header
 from rtpose.decode.association import group_peaks
 from rtpose.decode.peaks import find_peaks
 from tests.reference_grouping import find_peaks_loops, group_peaks_loops
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     shape = tuple(int(v) for v in args.size.split("x"))
 
-    print(f"maps {shape[0]}x{shape[1]}, best of {args.repeats}")
+    print(f"{machine_header()}\nmaps {shape[0]}x{shape[1]}, best of {args.repeats}")
     print(f"{'people':>6} {'found':>5} | {'peaks: loops':>12} {'numpy':>8} {'ratio':>6} | "
           f"{'association: loops':>18} {'numpy':>8} {'ratio':>6}")
     for n in (1, 5, 20):

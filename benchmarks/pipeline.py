@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.machine import machine_header
 from rtpose.coco.evaluate import load_coco, score_keypoints
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.decode.faithful import average_maps
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         table += summary_rows(setting, records, coco_gt, ids)
         crowd_table += crowd_rows(pipelines, crowd, args.repeats, decoders, setting)
 
-    print(f"\n{platform.processor() or platform.machine()}, runtime {args.runtime}, "
+    print(f"\n{machine_header()}\nruntime {args.runtime}, "
           f"{len(ids)} coco_mini val images; ms per image, mean / median\n")
     header = " | ".join(STAGES)
     print(f"| setting | decoder | {header} | post vs fast | AP | images with other people |")
