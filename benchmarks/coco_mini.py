@@ -6,7 +6,8 @@
 Prints a markdown table: AP, AP50, and the mean seconds per image spent in the network and in
 post-processing (up-sampling, peaks, association), for each variant (``VARIANTS``: the
 original algorithm, sub-pixel keypoints, flip averaging, both, the ``accurate`` preset) and
-set of scales. ``--split train2017`` runs on coco_mini's train images instead.
+set of scales. Every image goes through all the settings in turn, so that a change of machine
+load slows them alike. ``--split train2017`` runs on coco_mini's train images instead.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import machine_header
-from rtpose.coco.evaluate import load_coco, run_pipeline, score_keypoints
+from rtpose.coco.evaluate import load_coco, run_pipelines, score_keypoints
 from rtpose.config import apply_preset, parse_scales
+from rtpose.pipeline import PosePipeline
 from rtpose.tools.common import add_inference_args, add_model_args, pipeline_from_args
 
 COCO_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_mini"
@@ -53,15 +55,21 @@ def main(argv: list[str] | None = None) -> None:
     coco_gt = load_coco(args.coco / "annotations" / f"person_keypoints_{args.split}.json")
     pipeline = pipeline_from_args(args)
     given = pipeline.inference, pipeline.grouping
-    pipeline.network(np.zeros((1, 368, 368, 3), np.float32))  # compile before timing
-    rows = []
-    for variant, text in itertools.product(args.variants, args.scales_sets):
+    for batch in (1, 2):  # compile before timing (a batch of two: the flipped pass)
+        pipeline.network(np.zeros((batch, 368, 368, 3), np.float32))
+    settings = list(itertools.product(args.variants, args.scales_sets))
+    pipelines = []
+    for variant, text in settings:
         preset, inference_changes, grouping_changes = VARIANTS[variant]
         inference, grouping = apply_preset(preset, *given)
-        pipeline.inference = dataclasses.replace(inference, scales=parse_scales(text),
-                                                 **inference_changes)
-        pipeline.grouping = dataclasses.replace(grouping, **grouping_changes)
-        run = run_pipeline(pipeline, coco_gt, args.coco / args.split, args.limit)
+        pipelines.append(PosePipeline(
+            pipeline.network,
+            dataclasses.replace(inference, scales=parse_scales(text), **inference_changes),
+            dataclasses.replace(grouping, **grouping_changes),
+            pipeline.decoder, pipeline.max_pixels))
+    runs = run_pipelines(pipelines, coco_gt, args.coco / args.split, args.limit)
+    rows = []
+    for (variant, text), run in zip(settings, runs, strict=True):
         stats = score_keypoints(coco_gt, run.results, run.image_ids)
         rows.append(f"| {variant} | {text} | {len(run.image_ids)} | {stats['AP']:.3f} "
                     f"| {stats['AP50']:.3f} "

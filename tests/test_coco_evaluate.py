@@ -1,4 +1,5 @@
-"""COCO keypoint scoring reproduces pycocotools' published numbers on known fixtures."""
+"""COCO keypoint scoring reproduces pycocotools' published numbers on known fixtures; pipelines
+run over a split one at a time or in turn give the same results."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import io
 import json
 
 import pytest
+from helpers import FunctionNetwork, person_network
 from pycocotools.cocoeval import COCOeval
 
-from rtpose.coco.evaluate import STAT_NAMES, load_coco, score_keypoints
+from rtpose.coco.evaluate import (
+    STAT_NAMES,
+    load_coco,
+    run_pipeline,
+    run_pipelines,
+    score_keypoints,
+)
+from rtpose.config import InferenceParams
 from rtpose.errors import RtposeError
+from rtpose.pipeline import PosePipeline
 
 
 def _expected_stats(path):
@@ -68,3 +78,24 @@ def test_bad_files_are_clear_errors(tmp_path):
     broken.write_text("{")
     with pytest.raises(RtposeError):
         load_coco(broken)
+
+
+def test_pipelines_run_in_turn_on_each_image_with_the_results_of_one_at_a_time(shared_data):
+    root = shared_data / "coco_eval" / "mmpose_coco4"
+    gt = load_coco(root / "test_coco.json")
+    calls = []
+
+    def pipeline(name: str, scales: tuple[float, ...]) -> PosePipeline:
+        def network(batch):
+            calls.append(name)
+            return person_network(batch)
+        return PosePipeline(FunctionNetwork(network), InferenceParams(boxsize=184, scales=scales))
+
+    one, two = pipeline("one", (1.0,)), pipeline("two", (0.5, 1.0))
+    together = run_pipelines([one, two], gt, root, progress=False)
+    assert calls == ["one", "two", "two"] * 4  # image by image, every pipeline in turn
+    for pipe, run in zip((one, two), together, strict=True):
+        alone = run_pipeline(pipe, gt, root, progress=False)
+        assert run.image_ids == alone.image_ids == sorted(gt.getImgIds())
+        assert run.results == alone.results and len(run.timings) == 4
+    assert together[0].results != together[1].results

@@ -207,20 +207,29 @@ def run_pipeline(pipeline, coco_gt, images_dir: str | Path, limit: int | None = 
                  offset: float = 0.0, score: str = "total", progress: bool = True) -> EvaluationRun:
     """Run ``pipeline.run(image)`` (an ``rtpose.pipeline.PosePipeline``) on the images of
     ``coco_gt`` in image-id order and collect COCO results and per-stage timings (seconds)."""
+    return run_pipelines([pipeline], coco_gt, images_dir, limit, offset, score, progress)[0]
+
+
+def run_pipelines(pipelines: Sequence, coco_gt, images_dir: str | Path, limit: int | None = None,
+                  offset: float = 0.0, score: str = "total",
+                  progress: bool = True) -> list[EvaluationRun]:
+    """``run_pipeline`` for several pipelines at once, one run each: every image goes through
+    each pipeline in turn, so that a change of machine load affects their timings alike."""
     images_dir = Path(images_dir)
     ids = sorted(coco_gt.getImgIds())[:limit]
-    run = EvaluationRun()
+    runs = [EvaluationRun() for _ in pipelines]
     for image_id in tqdm(ids, desc="images", unit="img", disable=not progress):
         info = coco_gt.loadImgs(image_id)[0]
         path = images_dir / info["file_name"]
         image = cv2.imread(str(path))
         if image is None:
             raise RtposeError(f"cannot read image {path}")
-        result = pipeline.run(image)
-        t = result.timings
-        run.results.extend(result.people.to_coco(image_id, offset=offset, score=score))
-        run.image_ids.append(image_id)
-        run.timings.append({"network": t.network_s, "maps": t.maps_s,
-                            "peaks": t.peaks_s, "association": t.association_s,
-                            "postprocess": t.postprocess_s, "total": t.total_s})
-    return run
+        for pipeline, run in zip(pipelines, runs, strict=True):
+            result = pipeline.run(image)
+            t = result.timings
+            run.results.extend(result.people.to_coco(image_id, offset=offset, score=score))
+            run.image_ids.append(image_id)
+            run.timings.append({"network": t.network_s, "maps": t.maps_s,
+                                "peaks": t.peaks_s, "association": t.association_s,
+                                "postprocess": t.postprocess_s, "total": t.total_s})
+    return runs
