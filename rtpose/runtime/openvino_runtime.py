@@ -155,8 +155,8 @@ class OpenVinoNetwork:
     the CPU.
 
     ``precision``: one of ``PRECISIONS``; it must match the IR (an int8 IR for ``int8``, an
-    fp32 one otherwise). ``threads``: ``INFERENCE_NUM_THREADS`` (default: OpenVINO's, one per
-    core). ``hint``: ``latency`` (one stream using every thread, the default) or
+    fp32 one otherwise). ``threads``: ``INFERENCE_NUM_THREADS``, unpinned (default: OpenVINO's, one per
+    core, pinned). ``hint``: ``latency`` (one stream using every thread, the default) or
     ``throughput`` (one stream per batch in flight, each on its share of the cores: batches
     run side by side; on a shared or small CPU, more frames per second than ``latency`` with
     two in flight, each batch slower). ``in_flight``: how many ``submit``-ted batches may run
@@ -207,6 +207,9 @@ class OpenVinoNetwork:
         }
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
+            # A share of the cores (several processes, e.g. extract_poses --workers): pinned,
+            # every process's threads would sit on the same first cores.
+            self.config["ENABLE_CPU_PINNING"] = False
         self.static_shapes = static_shapes
         self.in_flight = max(1, int(in_flight))
         if hint == "throughput":  # one stream per batch in flight, the cores shared among them
