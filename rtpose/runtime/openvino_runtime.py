@@ -156,7 +156,8 @@ class OpenVinoNetwork:
 
     ``precision``: one of ``PRECISIONS``; it must match the IR (an int8 IR for ``int8``, an
     fp32 one otherwise). ``threads``: ``INFERENCE_NUM_THREADS``, unpinned (default:
-    OpenVINO's, one per core, pinned). ``hint``: ``latency`` (one stream using every thread, the default) or
+    OpenVINO's, one per core, pinned). ``hint``: ``latency`` (one stream using every thread,
+    the default) or
     ``throughput`` (one stream per batch in flight, each on its share of the cores: batches
     run side by side; on a shared or small CPU, more frames per second than ``latency`` with
     two in flight, each batch slower). ``in_flight``: how many ``submit``-ted batches may run
