@@ -77,9 +77,9 @@ class PendingInference:
         if self._inferred is None:
             outputs, network_s = [], self._prepare_s
             for pending in self._pending:
-                heat, paf = (np.asarray(maps) for maps in pending.result())
+                heat, paf = pending.result()
                 start = time.perf_counter()
-                outputs.append(merge_mirrored(heat, paf) if self._flip else (heat[0], paf[0]))
+                outputs.append(_image_outputs(heat, paf, self._flip))
                 network_s += pending.network_s + time.perf_counter() - start
             self._inferred = Inferred(outputs, self._geometry, network_s)
             self._pending = []
@@ -133,10 +133,7 @@ class PosePipeline:
         outputs, pads = [], []
         for batch, pad in network_inputs(image, self.inference, self.network.stride,
                                          self.max_pixels):
-            heat, paf = self.network(batch)
-            heat, paf = np.asarray(heat), np.asarray(paf)
-            outputs.append(merge_mirrored(heat, paf) if self.inference.flip
-                           else (heat[0], paf[0]))
+            outputs.append(_image_outputs(*self.network(batch), self.inference.flip))
             pads.append(pad)
         geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
         return Inferred(outputs, geometry, time.perf_counter() - start)
@@ -180,6 +177,13 @@ class PosePipeline:
 
     def __call__(self, image: np.ndarray) -> People:
         return self.run(image).people
+
+
+def _image_outputs(heat, paf, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One image's ``(heat, paf)`` from a batch's: the image's own, or with ``flip`` the batch
+    of the image and its mirror merged."""
+    heat, paf = np.asarray(heat), np.asarray(paf)
+    return merge_mirrored(heat, paf) if flip else (heat[0], paf[0])
 
 
 def _check_image(image: np.ndarray) -> None:
