@@ -157,11 +157,10 @@ class OpenVinoNetwork:
     ``precision``: one of ``PRECISIONS``; it must match the IR (an int8 IR for ``int8``, an
     fp32 one otherwise). ``threads``: ``INFERENCE_NUM_THREADS``, unpinned (default:
     OpenVINO's, one per core, pinned). ``hint``: ``latency`` (one stream using every thread,
-    the default) or
-    ``throughput`` (one stream per batch in flight, each on its share of the cores: batches
-    run side by side; on a shared or small CPU, more frames per second than ``latency`` with
-    two in flight, each batch slower). ``in_flight``: how many ``submit``-ted batches may run
-    at once before ``submit`` waits for the oldest.
+    the default) or ``throughput`` (one stream per batch in flight, each on its share of the
+    cores: batches run side by side; on a shared or small CPU, more frames per second than
+    ``latency`` with two in flight, each batch slower). ``in_flight``: how many
+    ``submit``-ted batches may run at once before ``submit`` waits for the oldest.
     ``static_shapes``: compile one model per input size instead of one for all sizes.
     ``model``: the IR at ``path`` if already read (``read_ir``), to save reading it again.
     """
