@@ -366,6 +366,7 @@ def _train(config: TrainConfig, weights_dir: Path,
                 steps_per_epoch=config.iterations_per_epoch,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
+                shuffle=False,  # the servers shuffle
                 validation_data=val_batches.dataset(),
                 validation_steps=config.validation_steps,
                 callbacks=callbacks,
