@@ -393,6 +393,14 @@ print(json.dumps([isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy
 """
 
 
+def test_each_device_of_a_cluster_pulls_its_share_of_a_batch():
+    assert trainer.per_device_batch(10, 2) == 5
+    assert trainer.per_device_batch(10, 1) == 10
+    with pytest.raises(RtposeError, match=r"^--batch-size 10 does not divide among the 3 "
+                                          r"devices of the cluster: use a multiple of 3$"):
+        trainer.per_device_batch(10, 3)
+
+
 @pytest.mark.slow
 def test_distribute_picks_multi_worker_strategy_with_tf_config(repo_root: Path):
     config = tf_config([f"localhost:{free_port()}"], 0)
@@ -414,11 +422,13 @@ LONG = pytest.mark.skipif(os.environ.get("RTPOSE_LONG_TESTS") != "1",
 def test_two_workers_train_in_step_and_resume(repo_root: Path, servers: tuple[str, str],
                                               tmp_path: Path):
     """Two train_pose.py processes on localhost, one MultiWorkerMirroredStrategy cluster by
-    TF_CONFIG: worker 0 writes --weights-dir, worker 1 its worker1 sub-folder, both the same
-    model; the same commands with one more epoch resume both from their own last.keras."""
+    TF_CONFIG: each pulls one device's share of a batch, worker 0 writes --weights-dir, worker 1
+    its worker1 sub-folder, both the same model; the same commands with one more epoch resume
+    both from their own last.keras; a host whose state is another epoch's stops them all."""
     workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
     weights_dir = tmp_path / "w"
-    for epochs in (1, 2):
+
+    def run(epochs: int) -> list[tuple[int, str, str]]:
         procs = [subprocess.Popen(
             [sys.executable, "training/train_pose.py", "--distribute", "--arch",
              "mobilenet_thin", "--from-scratch", "--stages", "1", "--crop-size", str(CROP),
@@ -429,13 +439,17 @@ def test_two_workers_train_in_step_and_resume(repo_root: Path, servers: tuple[st
             cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": str(repo_root), "TF_CONFIG": tf_config(workers, i)})
             for i in range(2)]
-        outputs = [proc.communicate(timeout=600) for proc in procs]
-        for proc, (_, err) in zip(procs, outputs, strict=True):
-            assert proc.returncode == 0, err[-3000:]
+        streams = [proc.communicate(timeout=600) for proc in procs]
+        return [(proc.returncode, *out) for proc, out in zip(procs, streams, strict=True)]
+
+    for epochs in (1, 2):
+        outputs = run(epochs)
+        for code, _, err in outputs:
+            assert code == 0, err[-3000:]
     folders = [weights_dir, weights_dir / "worker1"]
-    for i, ((out, _), folder) in enumerate(zip(outputs, folders, strict=True)):
-        assert f"data parallel on 2 devices of 2 hosts (this is task {i}, writing to {folder})" \
-            in out
+    for i, ((_, out, _), folder) in enumerate(zip(outputs, folders, strict=True)):
+        assert (f"data parallel on 2 devices of 2 hosts (this is task {i}, writing to {folder}), "
+                "2 samples per step in all, 1 per device") in out
         assert f"resuming from {folder / cb.LAST_CHECKPOINT} at epoch 2 of 2" in out
     logs = [cb.read_log(folder / cb.TRAINING_LOG) for folder in folders]
     assert [row["epoch"] for row in logs[0]] == [0, 1] and logs[0] == logs[1]
@@ -445,3 +459,10 @@ def test_two_workers_train_in_step_and_resume(repo_root: Path, servers: tuple[st
     assert [int(m.optimizer.iterations) for m in models] == [4, 4]
     for a, b in zip(*(m.get_weights() for m in models), strict=True):
         np.testing.assert_array_equal(a, b)
+
+    for name in (cb.LAST_CHECKPOINT, cb.TRAINING_LOG):  # worker 1 would start over
+        (folders[1] / name).unlink()
+    for code, _, err in run(3):
+        assert code != 0 and "Traceback" not in err, err[-3000:]
+        assert err.strip().splitlines()[-1].startswith(
+            "error: the hosts resume from different epochs (per device: 3, 1)"), err[-3000:]

@@ -28,9 +28,10 @@ local GPUs (else one CPU) of each; on JAX with ``keras.distribution.DataParallel
 devices (see :func:`data_parallel`). Each batch of ``--batch-size`` samples (the global batch)
 is split across the devices and their gradients summed, which gives the same update as one
 device with the whole batch; the batch size should divide by the device count. With several
-hosts, every host runs the same command, pulls whole batches from the servers and trains on its
-devices' share of each (the rest of the batch is dropped, so the servers make ``hosts`` times
-the samples used); the chief writes ``--weights-dir`` and the others their own sub-folders.
+hosts, every host runs the same command and pulls from the servers only its devices' share of
+each batch (``--batch-size`` must divide by the device count); the chief writes
+``--weights-dir`` and the others their own sub-folders, and every host must resume from the same
+epoch (checked across the hosts before the first step).
 """
 
 from __future__ import annotations
@@ -275,12 +276,60 @@ class BatchStream:
         while True:
             yield self._next()
 
+    def peek(self) -> Batch:
+        """The batch that comes first (kept for the iteration)."""
+        if self._first is None:
+            self._first = self._next()
+        return self._first
+
     def dataset(self) -> BatchFeed:
         """The stream as a ``PyDataset`` for ``Model.fit`` (see :class:`BatchFeed`)."""
         return BatchFeed(iter(self))
 
     def stop(self) -> None:
         self.client.stop()
+
+
+def per_device_batch(batch_size: int, devices: int) -> int:
+    """Each device's share of a ``batch_size`` batch; a one-line error unless it divides."""
+    if batch_size % devices:
+        raise RtposeError(f"--batch-size {batch_size} does not divide among the {devices} "
+                          f"devices of the cluster: use a multiple of {devices}")
+    return batch_size // devices
+
+
+def per_device_feed(stream: BatchStream, strategy):
+    """Several hosts: ``stream``'s batches (one device's share each) as a distributed dataset of
+    the ``tf.distribute`` ``strategy``, every batch going whole to one local device."""
+    import tensorflow as tf
+
+    signature = tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype), stream.peek())
+    return strategy.distribute_datasets_from_function(
+        lambda _: tf.data.Dataset.from_generator(lambda: iter(stream),
+                                                 output_signature=signature))
+
+
+def same_epoch_on_every_host(epoch: int | None) -> None:
+    """Check across the hosts of the current multi-worker strategy that all resume at ``epoch``
+    (``None``: not known before the checkpoint is loaded); on every host the same one-line error
+    otherwise (a host left behind would train other steps than the rest)."""
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    value = tf.constant([-1 if epoch is None else epoch], tf.int64)
+
+    @tf.function
+    def gather():
+        return strategy.run(
+            lambda: tf.distribute.get_replica_context().all_gather(value, axis=0))
+
+    epochs = strategy.experimental_local_results(gather())[0].numpy().tolist()
+    if len(set(epochs)) > 1:
+        raise RtposeError(
+            "the hosts resume from different epochs (per device: "
+            f"{', '.join('?' if e < 0 else str(e + 1) for e in epochs)}): give every host the "
+            "same state (copy the chief's last.keras and training.csv into each worker<N> "
+            "sub-folder), or --no-resume on all")
 
 
 def train(config: TrainConfig) -> keras.callbacks.History | None:
@@ -324,29 +373,36 @@ def _train(config: TrainConfig, weights_dir: Path,
         print(f"{log_path} already records {cb.next_epoch(log)} of {epochs} epochs; nothing to do")
         return None
 
-    train_batches = BatchStream(config.train_servers, config.batch_size, config.crop_size,
-                                config.stages, config.timeout)
+    scope, replicas = data_parallel(config.distribute, cluster)
+    # Several hosts: each pulls only its devices' share of a batch, one device's at a time.
+    pulled = per_device_batch(config.batch_size, replicas) if cluster else config.batch_size
+    train_batches = BatchStream(config.train_servers, pulled, config.crop_size, config.stages,
+                                config.timeout)
     val_batches = None
     try:
-        val_batches = BatchStream(config.val_servers, config.batch_size, config.crop_size,
-                                  config.stages, config.timeout)
-        scope, replicas = data_parallel(config.distribute, cluster)
+        val_batches = BatchStream(config.val_servers, pulled, config.crop_size, config.stages,
+                                  config.timeout)
+        # The log says which epoch comes next, as in the original; without one, the
+        # optimiser's iteration count does (known once the checkpoint is loaded).
+        initial_epoch = cb.next_epoch(log) if log or not resuming else None
         with scope:
+            if cluster is not None:  # before any variable: their creation is collective too
+                same_epoch_on_every_host(initial_epoch)
             if resuming:
                 model = load_checkpoint(checkpoint, architecture, config.stages)
             else:
                 model = build_training_model(config, architecture)
                 compile_for_training(model, config, architecture)
-        # The log says which epoch comes next, as in the original; without one, the
-        # optimiser's iteration count does.
-        initial_epoch = (cb.next_epoch(log) if log or not resuming
-                         else int(model.optimizer.iterations) // config.iterations_per_epoch)
+            if initial_epoch is None:
+                initial_epoch = int(model.optimizer.iterations) // config.iterations_per_epoch
+                if cluster is not None:
+                    same_epoch_on_every_host(initial_epoch)
         if resuming:
             print(f"resuming from {checkpoint} at epoch {initial_epoch + 1} of {epochs}")
         if cluster is not None:
             print(f"data parallel on {replicas} devices of {cluster.size} hosts (this is task "
                   f"{cluster.task}, writing to {weights_dir}), "
-                  f"{config.batch_size} samples per step in all")
+                  f"{config.batch_size} samples per step in all, {pulled} per device")
         elif config.distribute:
             print(f"data parallel on {replicas} devices, "
                   f"{config.batch_size} samples per step in all")
@@ -360,14 +416,19 @@ def _train(config: TrainConfig, weights_dir: Path,
         ]
         if importlib.util.find_spec("tensorflow") is not None:  # Keras' writer is tf.summary
             callbacks.append(keras.callbacks.TensorBoard(str(config.logs_dir), write_graph=False))
+        if cluster is None:
+            train_feed, val_feed = train_batches.dataset(), val_batches.dataset()
+        else:
+            train_feed, val_feed = (per_device_feed(stream, model.distribute_strategy)
+                                    for stream in (train_batches, val_batches))
         try:
             return model.fit(
-                train_batches.dataset(),
+                train_feed,
                 steps_per_epoch=config.iterations_per_epoch,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 shuffle=False,  # the servers shuffle
-                validation_data=val_batches.dataset(),
+                validation_data=val_feed,
                 validation_steps=config.validation_steps,
                 callbacks=callbacks,
                 verbose=1,
