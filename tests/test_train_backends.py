@@ -22,11 +22,6 @@ from rtpose.train import callbacks as cb
 from rtpose.train import trainer
 from rtpose.train.optimizer import MultiSGD
 
-# Whole training runs take minutes on 2 cores (JAX compiles, PyTorch steps slowly): they run
-# when RTPOSE_LONG_TESTS=1 (as they were run for the notes of issue 13), not in every CI run.
-LONG = pytest.mark.skipif(os.environ.get("RTPOSE_LONG_TESTS") != "1",
-                          reason="a long training run: set RTPOSE_LONG_TESTS=1")
-
 # In the backend's process: MobileNet-thin (2 stages) at crop 64, batch 2, weights drawn in the
 # order of model.weights from a fixed seed, 3 train_on_batch steps on one fixed batch. The
 # settings make every part of the update count: a large weight decay (kernels only), momentum,
@@ -111,7 +106,6 @@ def servers(repo_root: Path, shared_data: Path):
         proc.wait(timeout=30)
 
 
-@LONG
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_training_resumes_on_a_backend(backend: str, servers: list[str], repo_root: Path,
@@ -171,7 +165,6 @@ np.savez(sys.argv[1], **result)
 """
 
 
-@LONG
 @pytest.mark.slow
 def test_jax_data_parallel_on_two_host_devices_trains_like_one(repo_root: Path, tmp_path: Path):
     pytest.importorskip("jax")
