@@ -10,6 +10,8 @@
 - :func:`sigterm_as_interrupt` makes SIGTERM (``kill``, ``timeout``, ``docker stop``) raise
   ``KeyboardInterrupt`` like Ctrl+C, so that both take the same clean-up path; scripts then exit
   with :data:`INTERRUPTED_EXIT` (130, the shell's code for Ctrl+C).
+- :func:`interrupts_deferred` holds Ctrl+C and SIGTERM back until a block ends, so that what the
+  block writes (one frame into several outputs) is written whole or not at all.
 """
 
 from __future__ import annotations
@@ -164,3 +166,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM are held back: the block runs to its end, then each
+    signal received meanwhile is raised again, for the handler in force before (in the main
+    thread; elsewhere, where no handler runs, this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(s, lambda signum, frame: received.append(signum)) for s in signals]
+    try:
+        yield
+    finally:
+        for s, handler in zip(signals, previous, strict=True):
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+    for signum in dict.fromkeys(received):
+        signal.raise_signal(signum)

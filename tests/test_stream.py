@@ -6,6 +6,8 @@ until complete."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from helpers import AsyncFunctionNetwork, FunctionNetwork, person_network
 
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.errors import RtposeError
+from rtpose.files import sigterm_as_interrupt
 from rtpose.pipeline import PosePipeline
 from rtpose.stream import stream as stream_module
 from rtpose.stream.outputs import JsonLinesOutput, VideoOutput, read_json_lines
@@ -188,6 +191,31 @@ def test_max_frames_stop_request_and_ctrl_c(street):
             summary = run_stream(source, pipeline, [recorder])
         assert summary.stopped_by == reason
         assert [t.index for t in summary.frames] == [0, 1, 2]
+
+
+class Signaller(Recorder):
+    """An output that sends ``signum`` to its own process while writing frame ``at``."""
+
+    def __init__(self, signum: int, at: int):
+        super().__init__()
+        self.signum, self.at = signum, at
+
+    def write(self, frame, result, drawn):
+        if len(self.frames) + 1 == self.at:
+            os.kill(os.getpid(), self.signum)
+        super().write(frame, result, drawn)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_writing_a_frame_lets_every_output_have_it(street, signum):
+    """Ctrl+C or SIGTERM (as ``demo_camera.py`` turns it into Ctrl+C) in the middle of a frame's
+    outputs: the frame still reaches the outputs after it, then the stream stops."""
+    pipeline = PosePipeline(image_network(), SMALL)
+    first, second = Signaller(signum, at=2), Recorder()
+    with sigterm_as_interrupt(), open_source(video=street) as source:
+        summary = run_stream(source, pipeline, [first, second])
+    assert summary.stopped_by == "interrupt"
+    assert [f.index for f in first.frames] == [f.index for f in second.frames] == [0, 1]
 
 
 def test_a_network_error_is_raised_in_the_caller(street):

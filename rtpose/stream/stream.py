@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from rtpose.draw import draw_people
+from rtpose.files import interrupts_deferred
 from rtpose.pipeline import PendingInference
 from rtpose.stream.sources import Frame, FrameSource
 
@@ -176,8 +177,9 @@ def run_stream(
                 draw_fps(drawn, fps)
             timings.append(FrameTiming(frame.index, time.perf_counter() - capture_time,
                                        inferred.network_s, result.timings.postprocess_s))
-            for output in outputs:
-                output.write(frame, result, drawn)
+            with interrupts_deferred():  # a frame goes into every output or none
+                for output in outputs:
+                    output.write(frame, result, drawn)
         else:
             stopped_by = "max_frames"
     except StopStream:
