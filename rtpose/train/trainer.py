@@ -165,6 +165,9 @@ def compile_for_training(model: keras.Model, config: TrainConfig,
         l2_decay=config.weight_decay,
     )
     model.compile(optimizer=optimizer, loss=stage_losses(model.output_names))
+    # Its slots now, not inside the first traced step: on TensorFlow a step function that makes
+    # variables is traced twice (about 10 s more before MobileNet-thin's first step).
+    optimizer.build(model.trainable_variables)
 
 
 def damaged_checkpoint(path: Path, reason: str) -> WeightsError:
