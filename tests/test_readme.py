@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import runpy
 import shlex
+import sys
 
 import pytest
 
@@ -52,6 +53,7 @@ def test_readme_flags_are_accepted_by_their_scripts(readme, repo_root, capsys, m
         if words[0] not in ("python", "python3"):
             continue
         if words[1] == "-m" and words[2] != "pytest":
+            monkeypatch.delitem(sys.modules, words[2], raising=False)  # imported by a test
             namespace = runpy.run_module(words[2], run_name="readme_check", alter_sys=True)
             words = words[1:]
         elif words[1].endswith(".py"):
