@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rtpose.errors import RtposeError
+from rtpose.errors import RtposeError, first_line
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def load_config(path: str | Path) -> tuple[InferenceParams, GroupingParams]:
         raise RtposeError(f"config file {path} is not UTF-8 text (it holds the byte "
                           f"0x{e.object[e.start]:02x}); save it as UTF-8") from e
     except configparser.Error as e:
-        raise RtposeError(f"malformed config file {path}: {_first_line(e)}") from e
+        raise RtposeError(f"malformed config file {path}: {first_line(e)}") from e
 
     param = parser["param"] if parser.has_section("param") else {}
     model_id = param.get("modelid", "1")
@@ -177,7 +177,3 @@ def parse_scales(text: str) -> tuple[float, ...]:
     if not any(parts):
         raise ValueError("no scales")
     return tuple(float(part) for part in parts)
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0]

@@ -5,6 +5,13 @@ class RtposeError(Exception):
     """Base class of the errors that scripts report as one line and a non-zero exit."""
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message in one line (its type's name when it has none), to quote a
+    library's error inside a one-line ``RtposeError``."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class ModelNotFoundError(RtposeError):
     """No weights file was given and none of the default locations holds one."""
 

@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 
-from rtpose.errors import RtposeError
+from rtpose.errors import RtposeError, first_line
 from rtpose.extract.inputs import Item
 from rtpose.extract.worker import Result, Settings, Worker
-from rtpose.runtime.network import first_line
 
 POLL_S = 0.5  # how often an idle worker looks for its driver, and the driver for dead workers
 PROGRESS_S = 0.5  # how often a worker reports the frames it processed

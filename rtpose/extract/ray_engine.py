@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from rtpose.errors import RtposeError
+from rtpose.errors import RtposeError, first_line
 from rtpose.extract.inputs import Item
 from rtpose.extract.worker import Result, Settings, Worker
-from rtpose.runtime.network import first_line
 
 RAY_MISSING = "the ray engine needs Ray: pip install 'rtpose[ray]'"
 WAIT_S = 1.0

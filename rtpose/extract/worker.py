@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from rtpose.errors import RtposeError
+from rtpose.errors import RtposeError, first_line
 from rtpose.extract.inputs import Item
 from rtpose.extract.store import open_store
 from rtpose.extract.writers import Writer, make_writers
-from rtpose.runtime.network import first_line
 from rtpose.stream.images import read_image
 from rtpose.stream.sources import Frame, FrameSource
 from rtpose.stream.stream import StopStream, run_stream

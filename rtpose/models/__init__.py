@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rtpose.errors import ModelNotFoundError, RtposeError, WeightsError
+from rtpose.errors import ModelNotFoundError, RtposeError, WeightsError, first_line
 from rtpose.skeleton import NUM_HEATMAPS
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Architecture:
         try:
             self._function(self.loader)(model, path)
         except (RuntimeError, KeyError) as e:
-            raise WeightsError(f"{path}: damaged HDF5 weights file ({_first_line(e)})") from e
+            raise WeightsError(f"{path}: damaged HDF5 weights file ({first_line(e)})") from e
         bad = nonfinite_weights(model)
         if bad:
             raise WeightsError(f"{path}: the weights contain NaN or infinite values ({len(bad)} "
@@ -129,11 +129,6 @@ def nonfinite_weights(model: keras.Model) -> list[str]:
             if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def get_architecture(name: str) -> Architecture:
     """The registered architecture called ``name``."""
     if name not in ARCHITECTURES:
@@ -168,7 +163,7 @@ def _detect(path: Path) -> Architecture | None:
                 lambda _, item: shapes.add(item.shape) if isinstance(item, h5py.Dataset) else None
             )
     except (OSError, RuntimeError) as e:  # RuntimeError: a broken B-tree inside the file
-        raise WeightsError(f"{path}: not a readable HDF5 weights file ({_first_line(e)})") from e
+        raise WeightsError(f"{path}: not a readable HDF5 weights file ({first_line(e)})") from e
     found = [a for a in ARCHITECTURES.values() if a.first_kernel_shape in shapes]
     return found[0] if len(found) == 1 else None
 

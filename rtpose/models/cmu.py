@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from rtpose.errors import WeightsError
+from rtpose.errors import WeightsError, first_line
 from rtpose.skeleton import NUM_HEATMAPS, NUM_PAFS
 
 OUTPUT_ORDER = ("paf", "heatmap")  # the testing model's outputs: stage-6 L1, then stage-6 L2
@@ -202,12 +202,8 @@ def load_cmu_weights(model: keras.Model, path: str | Path) -> None:
         try:
             model.load_weights(path)
         except (ValueError, OSError) as e:
-            raise WeightsError(f"{path}: cannot load into {model.name}: {_first_line(e)}") from e
+            raise WeightsError(f"{path}: cannot load into {model.name}: {first_line(e)}") from e
     elif path.suffix == ".h5":
         _load_keras2_h5(model, path)
     else:
         raise WeightsError(f"{path}: expected a .weights.h5 (Keras 3) or .h5 (Keras 2) file")
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

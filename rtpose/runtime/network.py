@@ -48,12 +48,6 @@ def split_outputs(arch: Architecture,
             np.ascontiguousarray(paf, dtype=np.float32))
 
 
-def first_line(error: BaseException) -> str:
-    """An exception's message in one line (its type's name when it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 class PendingMaps(Protocol):
     """A batch submitted to an ``AsyncNetwork``."""
 

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rtpose.errors import first_line
 from rtpose.runtime.export import export_model
-from rtpose.runtime.network import RuntimeUnavailableError, first_line, split_outputs
+from rtpose.runtime.network import RuntimeUnavailableError, split_outputs
 
 if TYPE_CHECKING:
     import keras

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rtpose.errors import RtposeError
+from rtpose.errors import RtposeError, first_line
 
 if TYPE_CHECKING:
     import keras
@@ -234,7 +234,7 @@ class OpenVinoNetwork:
                     compiled = self.core.compile_model(model, "CPU", self.config)
                 except RuntimeError as e:
                     raise OpenVinoError(f"{self.path}: OpenVINO cannot compile it: "
-                                        f"{_first_line(e)}") from e
+                                        f"{first_line(e)}") from e
                 self._compiled[key] = _Compiled(compiled)
             return self._compiled[key]
 
@@ -302,17 +302,12 @@ def read_ir(path: str | Path) -> ov.Model:
     try:
         return _core().read_model(str(path))
     except RuntimeError as e:
-        raise OpenVinoError(f"{path}: OpenVINO cannot read it: {_first_line(e)}") from e
+        raise OpenVinoError(f"{path}: OpenVINO cannot read it: {first_line(e)}") from e
 
 
 def cpu_has_bf16(core: Any) -> bool:
     """Whether OpenVINO's CPU plugin can compute in bf16 on this CPU."""
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # --- conversion and the cache beside the weights ---------------------------------------------
@@ -394,7 +389,7 @@ def convert_keras(model: keras.Model, arch: Architecture) -> ov.Model:
     try:
         converted = ov.convert_model(forward.get_concrete_function())
     except Exception as e:  # OpenVINO's frontends raise several unrelated types
-        raise OpenVinoError(f"OpenVINO cannot convert {arch.name}: {_first_line(e)}") from e
+        raise OpenVinoError(f"OpenVINO cannot convert {arch.name}: {first_line(e)}") from e
     converted.inputs[0].get_tensor().set_names({"image"})
     for output, name in zip(converted.outputs, OUTPUTS, strict=True):
         output.get_tensor().set_names({name})
@@ -642,15 +637,11 @@ def cached_openvino_network(
     TensorFlow nor h5py: the architecture is the one the IR records."""
     if not Path(weights).is_file():
         return None
-    try:
-        import_openvino()
-        model = _fresh_cache(openvino_cache_path(weights, precision), weights, precision)
-    except OpenVinoError:
-        return None
+    path = openvino_cache_path(weights, precision)
+    model = _fresh_cache(path, weights, precision)  # None also without OpenVINO
     if model is None:
         return None
-    return OpenVinoNetwork(openvino_cache_path(weights, precision), precision, threads, hint,
-                           model=model, **options)
+    return OpenVinoNetwork(path, precision, threads, hint, model=model, **options)
 
 
 def openvino_network(

@@ -345,8 +345,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     """
     cluster = read_tf_config(os.environ.get("TF_CONFIG")) if config.distribute else None
     if cluster is not None:
-        _require_tensorflow()
-    if cluster is not None and not cluster.is_chief:
+        _require_tensorflow()  # before this task's folders are made
         config = dataclasses.replace(config, weights_dir=cluster.folder(config.weights_dir),
                                      logs_dir=cluster.folder(config.logs_dir))
     weights_dir = Path(config.weights_dir)
