@@ -891,3 +891,27 @@ def test_an_image_write_interrupted_leaves_the_previous_file(tmp_path, monkeypat
     monkeypatch.undo()
     assert json.loads(target.read_text()) == {"people": [1]}
     assert [p.name for p in tmp_path.iterdir()] == ["people.json"]
+
+
+def test_the_next_run_removes_what_a_killed_one_left_beside_its_outputs(shared_data, tmp_path):
+    """kill -9 while the demos write leaves hidden temporaries (never a file that looks
+    complete); the next run writing into that folder removes those of dead processes only."""
+    from rtpose.stream import images
+    from rtpose.stream.outputs import JsonLinesOutput, VideoOutput
+    from rtpose.stream.sources import open_source
+
+    dead = [tmp_path / f".tmp-{dead_pid()}-0123abcd.{name}"
+            for name in ("out.mp4", "out.jsonl", "result.png")]
+    alive = tmp_path / f".tmp-{os.getppid()}-0123abcd.out.mp4"  # a run still writing
+    for path in (*dead, alive):
+        path.write_bytes(b"half")
+    with open_source(video=shared_data / "videos" / "street_5frames.mp4") as source, \
+            VideoOutput(tmp_path / "out.mp4", source):
+        assert not dead[0].exists() and alive.exists()
+    for path in dead[1:]:
+        path.write_bytes(b"half")
+    with JsonLinesOutput(tmp_path / "out.jsonl"):
+        assert not dead[1].exists()
+    images.write_image(tmp_path / "result.png", np.zeros((8, 8, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["out.mp4", "out.jsonl", "result.png", alive.name])

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from rtpose.errors import RtposeError
-from rtpose.files import atomic_path
+from rtpose.files import atomic_path, remove_stale_temporaries
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
@@ -52,11 +52,12 @@ def _truncated_jpeg(path: Path) -> bool:
 
 def _write(path: str | Path, writer: Callable[[Path], None]) -> None:
     """``writer(temporary)`` then the rename into ``path`` (``rtpose.files.atomic_path``), with
-    one-line errors."""
+    one-line errors; first the temporaries that killed runs left beside ``path`` are removed."""
     path = Path(path)
     if not path.parent.is_dir():
         raise RtposeError(f"cannot write {path}: no folder {path.parent}")
     try:
+        remove_stale_temporaries(path.parent)
         with atomic_path(path) as temporary:
             writer(temporary)
     except OSError as e:

@@ -4,7 +4,8 @@ Each is a context manager with ``write(frame, result, drawn)`` (``rtpose.stream.
 ``draws`` says whether it needs the drawn frame (``drawn`` is None otherwise, and the stream
 draws nothing when no output needs it). Files are written under a temporary name beside the
 destination and renamed into place when the ``with`` block ends (normally, on an error, on
-Ctrl+C or on SIGTERM), so a killed run never leaves a file that looks complete.
+Ctrl+C or on SIGTERM), so a killed run never leaves a file that looks complete; the next run
+removes the temporaries a killed one left there.
 
 JSON lines: one object per processed frame, written and flushed as it comes::
 
@@ -27,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
-from rtpose.files import temporary_name
+from rtpose.files import remove_stale_temporaries, temporary_name
 from rtpose.stream.sources import Frame, FrameSource
 from rtpose.stream.stream import StopStream
 
@@ -48,7 +49,7 @@ class VideoOutput:
 
     def __init__(self, path: str | Path, source: FrameSource) -> None:
         self.path = Path(path)
-        self._partial = temporary_name(self.path)
+        self._partial = _temporary(self.path)
         fps = source.fps if source.fps > 0 else 1.0
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
         self._writer = cv2.VideoWriter(str(self._partial), fourcc, fps, source.size)
@@ -85,7 +86,7 @@ class JsonLinesOutput:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._partial = temporary_name(self.path)
+        self._partial = _temporary(self.path)
         try:
             self._file: IO[str] = open(self._partial, "w", encoding="utf-8")
         except OSError as e:
@@ -109,6 +110,12 @@ class JsonLinesOutput:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _temporary(path: Path) -> Path:
+    """A temporary name beside ``path``, once the temporaries of killed runs there are gone."""
+    remove_stale_temporaries(path.parent)
+    return temporary_name(path)
 
 
 def _finish(partial: Path, path: Path) -> None:
