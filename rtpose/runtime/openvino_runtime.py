@@ -638,7 +638,11 @@ def cached_openvino_network(
     if not Path(weights).is_file():
         return None
     path = openvino_cache_path(weights, precision)
-    model = _fresh_cache(path, weights, precision)  # None also without OpenVINO
+    try:
+        import_openvino()  # the process's Core, once made, would not notice it missing
+    except OpenVinoError:
+        return None
+    model = _fresh_cache(path, weights, precision)
     if model is None:
         return None
     return OpenVinoNetwork(path, precision, threads, hint, model=model, **options)
