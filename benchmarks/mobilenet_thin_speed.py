@@ -2,6 +2,9 @@
 
 Runs both on an image resized to a given height (the original demo's bicubic resize) and
 prints the median of several alternating runs after warm-up, and the largest output difference.
+With OpenVINO installed, the same weights on OpenVINO Runtime (``rtpose.runtime``) at fp32 and,
+on a CPU with bf16 instructions, bf16 run in the same rotation, each with its time relative to
+the frozen graph's (issue 12's targets: fp32 below it, the fast mode at most 0.5 of it).
 
     python -m benchmarks.mobilenet_thin_speed --graph model/downloads/mobilenet_thin_graph_opt.pb
 """
@@ -26,7 +29,9 @@ from rtpose.convert.tf_graph import (
     read_graph_def,
 )
 from rtpose.errors import RtposeError
+from rtpose.models import get_architecture
 from rtpose.models.mobilenet_thin import build_mobilenet_thin
+from rtpose.runtime.openvino_runtime import OpenVinoError, cpu_has_bf16, openvino_network
 
 
 def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -71,10 +76,29 @@ def main(argv: list[str] | None = None) -> None:
         "keras in tf.function": lambda: graph_fn(x, training=False),
         "keras predict": lambda: model.predict(x, verbose=0),
     }
+    runs.update(openvino_runs(model, x))
     print(f"input {x.shape[1]}x{x.shape[2]}, {model.count_params():,} parameters, "
           f"max |keras - graph| = {np.abs(np.asarray(model(x)) - frozen(x)).max():.2e}")
-    for name, seconds in median_seconds(runs, args.repeats).items():
-        print(f"{name:>24}: {1000 * seconds:7.1f} ms")
+    medians = median_seconds(runs, args.repeats)
+    for name, seconds in medians.items():
+        relative = seconds / medians["frozen graph"]
+        print(f"{name:>24}: {1000 * seconds:7.1f} ms  ({relative:.2f}x the frozen graph)")
+
+
+def openvino_runs(model, x: np.ndarray) -> dict[str, Callable[[], object]]:
+    """The model on OpenVINO at fp32 and, where the CPU has bf16, bf16; none without
+    OpenVINO."""
+    arch = get_architecture("mobilenet_thin")
+    try:
+        fp32 = openvino_network(arch, model=model, precision="fp32")
+    except OpenVinoError as e:
+        print(f"no OpenVINO rows: {e}")
+        return {}
+    runs = {"openvino fp32": lambda: fp32(x)}
+    if cpu_has_bf16(fp32.core):
+        bf16 = openvino_network(arch, model=model, precision="bf16")
+        runs["openvino bf16"] = lambda: bf16(x)
+    return runs
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 BACKEND_SIZES = ("368x368", "368x656")
 STREAM_FRAMES = 8
 SPEED_ONLY_CALIBRATION = 8
+LITERT_INSTALL = "pip install ai-edge-litert"
 CALIBRATION = COCO_MINI / "train2017"
 
 
@@ -96,7 +97,10 @@ class LiteRtNetwork:
 
     def __init__(self, model, precision: str, folder: Path, first_shape: tuple[int, ...]):
         import tensorflow as tf
-        from ai_edge_litert.interpreter import Interpreter
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as e:
+            raise RtposeError(f"the litert runtime needs LiteRT: {LITERT_INSTALL}") from e
 
         self._interpreter_class = Interpreter
         options = {}

@@ -21,6 +21,9 @@ def test_end_to_end_on_mmpose_coco4(shared_data, mobilenet_weights, tmp_path, ca
     ap = float(printed.split("Average Precision")[1].rsplit("=", 1)[1].split()[0])
     # Measured 0.568 at the first run (12 people on 4 images, 1 scale); the 4 scales gave 0.653.
     assert ap >= 0.55
+    *printed, summary = printed.splitlines()
+    assert summary.startswith(f"openvino fp32: AP {ap:.3f} at ") and summary.endswith(
+        " s per image")
     results = json.loads(out.read_text())
     assert {r["image_id"] for r in results} <= {785, 40083, 196141, 197388}
     assert all(len(r["keypoints"]) == 51 and r["category_id"] == 1 for r in results)
@@ -29,7 +32,7 @@ def test_end_to_end_on_mmpose_coco4(shared_data, mobilenet_weights, tmp_path, ca
     evaluate_coco.main(["--annotations", str(root / "test_coco.json"), "--results", str(out)])
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 10
-    assert table == printed.splitlines()[-10:]
+    assert table == printed[-10:]
 
 def test_missing_annotations_is_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:

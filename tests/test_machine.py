@@ -1,8 +1,10 @@
-"""The benchmarks' machine header: CPU model, family and model numbers, and the speed flags."""
+"""The benchmarks' machine header (CPU model, family and model numbers, the speed flags), and
+a benchmark's optional runtime missing."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 
@@ -44,3 +46,15 @@ def test_header_names_cores_flags_and_load(machine, monkeypatch):
     assert "cores" in header and "load average" in header
     monkeypatch.setattr(machine, "cpu_info", lambda: ("Old CPU", []))
     assert "flags: none of note" in machine.machine_header()
+
+
+def test_network_benchmark_without_litert_is_one_line(monkeypatch, capsys):
+    from benchmarks import network
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    with pytest.raises(SystemExit) as exit_:
+        network.main(["--arch", "cmu", "--size", "16", "--runtime", "litert", "--tasks",
+                      "1scale", "--runs", "1"])
+    assert exit_.value.code == ("error: the litert runtime needs LiteRT: "
+                                "pip install ai-edge-litert")
