@@ -48,7 +48,7 @@ def test_header_names_cores_flags_and_load(machine, monkeypatch):
     assert "flags: none of note" in machine.machine_header()
 
 
-def test_network_benchmark_without_litert_is_one_line(monkeypatch, capsys):
+def test_network_benchmark_without_litert_is_one_line(monkeypatch):
     from benchmarks import network
 
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # as if not installed
