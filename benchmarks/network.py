@@ -62,8 +62,9 @@ from rtpose.runtime.export import export_model
 from rtpose.runtime.keras_runtime import KerasNetwork
 from rtpose.runtime.onnx_runtime import OnnxNetwork
 from rtpose.runtime.openvino_runtime import (
+    OpenVinoNetwork,
     calibration_batches,
-    openvino_network,
+    openvino_ir,
 )
 
 SCALES = (0.5, 1.0, 1.5, 2.0)
@@ -144,6 +145,7 @@ def make_calls(model, arch, weights: Path | None, args, folder: Path,
                first_shape: tuple[int, ...]) -> dict:
     """One ``batch -> outputs`` callable per runtime, precision and OpenVINO mode."""
     calls = {}
+    irs: dict[str, Path] = {}  # OpenVINO IR per IR precision (fp32 serves bf16)
     for runtime in args.runtime:
         precisions = [p for p in args.precision if p in PRECISIONS.get(runtime, ("fp32",))]
         for precision in precisions:
@@ -163,10 +165,15 @@ def make_calls(model, arch, weights: Path | None, args, folder: Path,
                 if precision == "int8" and weights is None:
                     calibration = calibration_batches(CALIBRATION, arch.stride,
                                                       SPEED_ONLY_CALIBRATION)
+                # One IR for every mode, and fp32's for bf16 too (converted once without
+                # weights to cache it beside).
+                kind = "int8" if precision == "int8" else "fp32"
+                if kind not in irs:
+                    irs[kind] = openvino_ir(arch, weights, model, kind, calibration)
                 for mode in args.openvino_modes:
                     name = label if mode == "latency" else f"{label} {mode}"
-                    calls[name] = openvino_network(
-                        arch, weights, model, precision, calibration=calibration,
+                    calls[name] = OpenVinoNetwork(
+                        irs[kind], precision,
                         hint="throughput" if mode == "throughput" else "latency",
                         static_shapes=mode == "static")
             if runtime in ("onnx", "litert", "openvino"):
