@@ -41,23 +41,20 @@ def main(argv: list[str] | None = None) -> None:
     with one_line_errors():
         coco_gt = load_coco(args.annotations, keypoints=True)
         if args.results is not None:
-            stats = score_keypoints(coco_gt, args.results)
-        else:
-            check_writable(args.output)
-            pipeline = pipeline_from_args(args)
-            run = run_pipeline(pipeline, coco_gt, args.images, args.limit, args.offset,
-                               args.score)
-            write_json(args.output, run.results)
-            stats = score_keypoints(coco_gt, run.results, run.image_ids)
-            print(f"{len(run.image_ids)} images, {len(run.results)} people, results in "
-                  f"{args.output}; mean per image: network {run.mean_timing('network'):.3f} s, "
-                  f"post-processing {run.mean_timing('postprocess'):.3f} s")
+            print(score_keypoints(coco_gt, args.results).table)
+            return
+        check_writable(args.output)
+        pipeline = pipeline_from_args(args)
+        run = run_pipeline(pipeline, coco_gt, args.images, args.limit, args.offset, args.score)
+        write_json(args.output, run.results)
+        stats = score_keypoints(coco_gt, run.results, run.image_ids)
+    network_s, post_s = run.mean_timing("network"), run.mean_timing("postprocess")
+    print(f"{len(run.image_ids)} images, {len(run.results)} people, results in {args.output}; "
+          f"mean per image: network {network_s:.3f} s, post-processing {post_s:.3f} s")
     print(stats.table)
-    if args.images is not None:  # the precision's AP beside its speed
-        network = pipeline.network
-        seconds = run.mean_timing("network") + run.mean_timing("postprocess")
-        print(f"{network.runtime} {getattr(network, 'precision', 'fp32')}: AP "
-              f"{stats['AP']:.3f} at {seconds:.3f} s per image")
+    network = pipeline.network  # the precision's AP beside its speed
+    print(f"{network.runtime} {getattr(network, 'precision', 'fp32')}: AP {stats['AP']:.3f} at "
+          f"{network_s + post_s:.3f} s per image")
 
 
 if __name__ == "__main__":
