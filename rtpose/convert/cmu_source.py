@@ -128,3 +128,16 @@ def check_pth(path: str | Path, remedy: str) -> Path:
     if digest != SHA256:
         raise FetchError(f"{path} has sha256 {digest}, {FILENAME} has {SHA256}; {remedy}")
     return path
+
+
+def fetch_cmu(target: Path, source: Path | None = None) -> Path:
+    """Keras weights ``target`` from ``body_pose_model.pth``: ``source`` if given, else
+    downloaded through huggingface_hub (its progress bar), each checked by size and sha256.
+    The store's fetcher (``rtpose.store``)."""
+    from rtpose.convert.pth import convert_pth
+
+    if source is None:
+        source = check_pth(download_pth(), "delete it from the Hugging Face cache and run again")
+    else:
+        check_pth(source, f"download {file_url(endpoint())} again")
+    return convert_pth(source, target)

