@@ -66,6 +66,7 @@ from rtpose.runtime.openvino_runtime import (
     calibration_batches,
     openvino_ir,
 )
+from rtpose.store import resolve
 
 SCALES = (0.5, 1.0, 1.5, 2.0)
 BOXSIZE, STRIDE, PAD_VALUE = 368, 8, 128
@@ -249,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                         default=["latency"],
                         help="latency: one model for all sizes (default); static: one per "
                              "size; throughput: the throughput hint")
-    parser.add_argument("--mobilenet-weights", type=Path,
-                        default=Path("model/keras/mobilenet_thin.weights.h5"))
+    parser.add_argument("--mobilenet-weights", type=Path, default=None,
+                        help="default: rtpose.store's mobilenet_thin (checkout, then store)")
     parser.add_argument("--image", type=Path, help="input image (default: 640x480 noise)")
     parser.add_argument("--size", nargs="+", type=input_size,
                         help="noise inputs at scale 1, N (square) or HxW, one row each "
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.mobilenet_weights is None and "mobilenet_thin" in args.arch:
+        args.mobilenet_weights = resolve("mobilenet_thin", fetch_missing=False)
     if args.backend:
         compare_backends(args)
         return

