@@ -163,7 +163,7 @@ class Model:
 
         >>> people = model(SKI)
         >>> people.keypoints[0, 0].round()              # the first person's nose: x, y, score
-        array([521., 122.,   1.])
+        array([612.,  48.,   1.])
         """
         return self.pipeline(as_bgr(image))
 

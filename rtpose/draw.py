@@ -28,6 +28,11 @@ def draw_people(
 
     ``peaks``: per part (n, >=2) x, y of all heatmap peaks, drawn as dots as the original did
     (``PoseResult.peaks``); without them, the people's own parts are the dots.
+
+    >>> image = rtpose.read_image(SKI)
+    >>> drawn = rtpose.draw_people(image, rtpose.load("mobilenet_thin", scales=(1.0,))(image))
+    >>> drawn.shape, drawn.dtype, bool((drawn != image).any())
+    ((674, 712, 3), dtype('uint8'), True)
     """
     canvas = image.copy()
     if peaks is None:

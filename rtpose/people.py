@@ -62,6 +62,10 @@ class People:
     part scores and of the PAF scores of the limbs that joined them). ``part_counts``: (N,) the
     original's part count. It is usually the number of parts present but can exceed it: the
     original counted a part again when a later limb replaced it with another peak.
+
+    >>> people = rtpose.load("mobilenet_thin", scales=(1.0,))(SKI)
+    >>> len(people), people.xy.shape, people.conf.shape, people.present.sum(axis=1)
+    (5, (5, 18, 2), (5, 18), array([18, 18, 16, 18, 14]))
     """
 
     keypoints: np.ndarray

@@ -26,7 +26,11 @@ JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 def read_image(path: str | Path, warn: Callable[[str], None] | None = None) -> np.ndarray:
     """A BGR uint8 image (H, W, 3). A JPEG whose end marker is missing (a truncated file, which
     OpenCV decodes with its lower part grey) is read, with one warning line through ``warn``
-    (default: standard error)."""
+    (default: standard error).
+
+    >>> rtpose.read_image(SKI).shape
+    (674, 712, 3)
+    """
     path = Path(path)
     if not path.is_file():
         reason = "no such file" if not path.exists() else "not a file"
