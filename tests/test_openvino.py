@@ -295,6 +295,8 @@ def test_bf16_keeps_ap_within_the_fast_mode_bound(fp32, fp32_ap, shared_data):
 def test_int8_keeps_most_ap(openvino, mobilenet, weights_copy, fp32_ap, shared_data):
     """int8 calibrated on coco_mini train2017 (never val): its IR is cached beside the
     weights, its float layers run at an explicit f32."""
+    pytest.importorskip("nncf", reason="int8 needs NNCF, the openvino extra: "
+                                       "pip install -e .[openvino]")
     network = openvino_network(ARCH, weights_copy, mobilenet[0], precision="int8",
                                calibration=shared_data / "coco_mini" / "train2017")
     assert network.path.name == "mobilenet_thin.openvino-int8.xml"
