@@ -7,6 +7,8 @@ from __future__ import annotations
 import doctest
 import importlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +187,24 @@ def test_rtpose_image_gives_demo_image_people(model, repo_root, tmp_path, monkey
               "--json", str(tmp_path / f"{name}.json")])
     ours, demo = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("cli", "demo"))
     assert len(demo["people"]) == 5 and ours == demo
+
+
+@pytest.mark.slow
+def test_keras_openvino_backend_converts_and_runs_without_tensorflow(model, ski, tmp_path):
+    """KERAS_BACKEND=openvino, weights without OpenVINO's model: Keras's own OpenVINO backend builds
+    the model and exports OpenVINO's model beside the weights; TensorFlow is never loaded, and
+    the people are the TensorFlow-converted model's."""
+    weights = tmp_path / "mobilenet_thin.weights.h5"
+    shutil.copy(model.weights, weights)
+    code = (f"import sys, json, rtpose; m = rtpose.load({str(weights)!r}, scales=(1.0,)); "
+            f"p = m({ski!r}); maps = open('/proc/self/maps').read(); "
+            "tf = 'tensorflow' in sys.modules or 'libtensorflow' in maps; "
+            "print(json.dumps([m.runtime, tf, p.keypoints.tolist()]))")
+    env = {**os.environ, "KERAS_BACKEND": "openvino",
+           "PYTHONPATH": str(Path(rtpose.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    runtime, tensorflow, keypoints = json.loads(out)
+    assert (runtime, tensorflow) == ("openvino", False)
+    assert (tmp_path / "mobilenet_thin.openvino.xml").is_file()
+    np.testing.assert_array_equal(np.array(keypoints), model(ski).keypoints)

@@ -38,14 +38,17 @@ NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 
 def resolve_runtime(runtime: str, precision: str = "fp32") -> str:
-    """``runtime``, or for ``auto`` the default: ``openvino`` for a precision below fp32, or where
-    OpenVINO is installed, Keras runs on TensorFlow (``KERAS_BACKEND`` unset or ``tensorflow``)
-    and no NVIDIA GPU is present; else ``keras`` (on a GPU, or on the backend the user chose)."""
+    """``runtime``, or for ``auto`` the default: ``openvino`` for a precision below fp32, on
+    Keras's OpenVINO backend (``KERAS_BACKEND=openvino``: no TensorFlow), or where OpenVINO is
+    installed, Keras runs on TensorFlow (``KERAS_BACKEND`` unset or ``tensorflow``) and no
+    NVIDIA GPU is present; else ``keras`` (on a GPU, or on the backend the user chose)."""
     if runtime != "auto":
         return runtime
     if precision != "fp32":
         return "openvino"
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "openvino":  # Keras's own OpenVINO backend runs no other runtime
+        return "openvino"
     gpu = NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
     if backend == "tensorflow" and not gpu and importlib.util.find_spec("openvino") is not None:
         return "openvino"

@@ -37,8 +37,10 @@ Needs OpenVINO (a dependency of rtpose) and, for int8, NNCF (``pip install -e .[
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -378,22 +380,43 @@ def _ir_precision(precision: str) -> str:
 
 
 def convert_keras(model: keras.Model, arch: Architecture) -> ov.Model:
-    """The Keras model (TensorFlow backend) as an OpenVINO model: input ``image``
-    (free batch, H, W; 3 channels), outputs ``heat`` then ``paf``."""
+    """The Keras model as an OpenVINO model: input ``image`` (free batch, H, W; 3 channels),
+    outputs ``heat`` then ``paf``. On the TensorFlow backend, ``ov.convert_model`` of its
+    TensorFlow function; on Keras's own OpenVINO backend (``KERAS_BACKEND=openvino``), Keras's
+    export, without TensorFlow (the same maps, to 0.0)."""
     ov = import_openvino()
-    import tensorflow as tf
+    import keras
 
-    spec = tf.TensorSpec((None, None, None, 3), tf.float32, name="image")
-    forward = tf.function(lambda image: arch.split_outputs(model(image, training=False)),
-                          input_signature=[spec])
     try:
-        converted = ov.convert_model(forward.get_concrete_function())
+        if keras.backend.backend() == "openvino":
+            converted = _export_openvino_backend(model, arch)
+        else:
+            import tensorflow as tf
+
+            spec = tf.TensorSpec((None, None, None, 3), tf.float32, name="image")
+            forward = tf.function(lambda image: arch.split_outputs(model(image, training=False)),
+                                  input_signature=[spec])
+            converted = ov.convert_model(forward.get_concrete_function())
     except Exception as e:  # OpenVINO's frontends raise several unrelated types
         raise OpenVinoError(f"OpenVINO cannot convert {arch.name}: {first_line(e)}") from e
     converted.inputs[0].get_tensor().set_names({"image"})
     for output, name in zip(converted.outputs, OUTPUTS, strict=True):
         output.get_tensor().set_names({name})
     return converted
+
+
+def _export_openvino_backend(model: keras.Model, arch: Architecture) -> ov.Model:
+    """``model`` with its outputs split into (heat, paf), exported by Keras's OpenVINO
+    backend and read back."""
+    import keras
+
+    image = keras.Input((None, None, 3), name="image")
+    split = keras.Model(image, list(arch.split_outputs(model(image))))
+    with tempfile.TemporaryDirectory(prefix="rtpose-keras-openvino-") as folder:
+        path = Path(folder) / "model.xml"
+        with contextlib.redirect_stdout(io.StringIO()):  # "Saved OpenVINO IR at ..."
+            split.export(str(path), format="openvino")
+        return _core().read_model(str(path))
 
 
 def calibration_batches(folder: str | Path, stride: int,
