@@ -8,6 +8,8 @@ import doctest
 import importlib
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -208,3 +210,37 @@ def test_keras_openvino_backend_converts_and_runs_without_tensorflow(model, ski,
     assert (runtime, tensorflow) == ("openvino", False)
     assert (tmp_path / "mobilenet_thin.openvino.xml").is_file()
     np.testing.assert_array_equal(np.array(keypoints), model(ski).keypoints)
+
+
+def test_readme_python_example_runs(repo_root, model, monkeypatch):
+    lines = (repo_root / "README.md").read_text().splitlines()
+    start = lines.index("    import rtpose")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("    "):
+            break
+        block.append(line[4:])
+    assert len(block) == 5
+    monkeypatch.chdir(repo_root)
+    namespace: dict = {}
+    exec("\n".join(block), namespace)
+    assert namespace["people"].keypoints.shape == (5, 18, 3)
+    assert namespace["drawn"].shape == (674, 712, 3)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/python-api.md"])
+def test_documented_rtpose_commands_exist_and_take_their_flags(page, repo_root, capsys):
+    text = (repo_root / page).read_text()
+    commands = re.findall(r"`(rtpose [^`|]+)`", text) + re.findall(
+        r"^ {4}(rtpose [^#\n]+)", text, re.MULTILINE)
+    assert commands
+    for command in commands:
+        words = shlex.split(command)
+        if words[1].startswith("-") or words[1].isupper():  # --version, COMMAND
+            continue
+        assert cli.available(cli.COMMANDS[words[1]]), command
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([words[1], "--help"])
+        assert exit_info.value.code == 0
+        accepted = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", capsys.readouterr().out))
+        assert {w for w in words[2:] if w.startswith("--")} <= accepted, command
