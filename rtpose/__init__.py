@@ -12,12 +12,32 @@ Keras (nor OpenCV); a model imports what its runtime needs when it is loaded.
 """
 
 import importlib
+import importlib.util
 import os
 from typing import TYPE_CHECKING, Any
 
 # TensorFlow's start-up chatter (CUDA probing, CPU features) is noise for rtpose's users; a value
 # set by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def default_keras_backend() -> str | None:
+    """Keras's backend when ``KERAS_BACKEND`` is unset and TensorFlow, Keras's default, is not
+    installed (``pip install rtpose``, the inference install): Keras's own OpenVINO backend,
+    which builds the networks and converts them for OpenVINO without TensorFlow. None
+    otherwise (``KERAS_BACKEND`` set by the user wins)."""
+    if "KERAS_BACKEND" in os.environ:
+        return None
+    try:
+        if importlib.util.find_spec("tensorflow") is not None:
+            return None
+    except (ImportError, ValueError):  # a broken or blocked installation: not usable
+        pass
+    return "openvino"
+
+
+if (_backend := default_keras_backend()) is not None:
+    os.environ["KERAS_BACKEND"] = _backend
 
 __version__ = "0.1.0"
 

@@ -36,6 +36,12 @@ COMMANDS: dict[str, str] = {
     "serve": "rtpose.tools.serve",
     "controlnet": "rtpose.tools.controlnet",
 }
+# Optional packages -> the extra of pyproject.toml that installs them.
+EXTRAS: dict[str, str] = {
+    "tensorflow": "tensorflow", "tf2onnx": "export", "onnxruntime": "export",
+    "pycocotools": "eval", "matplotlib": "train", "zmq": "train", "tensorboard": "train",
+    "jax": "jax", "torch": "torch", "ray": "ray", "fsspec": "ray", "nncf": "openvino",
+}
 
 
 def available(module: str) -> bool:
@@ -80,11 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     if not available(COMMANDS[name]):
         sys.exit(f"error: `rtpose {name}` is not part of this installation "
                  f"({COMMANDS[name]} is missing)")
-    tool = importlib.import_module(COMMANDS[name])
     program = sys.argv[0]
     sys.argv[0] = f"rtpose {name}"  # argparse's usage line names the subcommand
     try:
-        tool.main(rest)
+        importlib.import_module(COMMANDS[name]).main(rest)
+    except ModuleNotFoundError as e:
+        package = (e.name or "").split(".")[0]
+        if package not in EXTRAS:
+            raise
+        sys.exit(f"error: `rtpose {name}` needs {package}: pip install 'rtpose[{EXTRAS[package]}]'")
     finally:
         sys.argv[0] = program
 

@@ -34,9 +34,12 @@ def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
 
 
 def start_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow and start its runtime (where it probes for CUDA) inside
-    ``quiet_native_stderr`` unless ``verbose``: before anything else imports it; TensorFlow
-    prints nothing more afterwards."""
+    """Where Keras runs on TensorFlow (``KERAS_BACKEND`` unset or ``tensorflow``), import
+    TensorFlow and start its runtime (where it probes for CUDA) inside ``quiet_native_stderr``
+    unless ``verbose``: before anything else imports it; TensorFlow prints nothing more
+    afterwards."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
     with quiet_native_stderr(not verbose):
         import tensorflow as tf
 

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -191,23 +190,37 @@ def test_rtpose_image_gives_demo_image_people(model, repo_root, tmp_path, monkey
     assert len(demo["people"]) == 5 and ours == demo
 
 
+NO_TENSORFLOW = """
+import importlib.abc, json, sys
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):  # as if TensorFlow were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoTensorFlow())
+import os, rtpose, rtpose.store
+weights = rtpose.store.fetch("mobilenet_thin", sys.argv[1])
+model = rtpose.load(weights, scales=(1.0,))
+people = model(sys.argv[2])
+loaded = "tensorflow" in sys.modules or "libtensorflow" in open("/proc/self/maps").read()
+print(json.dumps([os.environ["KERAS_BACKEND"], model.runtime, str(weights), loaded,
+                  people.keypoints.tolist()]))
+"""
+
+
 @pytest.mark.slow
-def test_keras_openvino_backend_converts_and_runs_without_tensorflow(model, ski, tmp_path):
-    """KERAS_BACKEND=openvino, weights without OpenVINO's model: Keras's own OpenVINO backend builds
-    the model and exports OpenVINO's model beside the weights; TensorFlow is never loaded, and
-    the people are the TensorFlow-converted model's."""
-    weights = tmp_path / "mobilenet_thin.weights.h5"
-    shutil.copy(model.weights, weights)
-    code = (f"import sys, json, rtpose; m = rtpose.load({str(weights)!r}, scales=(1.0,)); "
-            f"p = m({ski!r}); maps = open('/proc/self/maps').read(); "
-            "tf = 'tensorflow' in sys.modules or 'libtensorflow' in maps; "
-            "print(json.dumps([m.runtime, tf, p.keypoints.tolist()]))")
-    env = {**os.environ, "KERAS_BACKEND": "openvino",
-           "PYTHONPATH": str(Path(rtpose.__file__).parents[1])}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
-                         capture_output=True, text=True).stdout
-    runtime, tensorflow, keypoints = json.loads(out)
-    assert (runtime, tensorflow) == ("openvino", False)
+def test_inference_without_tensorflow(model, ski, mobilenet_graph, tmp_path):
+    """The inference install has no TensorFlow: Keras's own OpenVINO backend is then the
+    default; the store fetches (converts) MobileNet-thin, OpenVINO's model is exported beside
+    it, and the people are those of the TensorFlow-converted model, to the last bit."""
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    env.update({store.HOME_ENV: str(tmp_path), "PYTHONPATH": str(Path(rtpose.__file__).parents[1])})
+    out = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, str(mobilenet_graph), ski],
+                         cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
+    backend, runtime, weights, loaded, keypoints = json.loads(out.stdout)
+    assert (backend, runtime, loaded) == ("openvino", "openvino", False)
+    assert weights == str(tmp_path / "mobilenet_thin.weights.h5")
     assert (tmp_path / "mobilenet_thin.openvino.xml").is_file()
     np.testing.assert_array_equal(np.array(keypoints), model(ski).keypoints)
 

@@ -136,8 +136,8 @@ def fetch_mobilenet_thin(target: Path, source: Path | None = None, verbose: bool
     graph = fetch_graph(graph, target.parent / "downloads", sdist)
     from rtpose.native import start_tensorflow
 
-    start_tensorflow(verbose)
-    from rtpose.convert.tf_graph import convert_mobilenet_thin  # TensorFlow, started quietly
+    start_tensorflow(verbose)  # before Keras imports it: quietly
+    from rtpose.convert.tf_graph import convert_mobilenet_thin
 
     convert_mobilenet_thin(graph, target)
     return target
