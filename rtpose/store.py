@@ -154,10 +154,11 @@ def fetch(name: str, source: str | Path | None = None, force: bool = False) -> P
 
 
 def resolve(model: str | Path | None = None, fetch_missing: bool = True) -> Path:
-    """The weights file of ``model``: a path, a registered name, ``hf://OWNER/REPO/FILE`` (a
-    file of a Hugging Face repository: Keras ``.weights.h5``, or CMU's ``.pth``, converted into
-    the store), or None for the best body model present (CMU, then MobileNet-thin), else
-    MobileNet-thin fetched. ``fetch_missing`` False: ``ModelNotFoundError`` instead of fetching.
+    """The weights file of ``model``: a path (as given, even if missing: the loader says so),
+    a registered name, ``hf://OWNER/REPO/FILE`` (a file of a Hugging Face repository: Keras
+    ``.weights.h5``, or CMU's ``.pth``, converted into the store), or None for the best body
+    model present (CMU, then MobileNet-thin), else MobileNet-thin fetched. ``fetch_missing``
+    False: ``ModelNotFoundError`` instead of fetching.
     """
     if model is None:
         for name in body_models():
@@ -176,12 +177,7 @@ def resolve(model: str | Path | None = None, fetch_missing: bool = True) -> Path
             places = ", ".join(str(p) for p in candidates(text))
             raise ModelNotFoundError(f"no {text} weights in {places}: run `rtpose fetch {text}`")
         return fetch(text)
-    path = Path(model).expanduser()
-    if not path.is_file():
-        raise ModelNotFoundError(
-            f"no weights file {path}, and not a model name ({', '.join(REGISTRY)}) nor "
-            f"{HF_PREFIX}OWNER/REPO/FILE")
-    return path
+    return Path(model).expanduser()  # a missing file: the loader says so
 
 
 def _from_hugging_face(reference: str) -> Path:

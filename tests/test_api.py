@@ -19,7 +19,7 @@ import pytest
 
 import rtpose
 from rtpose import cli, store
-from rtpose.errors import ModelNotFoundError, RtposeError
+from rtpose.errors import ModelNotFoundError, RtposeError, WeightsError
 
 SKI = "sample_images/ski.jpg"
 DOCTESTED = ("rtpose", "rtpose.api", "rtpose.people", "rtpose.stream.images", "rtpose.draw")
@@ -106,8 +106,10 @@ def test_search_order_checkout_then_store(tmp_path, monkeypatch):
     assert store.resolve() == files["store cmu"]
     assert store.resolve("mobilenet_thin") == files["store mobilenet"]
     assert store.resolve(files["store mobilenet"]) == files["store mobilenet"]
-    with pytest.raises(ModelNotFoundError, match="not a model name"):
-        store.resolve(tmp_path / "missing.weights.h5")
+    missing = tmp_path / "missing.weights.h5"
+    assert store.resolve(missing) == missing
+    with pytest.raises(WeightsError, match=f"^weights file not found: {missing}$"):
+        rtpose.load(missing)
 
 
 def test_store_home_defaults_to_the_user_cache(tmp_path, monkeypatch):
