@@ -259,3 +259,21 @@ def test_documented_rtpose_commands_exist_and_take_their_flags(page, repo_root, 
         assert exit_info.value.code == 0
         accepted = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", capsys.readouterr().out))
         assert {w for w in words[2:] if w.startswith("--")} <= accepted, command
+
+
+def test_hugging_face_reference(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    asked = []
+
+    def download(repo_id, filename, **kw):
+        asked.append((repo_id, filename))
+        path = tmp_path / filename
+        path.write_bytes(b"weights")
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    assert store.resolve("hf://someone/poses/x.weights.h5") == tmp_path / "x.weights.h5"
+    assert asked == [("someone/poses", "x.weights.h5")]
+    with pytest.raises(RtposeError, match="not a Hugging Face reference"):
+        store.resolve("hf://someone/x.weights.h5")
