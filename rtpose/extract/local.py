@@ -5,9 +5,11 @@
 
 Each worker gets the next input as soon as it returns a result, so the slowest input never
 holds up the others. A worker that dies (a decoder's crash, the memory killer) fails only its
-input, and a new worker takes its place. Workers ignore Ctrl+C: the driver stops them (they
-drop the input in hand, publishing nothing) and they exit by themselves when the driver is
-killed (``kill -9``), within a frame.
+input, and a new worker takes its place; so does one that stalls (a read that never returns,
+a stopped process): after ``stall_timeout`` seconds without progress (no frame processed, no
+result) its input fails, and the worker is killed and replaced. Workers ignore Ctrl+C: the
+driver stops them (they drop the input in hand, publishing nothing) and they exit by
+themselves when the driver is killed (``kill -9``), within a frame.
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ def run_local(
     on_result: Callable[[Item, Result], None],
     on_frames: Callable[[int], None] = lambda n: None,
     on_ready: Callable[[], None] = lambda: None,
+    stall_timeout: float | None = None,
 ) -> None:
     """Process ``items`` with ``workers`` processes of ``threads`` threads each.
 
     ``factory``: a pickled ``threads -> PosePipeline``. ``on_result`` is called in this
     process for every finished input (never for one dropped when the run is stopped),
     ``on_frames`` with frame counts as they are processed, ``on_ready`` once every worker has
-    loaded the model. Raises ``RtposeError`` when a worker cannot load the model; Ctrl+C
+    loaded the model; ``stall_timeout``: see the module docstring (None: wait for ever).
+    Raises ``RtposeError`` when a worker cannot load the model; Ctrl+C
     (``KeyboardInterrupt``) stops the workers, then propagates.
     """
     context = multiprocessing.get_context("spawn")
@@ -71,7 +75,15 @@ def run_local(
                     elif message[0] == "result":
                         item, slot.item = slot.item, None
                         on_result(item, message[1])
-                if not alive:
+                if alive and slot.stalled(stall_timeout):
+                    slot.process.kill()  # a stopped process too
+                    slot.process.join()
+                    on_result(slot.item, Result(
+                        slot.item.name, "failed",
+                        reason=f"no progress for {stall_timeout:g} s (a stalled read?): its "
+                               "worker was stopped and replaced"))
+                    slots[index] = _Slot(context, factory, settings, threads, stop)
+                elif not alive:
                     slot.process.join()
                     code = slot.process.exitcode
                     if not slot.ready:
@@ -106,16 +118,24 @@ class _Slot:
         child.close()
         self.ready = False
         self.item: Item | None = None
+        self.progressed = time.monotonic()
 
     def give(self, item: Item) -> None:
         self.item = item
+        self.progressed = time.monotonic()
         self.conn.send(item)
+
+    def stalled(self, timeout: float | None) -> bool:
+        """Whether the input in hand has seen no progress for ``timeout`` seconds."""
+        return (timeout is not None and self.item is not None
+                and time.monotonic() - self.progressed > timeout)
 
     def messages(self):
         """The messages waiting on the pipe (none once it is closed)."""
         try:
             while self.conn.poll():
                 message = self.conn.recv()
+                self.progressed = time.monotonic()
                 if message[0] == "ready":
                     self.ready = True
                 else:
@@ -146,7 +166,7 @@ def _shut_down(slots: list[_Slot]) -> None:
     for slot in slots:
         slot.process.join(max(deadline - time.monotonic(), 0.1))
         if slot.process.is_alive():
-            slot.process.terminate()
+            slot.process.kill()  # SIGKILL: a stopped (stalled) process ignores SIGTERM
             slot.process.join(STOP_TIMEOUT_S)
         slot.conn.close()
 

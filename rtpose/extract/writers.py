@@ -59,6 +59,11 @@ def render_name(item: Item) -> str:
     return f"{item.stem}_rendered.{'mp4' if item.kind == 'video' else 'jpg'}"
 
 
+def output_names(item: Item, format: str, render: bool) -> list[str]:
+    """Every output of ``item``: ``format``'s, then the rendering's if ``render``."""
+    return [output_name(item, format), *([render_name(item)] if render else [])]
+
+
 def openpose_frame_name(stem: str, frame: int) -> str:
     """OpenPose's name of a video frame's file: ``<video>_<frame:012d>_keypoints.json``."""
     return f"{PurePosixPath(stem).name}_{frame:012d}_keypoints.json"
