@@ -154,8 +154,7 @@ def _record_problem(line: Any) -> str | None:
     return None
 
 
-def _check_settings(path: Path, first: dict[str, Any], settings: dict[str, Any]) -> None:
-    before = first["settings"]
+def _check_settings(path: Path, before: dict[str, Any], settings: dict[str, Any]) -> None:
     changed = [f"{key} {settings.get(key)!r} (was {before.get(key)!r})"
                for key in sorted(set(before) | set(settings))
                if before.get(key) != settings.get(key)]
