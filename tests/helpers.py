@@ -6,6 +6,7 @@ per frame without a model."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -139,3 +140,17 @@ def crashing_pipeline(args, threads: int | None = None) -> PosePipeline:
     """``person_pipeline`` with ``crashing_network``."""
     params = InferenceParams(boxsize=args.boxsize or 184, scales=args.scales)
     return PosePipeline(FunctionNetwork(crashing_network), params, CMU_GROUPING)
+
+
+def stalling_network(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``person_network``, but the process stops itself (``SIGSTOP``, as a read that never
+    returns would stall it) on a bright red input."""
+    if batch[0, :, :, 2].mean() > 190:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return person_network(batch)
+
+
+def stalling_pipeline(args, threads: int | None = None) -> PosePipeline:
+    """``person_pipeline`` with ``stalling_network``."""
+    params = InferenceParams(boxsize=args.boxsize or 184, scales=args.scales)
+    return PosePipeline(FunctionNetwork(stalling_network), params, CMU_GROUPING)

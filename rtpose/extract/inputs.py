@@ -147,7 +147,8 @@ def _walk(folder: Path, excluded: Path | None) -> tuple[list[Path], int]:
     ``RtposeError`` for a folder that cannot be read."""
 
     def unreadable(error: OSError) -> None:
-        raise RtposeError(f"cannot read folder {error.filename}: {error.strerror or error}; "
+        reason = (error.strerror or str(error)).lower()
+        raise RtposeError(f"cannot read folder {error.filename}: {reason}; "
                           "make it readable, or move it out of the inputs")
 
     files, others = [], 0

@@ -26,7 +26,9 @@ from multiprocessing.connection import Connection, wait
 
 from rtpose.errors import RtposeError, first_line
 from rtpose.extract.inputs import Item
+from rtpose.extract.store import open_store
 from rtpose.extract.worker import Result, Settings, Worker
+from rtpose.extract.writers import output_names
 
 POLL_S = 0.5  # how often an idle worker looks for its driver, and the driver for dead workers
 PROGRESS_S = 0.5  # how often a worker reports the frames it processed
@@ -78,6 +80,7 @@ def run_local(
                 if alive and slot.stalled(stall_timeout):
                     slot.process.kill()  # a stopped process too
                     slot.process.join()
+                    _discard_temporaries(settings, slot.item)
                     on_result(slot.item, Result(
                         slot.item.name, "failed",
                         reason=f"no progress for {stall_timeout:g} s (a stalled read?): its "
@@ -90,6 +93,7 @@ def run_local(
                         raise RtposeError(f"a worker process died while loading the model "
                                           f"(exit code {code})")
                     if slot.item is not None:
+                        _discard_temporaries(settings, slot.item)
                         on_result(slot.item, Result(
                             slot.item.name, "failed",
                             reason=f"the worker process died while reading it (exit code "
@@ -103,6 +107,13 @@ def run_local(
         raise
     finally:
         _shut_down(slots)
+
+
+def _discard_temporaries(settings: Settings, item: Item) -> None:
+    """Remove what a killed worker left of ``item``'s outputs (their temporaries)."""
+    store = open_store(settings.output)
+    for name in output_names(item, settings.format, settings.render):
+        store.clean_stale(name)
 
 
 class _Slot:

@@ -114,7 +114,7 @@ def _openpose_folder(folder: Path) -> Poses:
 
 
 def _npz(path: Path) -> Poses:
-    with np.load(path, allow_pickle=False) as data:
+    with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
         counts = data["counts"]
         keypoints = data["keypoints"].astype(np.float64).reshape(-1, NUM_PARTS, 3)
         scores, part_counts = data["scores"], data["part_counts"]

@@ -140,19 +140,19 @@ def check_outputs_apart(items: Sequence[Item], settings: Settings, store: Store,
     """``RtposeError`` when two paths among the outputs of ``items``, the inputs and the
     manifest in a local output folder are the same, or one lies inside another: one input's
     outputs would replace or hold another's, or an input, or the manifest."""
-    entries: list[tuple[tuple[str, ...], str]] = []
+    entries: list[tuple[tuple[str, ...], int, str]] = []  # (parts, outputs first, what)
     for item in items:
         for name in output_names(item, settings.format, settings.render):
-            entries.append((PurePosixPath(name).parts, f"the output {name} of {item.name}"))
+            entries.append((PurePosixPath(name).parts, 0, f"the output {name} of {item.name}"))
     if isinstance(store, LocalStore):
         root = Path(os.path.abspath(store.root))
         places = [(Path(item.path), f"the input {item.name}") for item in items]
         for path, what in [*places, (manifest, "the manifest")]:
             path = Path(os.path.abspath(path))
             if path == root or root in path.parents:
-                entries.append((path.relative_to(root).parts, what))
+                entries.append((path.relative_to(root).parts, 1, what))
     entries.sort()
-    for (a, what_a), (b, what_b) in pairwise(entries):
+    for (a, _, what_a), (b, _, what_b) in pairwise(entries):
         if b[:len(a)] == a:
             relation = "is" if a == b else "would hold"
             raise RtposeError(f"{what_a} {relation} {what_b}: rename one, or choose another "

@@ -179,7 +179,10 @@ class _Collect:
     def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray | None) -> None:
         index = frame.index * self.every  # the source's frame number
         for writer in self.writers:
-            writer.write(index, frame.timestamp_s, result.people, frame.image, result.peaks)
+            try:
+                writer.write(index, frame.timestamp_s, result.people, frame.image, result.peaks)
+            except OSError as e:
+                raise RtposeError(writer.cannot_write(e)) from e
         self.frames += 1
         self.people += len(result.people)
         self.on_frame()

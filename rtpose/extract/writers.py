@@ -98,8 +98,16 @@ class Writer:
         """Finish the temporary file (before ``commit`` or ``abort``)."""
 
     def commit(self) -> None:
-        self.close()
-        self.store.publish(self.staged, self.name)
+        try:
+            self.close()
+            self.store.publish(self.staged, self.name)
+        except OSError as e:
+            raise RtposeError(self.cannot_write(e)) from e
+
+    def cannot_write(self, error: OSError) -> str:
+        """A failed write in one line: ``cannot write /out/a.jsonl: no space left on device``."""
+        reason = error.strerror or str(error)
+        return f"cannot write {self.store.location}/{self.name}: {reason[:1].lower()}{reason[1:]}"
 
     def abort(self) -> None:
         try:

@@ -29,7 +29,7 @@ from rtpose.extract.run import ENGINES, Summary, extract
 from rtpose.extract.store import is_url, local_path
 from rtpose.extract.worker import Settings
 from rtpose.extract.writers import FORMATS
-from rtpose.files import INTERRUPTED_EXIT, sigterm_as_interrupt
+from rtpose.files import INTERRUPTED_EXIT, FolderLock, sigterm_as_interrupt
 from rtpose.models import find_default_weights
 from rtpose.runtime import resolve_runtime
 from rtpose.stream.images import MAX_IMAGE_PIXELS
@@ -155,14 +155,15 @@ def _seconds(text: str) -> float:
 
 
 def _earlier_outputs(output: str, manifest: Path | None) -> list[Path]:
-    """The manifest and the outputs it records in a local output folder: never inputs."""
+    """The manifest, the lock and the outputs the manifest records: never inputs."""
     if manifest is None:
         return []
     records = read_manifest(manifest) if manifest.is_file() else {}
     named = {record[key] for record in records.values() if record["status"] == "done"
              for key in ("output", "rendered") if isinstance(record.get(key), str)}
-    root = None if is_url(output) else Path(output)
-    return [manifest, *(root / name for name in named if root is not None)]
+    if is_url(output):
+        return [manifest]
+    return [manifest, Path(output) / FolderLock.NAME, *(Path(output) / name for name in named)]
 
 
 def _kinds(items) -> str:
