@@ -268,6 +268,18 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, fake_model):
             pass
 
 
+def test_a_weights_dir_that_is_a_file_is_one_line_in_training(tmp_path, capsys):
+    from rtpose.tools import train_pose
+
+    (tmp_path / "weights").write_text("a file")
+    with pytest.raises(SystemExit) as info:
+        train_pose.main(["--weights-dir", str(tmp_path / "weights")])
+    assert info.value.code == (f"error: cannot write into {tmp_path / 'weights'} for the "
+                               "training: a file is there, not a folder; choose another "
+                               "--weights-dir")
+    assert (tmp_path / "weights").read_text() == "a file"
+
+
 def test_a_read_only_or_full_output_folder_is_one_line(tmp_path, fake_model):
     make_video(tmp_path / "v.mp4", 6)
     with tmpfs(tmp_path / "ro", "ro,size=64k") as read_only:
