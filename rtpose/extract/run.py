@@ -118,7 +118,7 @@ def extract(
                 if k not in ("output", "max_image_pixels")}  # outputs do not depend on these
     summary = Summary(total=len(items))
     start = time.perf_counter()
-    folders = [store.root] if isinstance(store, LocalStore) else []
+    folders = [Path(os.path.abspath(store.root))] if isinstance(store, LocalStore) else []
     if manifest.parent not in folders:
         folders.append(manifest.parent)
     with ExitStack() as stack:
