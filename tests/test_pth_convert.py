@@ -32,7 +32,8 @@ from weight_files import (
 )
 
 from rtpose.convert import cmu_source
-from rtpose.convert.caffe import convert_caffe_layers, dump_caffe_layers, read_prototxt
+from rtpose.convert.caffe import convert_caffe_layers, dump_caffe_layers
+from rtpose.convert.prototxt import read_prototxt
 from rtpose.convert.pth import PthArchitectureError, PthFormatError, convert_pth, read_pth
 from rtpose.models import load_model
 from rtpose.models.cmu import build_cmu_model, conv_layers, load_cmu_weights
