@@ -251,7 +251,7 @@ def test_wrong_architectures_name_what_differs(two_stage, shared_data, tmp_path)
     assert "conv5_5_CPM_L1.weight is (28, 512, 1, 1), the model's (38, 512, 1, 1)" in str(
         error.value
     )
-    assert not out.exists() and not list(tmp_path.glob(".model.weights.h5*"))
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
 
 
 # --- the command ----------------------------------------------------------------------------------

@@ -55,11 +55,13 @@ def dump_caffe_layers(
     weights = conv_weights(read_caffemodel(caffemodel, progress), net)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)
     written = []
     for name, (w, b) in tqdm(weights.items(), desc="writing layers", disable=not progress):
         for prefix, array in (("W", w), ("b", b)):
             written.append(output_dir / f"{prefix}_{name}.npy")
-            np.save(written[-1], array)
+            with atomic_path(written[-1]) as temporary:
+                np.save(temporary, array)
     return written
 
 
