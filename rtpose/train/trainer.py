@@ -128,6 +128,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
 
 def _train(config: TrainConfig, weights_dir: Path,
            cluster: Cluster | None) -> keras.callbacks.History | None:
+    """The run within the lock: where to start, the devices, the batches, then ``fit``."""
     architecture = get_architecture(config.arch)
     log_path = weights_dir / cb.TRAINING_LOG
     resuming = config.resume and config.checkpoint.is_file()
