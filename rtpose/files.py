@@ -12,12 +12,14 @@
   with :data:`INTERRUPTED_EXIT` (130, the shell's code for Ctrl+C).
 - :func:`interrupts_deferred` holds Ctrl+C and SIGTERM back until a block ends, so that what the
   block writes (one frame into several outputs) is written whole or not at all.
+- :func:`sha256` checks that a file is the one expected (downloads, the original weights).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -77,6 +79,15 @@ def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file (read 1 MiB at a time)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _running(pid: int) -> bool:

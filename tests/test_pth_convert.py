@@ -32,7 +32,8 @@ from weight_files import (
 )
 
 from rtpose.convert import cmu_source
-from rtpose.convert.caffe import convert_caffe_layers, dump_caffe_layers, read_prototxt
+from rtpose.convert.caffe import convert_caffe_layers, dump_caffe_layers
+from rtpose.convert.prototxt import read_prototxt
 from rtpose.convert.pth import PthArchitectureError, PthFormatError, convert_pth, read_pth
 from rtpose.models import load_model
 from rtpose.models.cmu import build_cmu_model, conv_layers, load_cmu_weights
@@ -250,7 +251,7 @@ def test_wrong_architectures_name_what_differs(two_stage, shared_data, tmp_path)
     assert "conv5_5_CPM_L1.weight is (28, 512, 1, 1), the model's (38, 512, 1, 1)" in str(
         error.value
     )
-    assert not out.exists() and not list(tmp_path.glob(".model.weights.h5*"))
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
 
 
 # --- the command ----------------------------------------------------------------------------------

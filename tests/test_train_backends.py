@@ -18,7 +18,7 @@ import pytest
 
 from rtpose.models import get_architecture
 from rtpose.train import callbacks as cb
-from rtpose.train import trainer
+from rtpose.train.checkpoints import load_checkpoint
 from rtpose.train.optimizer import MultiSGD
 
 # In the backend's process: MobileNet-thin (2 stages) at crop 64, batch 2, weights drawn in the
@@ -103,8 +103,8 @@ def test_training_resumes_on_a_backend(backend: str, servers: list[str], repo_ro
         assert done.returncode == 0, done.stderr[-3000:]
     assert f"resuming from {weights_dir / 'last.keras'} at epoch 2 of 2" in done.stdout
     assert [row["epoch"] for row in cb.read_log(weights_dir / cb.TRAINING_LOG)] == [0, 1]
-    model = trainer.load_checkpoint(weights_dir / "last.keras",
-                                    get_architecture("mobilenet_thin"), 1)
+    model = load_checkpoint(weights_dir / "last.keras",
+                            get_architecture("mobilenet_thin"), 1)
     assert int(model.optimizer.iterations) == 2
     assert isinstance(model.optimizer, MultiSGD)
     assert any(np.any(np.asarray(m) != 0) for m in model.optimizer.momentums)
@@ -117,8 +117,9 @@ import numpy as np
 from benchmarks.train_step import synthetic_batch
 from rtpose.models import get_architecture
 from rtpose.train.config import TrainConfig
-from rtpose.train.trainer import (BatchFeed, build_training_model, compile_for_training,
-                                  data_parallel)
+from rtpose.train.distribute import data_parallel
+from rtpose.train.feed import BatchFeed
+from rtpose.train.trainer import build_training_model, compile_for_training
 architecture = get_architecture("mobilenet_thin")
 batch = synthetic_batch(4, 32, 1, seed=2)
 result = {}

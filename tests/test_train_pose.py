@@ -1,4 +1,4 @@
-"""training/train_pose.py and rtpose.train.trainer: initialisation, bookkeeping, real runs.
+"""training/train_pose.py and rtpose.train: initialisation, bookkeeping, real runs.
 
 The slow tests train on loopback from ``training/dataset_server.py`` serving the original
 3-sample HDF5 (``original_formats/train_dataset_first3.h5``) at a small crop.
@@ -23,10 +23,10 @@ from rtpose.errors import RtposeError, WeightsError
 from rtpose.models import get_architecture
 from rtpose.tools.train_pose import build_parser, config_from_args
 from rtpose.train import callbacks as cb
-from rtpose.train import trainer
+from rtpose.train import checkpoints, distribute, trainer
 from rtpose.train.cluster import read_tf_config
 from rtpose.train.config import TrainConfig
-from rtpose.train.init import VGG19_LAYERS, copy_weights_by_name, read_vgg19_h5
+from rtpose.train.initial_weights import VGG19_LAYERS, copy_weights_by_name, read_vgg19_h5
 from rtpose.train.optimizer import MultiSGD
 
 CROP = 128
@@ -238,8 +238,9 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 from rtpose.models import get_architecture
 from rtpose.train.config import TrainConfig
-from rtpose.train.trainer import (BatchFeed, build_training_model, compile_for_training,
-                                  make_strategy)
+from rtpose.train.distribute import make_strategy
+from rtpose.train.feed import BatchFeed
+from rtpose.train.trainer import build_training_model, compile_for_training
 
 rng = np.random.default_rng(0)
 batch, crop, stages = 4, 32, 2
@@ -342,10 +343,10 @@ def test_bad_tf_config_stops_train_pose_before_keras(repo_root: Path, tmp_path: 
 
 
 def test_tf_config_on_another_backend_is_refused(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(trainer.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(distribute.keras.backend, "backend", lambda: "jax")
     with pytest.raises(RtposeError, match="TF_CONFIG describes a TensorFlow cluster but "
                                           "KERAS_BACKEND is jax"):
-        trainer.data_parallel(True, read_tf_config(tf_config(["h:1", "g:1"], 0)))
+        distribute.data_parallel(True, read_tf_config(tf_config(["h:1", "g:1"], 0)))
 
 
 # MultiWorkerMirroredStrategy first: it sets up TensorFlow's runtime, which must not have started.
@@ -353,7 +354,7 @@ STRATEGIES = """
 import json, sys
 import tensorflow as tf
 from rtpose.train.cluster import read_tf_config
-from rtpose.train.trainer import make_strategy
+from rtpose.train.distribute import make_strategy
 strategy = make_strategy(True, read_tf_config(sys.argv[1]))
 print(json.dumps([isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy),
                   strategy.num_replicas_in_sync, strategy.cluster_resolver.task_id,
@@ -362,11 +363,11 @@ print(json.dumps([isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy
 
 
 def test_each_device_of_a_cluster_pulls_its_share_of_a_batch():
-    assert trainer.per_device_batch(10, 2) == 5
-    assert trainer.per_device_batch(10, 1) == 10
+    assert distribute.per_device_batch(10, 2) == 5
+    assert distribute.per_device_batch(10, 1) == 10
     with pytest.raises(RtposeError, match=r"^--batch-size 10 does not divide among the 3 "
                                           r"devices of the cluster: use a multiple of 3$"):
-        trainer.per_device_batch(10, 3)
+        distribute.per_device_batch(10, 3)
 
 
 @pytest.mark.slow
@@ -422,7 +423,7 @@ def test_two_workers_train_in_step_and_resume(repo_root: Path, servers: tuple[st
     logs = [cb.read_log(folder / cb.TRAINING_LOG) for folder in folders]
     assert [row["epoch"] for row in logs[0]] == [0, 1] and logs[0] == logs[1]
     architecture = get_architecture("mobilenet_thin")
-    models = [trainer.load_checkpoint(folder / cb.LAST_CHECKPOINT, architecture, 1)
+    models = [checkpoints.load_checkpoint(folder / cb.LAST_CHECKPOINT, architecture, 1)
               for folder in folders]
     assert [int(m.optimizer.iterations) for m in models] == [4, 4]
     for a, b in zip(*(m.get_weights() for m in models), strict=True):

@@ -13,7 +13,6 @@ apply.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rtpose.errors import FetchError
+from rtpose.files import sha256
 
 REPO_ID = "lllyasviel/Annotators"
 FILENAME = "body_pose_model.pth"
@@ -29,7 +29,6 @@ SIZE = 209_267_595
 SHA256 = "25a948c16078b0f08e236bda51a385d855ef4c153598947c28c0d47ed94bb746"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 BY_HAND = "bash model/get_cmu_model.sh --pth FILE"
-_CHUNK = 1 << 20
 
 
 def endpoint(override: str | None = None) -> str:
@@ -101,15 +100,6 @@ def download_pth(hub: str | None = None, cache_dir: str | Path | None = None) ->
             f"cannot download {tried}: {type(e).__name__}: {reason}; {_by_hand(hub)}"
         ) from e
     return Path(path)
-
-
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_pth(path: str | Path, remedy: str) -> Path:

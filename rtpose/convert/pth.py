@@ -36,9 +36,9 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from rtpose.convert import write_atomically
 from rtpose.convert.caffe import ConvWeights, set_conv_weights
 from rtpose.errors import ConversionError
+from rtpose.files import atomic_path, remove_stale_temporaries
 
 if TYPE_CHECKING:
     import keras
@@ -414,4 +414,8 @@ def convert_pth(
 
     model = build_cmu_model(stages=stages)
     set_conv_weights(model, conv_weights_from_state(state, model, str(pth)))
-    return write_atomically(output, model.save_weights)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output.parent)
+    with atomic_path(output) as temporary:
+        model.save_weights(temporary)
+    return output
