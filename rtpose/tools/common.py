@@ -35,6 +35,7 @@ from rtpose.geometry import MAX_INPUT_PIXELS
 from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, Network, make_network, resolve_runtime
+from rtpose.track import OfflineParams, OneEuroParams, Tracking
 
 DEFAULT_CONFIG = Path("config")
 
@@ -184,6 +185,48 @@ def pipeline_from_args(args: argparse.Namespace, threads: int | None = None,
     inference, grouping = params_from_args(args)
     return PosePipeline(network_from_args(args, threads, hint), inference, grouping,
                         args.decoder, args.max_pixels)
+
+
+def add_tracking_args(parser: argparse.ArgumentParser, offline: bool = False) -> None:
+    """``--no-track`` and ``--smooth``: the live One Euro filter's ``--min-cutoff`` and
+    ``--beta``, or (``offline``, for files) the whole-track smoother's ``--max-gap`` and
+    ``--sigma``."""
+    group = parser.add_argument_group("tracking (video)")
+    group.add_argument("--no-track", action="store_true",
+                       help="no person IDs (by default each person of a video gets an ID that "
+                       "stays the same across frames)")
+    if offline:
+        defaults = OfflineParams()
+        group.add_argument("--smooth", action="store_true",
+                           help="smooth each person's keypoints over the whole track, filling "
+                           "short gaps (filled parts are marked)")
+        group.add_argument("--max-gap", type=int, default=defaults.max_gap, metavar="FRAMES",
+                           help=f"--smooth fills gaps up to this long (default "
+                           f"{defaults.max_gap}; 0: none)")
+        group.add_argument("--sigma", type=float, default=defaults.sigma, metavar="FRAMES",
+                           help=f"--smooth's Gaussian width (default {defaults.sigma})")
+        return
+    defaults = OneEuroParams()
+    group.add_argument("--smooth", action="store_true",
+                       help="filter each keypoint with a One Euro filter (less jitter, "
+                       "little lag)")
+    group.add_argument("--min-cutoff", type=float, default=defaults.min_cutoff, metavar="HZ",
+                       help=f"--smooth: cutoff of a still keypoint (default "
+                       f"{defaults.min_cutoff}; lower: smoother)")
+    group.add_argument("--beta", type=float, default=defaults.beta,
+                       help=f"--smooth: how fast the cutoff rises with speed (default "
+                       f"{defaults.beta}; higher: less lag)")
+
+
+def tracking_from_args(args: argparse.Namespace) -> Tracking | None:
+    """The stream's ``track`` option from ``add_tracking_args``'s flags (live)."""
+    if args.no_track:
+        if args.smooth:
+            raise RtposeError("--smooth needs tracking: drop --no-track")
+        return None
+    if args.min_cutoff <= 0 or args.beta < 0:
+        raise RtposeError("--min-cutoff must be > 0 and --beta >= 0")
+    return Tracking(smooth=OneEuroParams(args.min_cutoff, args.beta) if args.smooth else None)
 
 
 def positive_int(text: str) -> int:
