@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from rtpose.errors import RtposeError, first_line
+from rtpose.extract.datasets import DatasetOptions
 from rtpose.extract.inputs import Item
 from rtpose.extract.store import open_store
 from rtpose.extract.writers import Writer, make_writers
@@ -48,13 +49,16 @@ FRAME_COUNT_TOLERANCE = 0.02
 class Settings:
     """What a run's outputs depend on, besides the model: the output folder or URL, the format
     (``rtpose.extract.writers.FORMATS``), every how many frames, at most how many frames per
-    input, and whether to render the skeletons."""
+    input, whether to render the skeletons, whether to track people in videos (person IDs),
+    and the dataset formats' and offline smoothing's options."""
 
     output: str
     format: str
     every: int = 1
     max_frames: int | None = None
     render: bool = False
+    track: bool = True
+    options: DatasetOptions = DatasetOptions()
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,11 @@ class Worker:
             with open_input(item, self.settings.every, warnings.append) as (source, decoded):
                 fps = source.fps / self.settings.every if source.fps > 0 else 0.0
                 writers = make_writers(self.store, item, self.settings.format,
-                                       self.settings.render, fps, source.size)
+                                       self.settings.render, fps, source.size,
+                                       self.settings.options)
                 collect = _Collect(writers, self.settings.every, should_stop, on_frame)
-                summary = run_stream(source, self.pipeline, [collect], self.settings.max_frames)
+                summary = run_stream(source, self.pipeline, [collect], self.settings.max_frames,
+                                     track="auto" if self.settings.track else None)
                 if summary.stopped_by in ("user", "interrupt"):
                     _abort(writers)
                     return result("stopped", collect.frames, collect.people)

@@ -9,6 +9,9 @@ each written under a temporary name and renamed when complete; poses/manifest.js
 every input as done or failed. Running the same command again skips what is done and retries
 what failed only with --retry. Bad inputs are recorded and the batch goes on. Exit status: 0 when
 every input is done, 3 when any is recorded as failed, 1 on an error, 130 when interrupted.
+People of a video get person IDs (--no-track: none); --smooth smooths every track over the whole
+video. kinetics, pyskl and csv write skeleton datasets (rtpose.extract.datasets); kinetics and
+pyskl also a corpus file at the end of the run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import os
 import sys
 from pathlib import Path
 
+from rtpose.errors import RtposeError
+from rtpose.extract.datasets import LAYOUTS, DatasetOptions, dataset_classes
 from rtpose.extract.inputs import collect_inputs
 from rtpose.extract.run import ENGINES, Summary, extract
 from rtpose.extract.store import is_url
@@ -31,6 +36,7 @@ from rtpose.tools.common import (
     DEFAULT_CONFIG,
     add_inference_args,
     add_model_args,
+    add_tracking_args,
     one_line_errors,
     pipeline_from_args,
     positive_int,
@@ -51,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (or an fsspec URL, e.g. s3://bucket/poses)")
     parser.add_argument("--format", choices=FORMATS, default="openpose",
                         help="openpose: OpenPose's --write_json files, one per frame (default); "
-                        "jsonl: one JSON line per frame; npz: one file per input")
+                        "jsonl: one JSON line per frame; npz: one file per input; kinetics: "
+                        "ST-GCN's Kinetics-skeleton JSON per video; pyskl: pyskl/mmaction2's "
+                        "skeleton pickle of the corpus; csv: one row per person per frame")
     parser.add_argument("--render", action="store_true",
                         help="also write the frames with their skeletons (<name>_rendered.mp4 "
                         "or .jpg)")
@@ -76,8 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Ray cluster to join, as ray.init takes it (e.g. auto, or "
                         "ray://head:10001); default: the running one, else a new local one")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("skeleton datasets (kinetics, pyskl)")
+    group.add_argument("--labels", type=Path, default=None, metavar="FILE",
+                       help="each video's label: a JSON object or lines 'video,label' "
+                       "(default: the video's folder name)")
+    group.add_argument("--layout", choices=LAYOUTS, default="coco17",
+                       help="pyskl: COCO's 17 keypoints (default; pyskl's pretrained models) or "
+                       "the 18 OpenPose parts")
+    group.add_argument("--max-persons", type=positive_int, default=2,
+                       help="pyskl: persons kept per video, by track (default 2)")
     add_model_args(parser)
     add_inference_args(parser)
+    add_tracking_args(parser, offline=True)
     parser.set_defaults(scales=(1.0,))
     return parser
 
@@ -108,7 +126,15 @@ def run(args: argparse.Namespace) -> Summary:
         args.config = DEFAULT_CONFIG
     if args.config is not None:
         args.config = args.config.resolve()
-    settings = Settings(output, args.format, args.every, args.max_frames, args.render)
+    if args.smooth and args.no_track:
+        raise RtposeError("--smooth needs tracking: drop --no-track")
+    labels = None if args.labels is None else str(args.labels.resolve())
+    options = DatasetOptions(args.layout, args.max_persons,
+                             dataset_classes(inputs.items, labels)
+                             if args.format in ("kinetics", "pyskl") else (), labels, args.smooth,
+                             args.max_gap, args.sigma)
+    settings = Settings(output, args.format, args.every, args.max_frames, args.render,
+                        not args.no_track, options)
     print(f"{len(inputs.items)} inputs ({_kinds(inputs.items)})"
           + (f"; {inputs.skipped} other files skipped" if inputs.skipped else ""))
     return extract(
@@ -139,6 +165,8 @@ def _report(summary: Summary, manifest: Path | str) -> None:
           f"{summary.people} people")
     if summary.skipped:
         print(f"{summary.skipped} inputs already done (skipped)")
+    if summary.corpus:
+        print(f"wrote {summary.corpus} (every done input)")
     for name, warning in summary.warnings[:FAILURES_SHOWN]:
         print(f"warning: {name}: {warning}")
     failures = summary.failed + summary.failed_before

@@ -4,7 +4,8 @@ Per keypoint, with ``dt`` the seconds since the previous frame:
 
     speed    = low-pass(|x - x_prev_filtered| / dt, cutoff d_cutoff)
     cutoff   = min_cutoff + beta * speed
-    filtered = low-pass(x, cutoff),  low-pass(v, f): a = 1 / (1 + 1 / (2 pi f dt)), a v + (1 - a) prev
+    filtered = low-pass(x, cutoff)
+    low-pass(v, f) = a v + (1 - a) previous,  a = 1 / (1 + 1 / (2 pi f dt))
 
 A still keypoint is smoothed hard (``min_cutoff`` Hz), a fast one barely (the cutoff rises with
 the speed), so jitter falls without lag on motion. Speed is measured in person heights per
@@ -44,8 +45,8 @@ class OneEuroFilter:
     """One Euro filters of every keypoint of every person ID; ``__call__`` filters one frame's
     tracked people (``People.person_ids`` set) at ``timestamp_s``."""
 
-    def __init__(self, params: OneEuroParams = OneEuroParams()) -> None:
-        self.params = params
+    def __init__(self, params: OneEuroParams | None = None) -> None:
+        self.params = params or OneEuroParams()
         # person ID -> (filtered xy (18, 2), filtered speed (18,), present (18,), time)
         self.state: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
 

@@ -15,9 +15,9 @@ from rtpose.track.tracker import PoseTracker, TrackerParams
 class Tracking:
     """Person IDs for every frame of one video, and the causal filter if ``smooth`` is set."""
 
-    def __init__(self, params: TrackerParams = TrackerParams(),
+    def __init__(self, params: TrackerParams | None = None,
                  smooth: OneEuroParams | None = None) -> None:
-        self.tracker = PoseTracker(params)
+        self.tracker = PoseTracker(params or TrackerParams())
         self.filter = OneEuroFilter(smooth) if smooth is not None else None
 
     def update(self, people: People, frame: int | None = None,

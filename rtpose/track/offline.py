@@ -31,15 +31,17 @@ class OfflineParams:
     sigma: float = 1.5
 
 
-def smooth_tracks(frames: list[People], params: OfflineParams = OfflineParams()) -> list[People]:
+def smooth_tracks(frames: list[People], params: OfflineParams | None = None) -> list[People]:
     """``frames`` (tracked ``People`` per frame, in order) smoothed; see the module docstring.
     People without a person ID (untracked) are returned as they are."""
+    params = params or OfflineParams()
     rows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # id -> (frame, row)
     for f, people in enumerate(frames):
         if people.person_ids is not None:
             for r, person in enumerate(people.person_ids.tolist()):
                 rows[person].append((f, r))
-    out: list[list[tuple]] = [[] for _ in frames]  # per frame: (id, keypoints, score, count, filled)
+    # per frame: (id, keypoints, score, part count, filled)
+    out: list[list[tuple]] = [[] for _ in frames]
     for person, where in rows.items():
         first, last = where[0][0], where[-1][0]
         length = last - first + 1

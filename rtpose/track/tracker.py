@@ -47,8 +47,8 @@ class TrackerParams:
 class PoseTracker:
     """OKS + box IoU, Hungarian matching, constant velocity; see the module docstring."""
 
-    def __init__(self, params: TrackerParams = TrackerParams()) -> None:
-        self.params = params
+    def __init__(self, params: TrackerParams | None = None) -> None:
+        self.params = params or TrackerParams()
         self.next_id = 0
         self.frame = -1
         self.ids = np.zeros(0, np.int64)
