@@ -1,10 +1,12 @@
 """Make the pictures that the README and GitHub show, with the project's own commands.
 
-    python readme/make_pictures.py [--only result video notebook]
+    python readme/make_pictures.py [--only result video tracking losses notebook]
 
 - ``readme/result.png``: ``demo_image.py`` on ``sample_images/ski.jpg`` with MobileNet-thin.
 - ``readme/video_strip.jpg``: ``demo_camera.py --video ../shared/data/videos/sample2.mp4``, then
   evenly spaced frames of its annotated video in a grid.
+- ``docs/images/tracking.jpg``: a frame of ``demo_camera.py --video
+  ../shared/data/videos/sample2.mp4``'s annotated video, with the person IDs it draws.
 - ``readme/losses.png``: a short fine-tuning of MobileNet-thin on coco_mini with the training
   scripts (masks, HDF5, a training and a validation server, ``train_pose.py``), its loss curve.
 - ``demo.ipynb``'s outputs: the notebook executed in place (TensorFlow's start-up log lines on
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VIDEO = "../shared/data/videos/sample2.mp4"
 COCO_MINI = "../shared/data/coco_mini"
 WEIGHTS = "model/keras/mobilenet_thin.weights.h5"
-STEPS = ("result", "video", "losses", "notebook")
+STEPS = ("result", "video", "tracking", "losses", "notebook")
 
 
 def run(*args: str) -> None:
@@ -45,9 +47,9 @@ def make_result(output: Path) -> None:
         "--output", str(output.relative_to(ROOT)))
 
 
-def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int = 960) -> None:
-    """``frames`` evenly spaced frames of the annotated video, ``columns`` per row, the grid
-    ``width`` pixels wide."""
+def annotated_frames(positions: np.ndarray) -> list[np.ndarray]:
+    """Frames of ``demo_camera.py``'s annotated video of ``VIDEO``, at ``positions`` (fractions
+    of its length)."""
     with tempfile.TemporaryDirectory() as folder:
         annotated = Path(folder) / "annotated.mp4"
         run("demo_camera.py", "--video", VIDEO, "--no-display", "--model", WEIGHTS,
@@ -55,19 +57,34 @@ def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int
         capture = cv2.VideoCapture(str(annotated))
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         images = []
-        for index in np.linspace(0, count - 1, frames + 2).round().astype(int)[1:-1]:
+        for index in (np.asarray(positions) * (count - 1)).round().astype(int):
             capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
             ok, image = capture.read()
             if not ok:
                 sys.exit(f"error: cannot read frame {index} of {annotated}")
             images.append(image)
         capture.release()
+    return images
+
+
+def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int = 960) -> None:
+    """``frames`` evenly spaced frames of the annotated video, ``columns`` per row, the grid
+    ``width`` pixels wide."""
+    images = annotated_frames(np.linspace(0, 1, frames + 2)[1:-1])
     tile_w = width // columns
     tile_h = round(images[0].shape[0] * tile_w / images[0].shape[1])
     tiles = [cv2.resize(image, (tile_w, tile_h), interpolation=cv2.INTER_AREA)
              for image in images]
     rows = [np.hstack(tiles[r : r + columns]) for r in range(0, len(tiles), columns)]
     cv2.imwrite(str(output), np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"wrote {output.relative_to(ROOT)}")
+
+
+def make_tracking_frame(output: Path, position: float = 0.6) -> None:
+    """One frame of the annotated video, with its person IDs."""
+    (image,) = annotated_frames(np.array([position]))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(output), image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(f"wrote {output.relative_to(ROOT)}")
 
 
@@ -124,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         make_result(ROOT / "readme" / "result.png")
     if "video" in args.only:
         make_video_strip(ROOT / "readme" / "video_strip.jpg")
+    if "tracking" in args.only:
+        make_tracking_frame(ROOT / "docs" / "images" / "tracking.jpg")
     if "losses" in args.only:
         make_loss_curve(ROOT / "readme" / "losses.png")
     if "notebook" in args.only:

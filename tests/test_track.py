@@ -187,3 +187,35 @@ def test_images_are_not_tracked(shared_data):
     assert untracked.person_ids is None
     assert "person_id" not in untracked.to_openpose_json()["people"][0]
     assert People.from_json(untracked.to_openpose_json()).person_ids is None
+
+
+def test_ids_are_drawn_in_their_colour_beside_the_head():
+    from rtpose.draw import draw_people, id_color
+
+    image = np.zeros((300, 400, 3), np.uint8)
+    people = frame_people([person((150, 100), 150)]).with_ids(np.array([4]))
+    drawn = draw_people(image, people)
+    untracked = draw_people(image, frame_people([person((150, 100), 150)]))
+    changed = (drawn != untracked).any(axis=2)
+    ys, xs = np.nonzero(changed)
+    head = people.xy[0, 0]
+    near = (np.abs(xs - head[0]) < 60) & (ys < head[1]) & (ys > head[1] - 60)
+    assert near.any()  # the number, above and beside the head
+    assert (drawn[changed] == id_color(4)).all(axis=1).any()
+    assert id_color(4) != id_color(5)
+
+
+def test_tracking_flags():
+    import argparse
+
+    from rtpose.errors import RtposeError
+    from rtpose.tools.common import add_tracking_args, tracking_from_args
+
+    parser = argparse.ArgumentParser()
+    add_tracking_args(parser)
+    assert tracking_from_args(parser.parse_args(["--no-track"])) is None
+    tracking = tracking_from_args(parser.parse_args(["--smooth", "--beta", "0.5"]))
+    assert tracking.filter.params == OneEuroParams(beta=0.5)
+    assert tracking_from_args(parser.parse_args([])).filter is None
+    with pytest.raises(RtposeError, match="--smooth needs tracking"):
+        tracking_from_args(parser.parse_args(["--no-track", "--smooth"]))
