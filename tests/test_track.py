@@ -121,7 +121,7 @@ def one_point_track(xs: np.ndarray, present: np.ndarray | None = None) -> list[P
     return frames
 
 
-def filtered(xs, params=OneEuroParams(), present=None) -> np.ndarray:
+def filtered(xs, params: OneEuroParams | None = None, present=None) -> np.ndarray:
     f = OneEuroFilter(params)
     return np.array([f(p, t / FPS).keypoints[0, 0] for t, p in
                      enumerate(one_point_track(xs, present))])
