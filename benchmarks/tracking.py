@@ -98,18 +98,22 @@ class Walker:
     depth: int
 
 
-def cutouts(count: int, rng: np.random.Generator) -> list[Cutout]:
+def cutouts(count: int, rng: np.random.Generator, pipeline, backdrop: np.ndarray) -> list[Cutout]:
     """``count`` people of coco_mini train2017 with most keypoints annotated, cut out with
-    their masks, scaled to about 230 pixels tall."""
+    their masks, scaled to about 230 pixels tall; only those that the pipeline finds alone on
+    ``backdrop`` (one person, OKS >= ``MATCH_OKS`` to the annotation), so that the sequences
+    measure tracking rather than the detector's misses."""
     from pycocotools.coco import COCO
 
     coco = COCO(str(COCO_MINI / "annotations" / "person_keypoints_train2017.json"))
     chosen = [a for a in coco.loadAnns(coco.getAnnIds(iscrowd=False))
               if a["num_keypoints"] >= 12 and a["bbox"][3] >= 120
               and isinstance(a["segmentation"], list)]
-    chosen = [chosen[i] for i in rng.permutation(len(chosen))[:count]]
+    chosen = [chosen[i] for i in rng.permutation(len(chosen))]
     out = []
     for ann in chosen:
+        if len(out) == count:
+            break
         image = cv2.imread(str(COCO_MINI / "train2017" / coco.imgs[ann["image_id"]]["file_name"]))
         mask = coco.annToMask(ann).astype(bool)
         x, y, w, h = (int(round(v)) for v in ann["bbox"])
@@ -123,7 +127,15 @@ def cutouts(count: int, rng: np.random.Generator) -> list[Cutout]:
         keypoints[list(COCO_TO_CMU), 2] = coco_kp[:, 2] > 0
         if keypoints[LEFT_SHOULDER, 2] and keypoints[RIGHT_SHOULDER, 2]:
             keypoints[NECK] = (keypoints[LEFT_SHOULDER] + keypoints[RIGHT_SHOULDER]) / 2
-        out.append(Cutout(crop, crop_mask, keypoints))
+        cutout = Cutout(crop, crop_mask, keypoints)
+        alone = Walker(cutout, (SIZE[0] / 2 - crop.shape[1] / 2, 60), (0, 0), (1.0, 1.0), 0)
+        image, truth = next(render([alone], 1, backdrop, rng))
+        found = pipeline(image)
+        if len(truth) == 1 and len(found) == 1 and len(match(truth, found)[2]) == 1:
+            out.append(cutout)
+    if len(out) < count:
+        raise SystemExit(f"only {len(out)} of coco_mini's people are found alone; {count} "
+                         "needed")
     return out
 
 
@@ -217,8 +229,8 @@ def make_pipeline():
 def detect(frames: int, seed: int) -> dict:
     """Every sequence's detections and ground truth, and the real videos' detections."""
     rng = np.random.default_rng(seed)
-    people = cutouts(12, rng)
     pipeline = make_pipeline()
+    people = cutouts(12, rng, pipeline, background(rng))
     data: dict = {"scenes": {}, "videos": {}}
     for name, walkers in scenes(people, frames).items():
         backdrop = background(rng)
@@ -308,16 +320,19 @@ def mot_metrics(runs: dict[str, list[tuple[dict, People]]]) -> dict[str, float]:
             "mota": float(overall["mota"])}
 
 
-def keypoint_error(sequence: list[tuple[dict, People]]) -> float:
-    """Mean pixel distance over the matched people's parts both have."""
+def keypoint_error(sequence: list[tuple[dict, People]], filled: bool = False) -> float:
+    """Mean pixel distance over the matched people's parts both have: the parts found, or
+    (``filled``) the parts the offline smoother filled in."""
     errors = []
     for truth, people in sequence:
         ids, _, rows, cols = match(truth, people)
         _, xy, present = truth_people(truth)
+        was_filled = (people.filled if people.filled is not None
+                      else np.zeros(people.present.shape, bool))
         for r, c in zip(rows, cols, strict=True):
-            both = present[r] & people.present[c]
+            both = present[r] & people.present[c] & (was_filled[c] == filled)
             errors.extend(np.linalg.norm(xy[r, both] - people.xy[c, both], axis=1))
-    return float(np.mean(errors))
+    return float(np.mean(errors)) if errors else float("nan")
 
 
 def jitter(frames: list[People]) -> float:
@@ -358,6 +373,8 @@ def smoothing_figures(tracked: dict[str, list[People]], truths: dict[str, list[d
                     for pair in zip(truths[name], apply(tracked[name]), strict=True)]
         figures[f"error_{variant}"] = keypoint_error(sequence)
         figures[f"jitter_{variant}"] = jitter(apply(tracked["still"]))
+        if variant == "offline":
+            figures["error_filled"] = keypoint_error(sequence, filled=True)
     return figures
 
 
@@ -394,12 +411,14 @@ def sweep(tracked, truths) -> list[tuple[str, float, float]]:
     """One Euro (min_cutoff, beta) and offline (max_gap, sigma) settings: their moving error
     and still jitter."""
     rows = []
-    for min_cutoff in (0.3, 1.0, 3.0):
-        for beta in (0.0, 0.3, 1.0, 3.0):
-            params = OneEuroParams(min_cutoff, beta)
-            f = smoothing_figures(tracked, truths, params, OfflineParams())
-            rows.append((f"one euro min_cutoff {min_cutoff} beta {beta}", f["error_live"],
-                         f["jitter_live"]))
+    for trend in (False, True):
+        for min_cutoff in (0.3, 1.0, 2.0):
+            for beta in (0.0, 1.0, 10.0, 30.0):
+                params = OneEuroParams(min_cutoff, beta, trend=trend)
+                f = smoothing_figures(tracked, truths, params, OfflineParams())
+                rows.append((f"one euro min_cutoff {min_cutoff} beta {beta}"
+                             f"{'' if trend else ' (no trend)'}", f["error_live"],
+                             f["jitter_live"]))
     for sigma in (1.0, 1.5, 2.5):
         for max_gap in (0, 5):
             f = smoothing_figures(tracked, truths, OneEuroParams(), OfflineParams(max_gap, sigma))

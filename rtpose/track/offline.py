@@ -99,19 +99,43 @@ def _fill_gaps(keypoints: np.ndarray, seen: np.ndarray, max_gap: int) -> np.ndar
 
 
 def _smooth(keypoints: np.ndarray, present: np.ndarray, sigma: float) -> None:
-    """Gaussian-average x and y, in place, within each run of frames that have the part."""
+    """Replace x and y, in place, by a local linear fit with Gaussian weights (``sigma``
+    frames) within each run of frames that have the part: inside a run it is the Gaussian
+    average, and at a run's ends it has no lag on steady motion, as a one-sided average would."""
     if sigma <= 0:
         return
     radius = int(np.ceil(3 * sigma))
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    offsets = np.arange(-radius, radius + 1, dtype=float)
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
     for part in range(NUM_PARTS):
         edges = np.diff(np.concatenate([[0], present[:, part].astype(np.int8), [0]]))
         for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1),
                                strict=True):
-            if stop - start < 2:
-                continue
-            run = keypoints[start:stop, part, :2]
-            n = stop - start
-            weight = np.convolve(np.ones(n), kernel)[radius : radius + n]
-            for channel in range(2):
-                run[:, channel] = np.convolve(run[:, channel], kernel)[radius : radius + n] / weight
+            if stop - start >= 3:
+                keypoints[start:stop, part, :2] = _local_linear(
+                    keypoints[start:stop, part, :2], offsets, weights, radius)
+
+
+def _local_linear(values: np.ndarray, offsets: np.ndarray, weights: np.ndarray,
+                  radius: int) -> np.ndarray:
+    """(n, 2) values fitted, at every frame, by the line of least weighted squares over the
+    frames within ``radius`` (``weights`` by offset; frames beyond the run weigh nothing)."""
+    n = len(values)
+
+    def correlate(signal: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        # sum over offsets d of kernel[d] * signal[t + d]
+        return np.convolve(signal, kernel[::-1])[radius : radius + n]
+
+    ones = np.ones(n)
+    s0 = correlate(ones, weights)
+    s1 = correlate(ones, weights * offsets)
+    s2 = correlate(ones, weights * offsets**2)
+    det = s0 * s2 - s1**2
+    out = np.empty_like(values)
+    for channel in range(values.shape[1]):
+        sy = correlate(values[:, channel], weights)
+        sty = correlate(values[:, channel], weights * offsets)
+        mean = sy / s0
+        out[:, channel] = np.where(det > 1e-9 * s0**2, (s2 * sy - s1 * sty) / np.where(
+            det > 0, det, 1.0), mean)
+    return out
