@@ -132,14 +132,13 @@ def test_one_euro_filter_cuts_jitter_and_keeps_up_with_motion():
     still = 300 + rng.normal(0, 2.0, 200)
     out = filtered(still)[:, 0]
     assert np.abs(np.diff(out)).mean() < np.abs(np.diff(still)).mean() / 2
-    # a ramp of 10 px per frame: after it settles, the lag is under 1 px per... frame of speed
+    # a ramp of 10 px per frame: followed without lag once the velocity is known (trend) ...
     ramp = np.arange(120) * 10.0
     out = filtered(ramp)[:, 0]
-    lag = ramp[60:] - out[60:]
-    assert (lag >= 0).all() and lag.max() < 10.0
-    # slower filtering (lower cutoff, no speed term) lags more: the speed term does the work
-    slow = filtered(ramp, OneEuroParams(min_cutoff=1.0, beta=0.0))[:, 0]
-    assert (ramp[60:] - slow[60:]).min() > 3 * lag.max()
+    assert np.abs(ramp[30:] - out[30:]).max() < 0.5
+    # ... where the original One Euro filter lags by about speed / (2 pi cutoff)
+    original = filtered(ramp, OneEuroParams(beta=0.0, trend=False))[:, 0]
+    assert (ramp[30:] - original[30:]).min() > 5.0
 
 
 def test_one_euro_filter_resets_a_part_that_reappears():
