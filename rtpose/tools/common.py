@@ -196,26 +196,23 @@ def add_tracking_args(parser: argparse.ArgumentParser, offline: bool = False) ->
                        help="no person IDs (by default each person of a video gets an ID that "
                        "stays the same across frames)")
     if offline:
-        defaults = OfflineParams()
-        group.add_argument("--smooth", action="store_true",
-                           help="smooth each person's keypoints over the whole track, filling "
-                           "short gaps (filled parts are marked)")
-        group.add_argument("--max-gap", type=int, default=defaults.max_gap, metavar="FRAMES",
-                           help=f"--smooth fills gaps up to this long (default "
-                           f"{defaults.max_gap}; 0: none)")
-        group.add_argument("--sigma", type=float, default=defaults.sigma, metavar="FRAMES",
-                           help=f"--smooth's Gaussian width (default {defaults.sigma})")
-        return
-    defaults = OneEuroParams()
-    group.add_argument("--smooth", action="store_true",
-                       help="filter each keypoint with a One Euro filter (less jitter, "
-                       "little lag)")
-    group.add_argument("--min-cutoff", type=float, default=defaults.min_cutoff, metavar="HZ",
-                       help=f"--smooth: cutoff of a still keypoint (default "
-                       f"{defaults.min_cutoff}; lower: smoother)")
-    group.add_argument("--beta", type=float, default=defaults.beta,
-                       help=f"--smooth: how fast the cutoff rises with speed (default "
-                       f"{defaults.beta}; higher: less lag)")
+        smooth = ("smooth each person's keypoints over the whole track, filling short gaps "
+                  "(filled parts are marked)")
+        whole = OfflineParams()
+        flags = (("--max-gap", int, whole.max_gap, "FRAMES",
+                  "--smooth fills gaps up to this long (0: none)"),
+                 ("--sigma", float, whole.sigma, "FRAMES", "--smooth's Gaussian width"))
+    else:
+        smooth = "filter each keypoint with a One Euro filter (less jitter, little lag)"
+        live = OneEuroParams()
+        flags = (("--min-cutoff", float, live.min_cutoff, "HZ",
+                  "--smooth: cutoff of a still keypoint (lower: smoother)"),
+                 ("--beta", float, live.beta, None,
+                  "--smooth: how fast the cutoff rises with speed (higher: less lag)"))
+    group.add_argument("--smooth", action="store_true", help=smooth)
+    for flag, kind, default, metavar, text in flags:
+        group.add_argument(flag, type=kind, default=default, metavar=metavar,
+                           help=f"{text}; default {default}")
 
 
 def tracking_from_args(args: argparse.Namespace) -> Tracking | None:
