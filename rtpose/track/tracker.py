@@ -36,12 +36,15 @@ class TrackerParams:
     """``max_age``: frames a track survives unseen. ``min_similarity``: the least score of a
     pair. ``oks_weight``: OKS's share of the score, the rest being box IoU. ``velocity_gain``:
     how much of a new displacement enters the velocity (the rest is the previous velocity).
+    ``part_memory``: frames a track keeps a part it no longer sees, for matching (a person
+    half in view shows other parts from frame to frame).
     Defaults chosen on ``benchmarks/tracking.py``'s sequences (docs/tracking.md)."""
 
     max_age: int = 30
-    min_similarity: float = 0.2
-    oks_weight: float = 0.5
+    min_similarity: float = 0.1
+    oks_weight: float = 0.3
     velocity_gain: float = 0.5
+    part_memory: int = 5
 
 
 class PoseTracker:
@@ -53,7 +56,7 @@ class PoseTracker:
         self.frame = -1
         self.ids = np.zeros(0, np.int64)
         self.xy = np.zeros((0, NUM_PARTS, 2))  # last seen position of each part
-        self.present = np.zeros((0, NUM_PARTS), bool)  # parts seen in the last detection
+        self.part_seen = np.zeros((0, NUM_PARTS), np.int64)  # frame each part was last seen
         self.velocity = np.zeros((0, 2))  # pixels per frame
         self.last_seen = np.zeros(0, np.int64)
 
@@ -67,10 +70,11 @@ class PoseTracker:
         p = self.params
         gap = (frame - self.last_seen).astype(float)  # (T,)
         predicted = self.xy + (self.velocity * gap[:, None])[:, None, :]
-        track_boxes = boxes(predicted, self.present)
+        known = self.part_seen >= self.last_seen[:, None] - p.part_memory
+        track_boxes = boxes(predicted, known)
         present = people.present
         person_boxes = boxes(people.xy, present)
-        score = (p.oks_weight * oks(predicted, self.present, people.xy, present,
+        score = (p.oks_weight * oks(predicted, known, people.xy, present,
                                     box_areas(track_boxes))
                  + (1 - p.oks_weight) * iou(track_boxes, person_boxes))
         rows, cols = linear_sum_assignment(np.where(score >= p.min_similarity, -score,
@@ -84,24 +88,28 @@ class PoseTracker:
         new = np.setdiff1d(np.arange(len(people)), cols)
         ids[new] = self._start(people.xy[new], present[new])
         alive = frame - self.last_seen <= p.max_age
-        self.ids, self.xy, self.present = self.ids[alive], self.xy[alive], self.present[alive]
+        self.ids, self.xy = self.ids[alive], self.xy[alive]
+        self.part_seen = self.part_seen[alive]
         self.velocity, self.last_seen = self.velocity[alive], self.last_seen[alive]
         return people.with_ids(ids)
 
     def _follow(self, rows: np.ndarray, xy: np.ndarray, present: np.ndarray,
                 gap: np.ndarray) -> None:
         """Move tracks ``rows`` to their matched people: velocity from the parts seen in both
-        (the box centre's move when none is), parts kept where the person lacks them."""
-        shared = self.present[rows] & present
+        frames (the box centre's move when none is), parts kept where the person lacks them
+        (moved with the velocity)."""
+        before = self.part_seen[rows] == self.last_seen[rows, None]
+        shared = before & present
         step = np.where(shared[..., None], xy - self.xy[rows], 0.0).sum(axis=1)
         count = shared.sum(axis=1)
-        old, new = boxes(self.xy[rows], self.present[rows]), boxes(xy, present)
+        old, new = boxes(self.xy[rows], before), boxes(xy, present)
         centre_step = (new[:, :2] + new[:, 2:] - old[:, :2] - old[:, 2:]) / 2
         step = np.where(count[:, None] > 0, step / np.maximum(count, 1)[:, None], centre_step)
         gain = self.params.velocity_gain
         self.velocity[rows] = gain * step / gap[:, None] + (1 - gain) * self.velocity[rows]
-        self.xy[rows] = np.where(present[..., None], xy, self.xy[rows])
-        self.present[rows] = present
+        moved = self.xy[rows] + (self.velocity[rows] * gap[:, None])[:, None, :]
+        self.xy[rows] = np.where(present[..., None], xy, moved)
+        self.part_seen[rows] = np.where(present, self.frame, self.part_seen[rows])
         self.last_seen[rows] = self.frame
 
     def _start(self, xy: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -109,7 +117,8 @@ class PoseTracker:
         self.next_id += len(xy)
         self.ids = np.concatenate([self.ids, ids])
         self.xy = np.concatenate([self.xy, xy])
-        self.present = np.concatenate([self.present, present])
+        seen = np.where(present, self.frame, np.iinfo(np.int64).min // 2)
+        self.part_seen = np.concatenate([self.part_seen, seen])
         self.velocity = np.concatenate([self.velocity, np.zeros((len(xy), 2))])
         self.last_seen = np.concatenate([self.last_seen, np.full(len(xy), self.frame)])
         return ids
