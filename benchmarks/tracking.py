@@ -255,8 +255,12 @@ class NorfairTracker:
     """norfair's tracker with its keypoint-voting distance, behind ``update``."""
 
     def __init__(self) -> None:
+        import logging
+
         from norfair import Tracker
         from norfair.distances import create_keypoints_voting_distance
+
+        logging.getLogger().setLevel(logging.ERROR)  # its advice on vectorised distances
 
         self.tracker = Tracker(
             distance_function=create_keypoints_voting_distance(
@@ -312,12 +316,13 @@ def mot_metrics(runs: dict[str, list[tuple[dict, People]]]) -> dict[str, float]:
         accumulators.append(acc)
         names.append(name)
     host = mm.metrics.create()
-    summary = host.compute_many(accumulators, names=names, metrics=["idf1", "num_switches",
-                                                                    "mota"],
-                                generate_overall=True)
+    summary = host.compute_many(accumulators, names=names, generate_overall=True,
+                                metrics=["idf1", "num_switches", "mota", "recall",
+                                         "precision"])
     overall = summary.loc["OVERALL"]
     return {"idf1": float(overall["idf1"]), "switches": int(overall["num_switches"]),
-            "mota": float(overall["mota"])}
+            "mota": float(overall["mota"]), "recall": float(overall["recall"]),
+            "precision": float(overall["precision"])}
 
 
 def keypoint_error(sequence: list[tuple[dict, People]], filled: bool = False) -> float:
@@ -459,11 +464,12 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\n{len(detections)} sequences of {args.frames} frames at {SIZE[0]}x{SIZE[1]}, "
           f"MobileNet-thin at one scale; people matched at OKS >= {MATCH_OKS}")
-    header = ("| tracker | IDF1 | ID switches | MOTA | error raw / live / offline (px) | "
+    header = ("| tracker | IDF1 | ID switches | MOTA | recall / precision | "
+              "error raw / live / offline (px) | "
               "still jitter raw / live / offline (px/frame) | ms/frame at 20 people "
               "(+ live filter) |")
     print(header)
-    print("|---" * 7 + "|")
+    print("|---" * 8 + "|")
     results = {}
     speed_frames = generated_people(300)
     for name, make in makers.items():
@@ -475,11 +481,17 @@ def main(argv: list[str] | None = None) -> None:
         ms_smooth = time_per_frame(make, True, speed_frames)
         results[name] = {**mot, **figures, "ms": ms, "ms_smooth": ms_smooth}
         print(f"| {name} | {mot['idf1']:.3f} | {mot['switches']} | {mot['mota']:.3f} | "
+              f"{mot['recall']:.3f} / {mot['precision']:.3f} | "
               f"{figures['error_raw']:.2f} / {figures['error_live']:.2f} / "
               f"{figures['error_offline']:.2f} | {figures['jitter_raw']:.2f} / "
               f"{figures['jitter_live']:.2f} / {figures['jitter_offline']:.2f} | "
               f"{ms:.3f} ({ms_smooth:.3f}) |")
 
+    ours = results[next(iter(makers))]
+    bound = 2 * ours["recall"] * ours["precision"] / (ours["recall"] + ours["precision"])
+    print(f"IDF1 cannot exceed {bound:.3f} with these detections (2 recall precision / "
+          f"(recall + precision)); error of the keypoints the offline smoother filled in: "
+          f"{ours['error_filled']:.2f} px")
     print("\n| video | frames | tracker | IDs | mean track length (frames) |")
     print("|---|---|---|---|---|")
     for video, frames in data["videos"].items():

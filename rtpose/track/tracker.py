@@ -5,8 +5,9 @@ non-negative integer per person, kept while the person is in view and through up
 ``max_age`` frames unseen (occlusion, missed detections), never reused within the tracker's
 life. Each frame:
 
-1. every track's parts are moved by its velocity (constant velocity, pixels per frame,
-   smoothed) over the frames since it was last seen, and its box with them;
+1. every track's parts (those seen in its last ``part_memory`` frames) are moved by its
+   velocity (constant velocity, pixels per frame, smoothed) over the frames since it was last
+   seen, and its box with them;
 2. each track-person pair scores ``oks_weight`` × OKS (the track's parts against the person's,
    at the track's scale) + (1 - ``oks_weight``) × box IoU (``rtpose.track.similarity``);
 3. ``scipy.optimize.linear_sum_assignment`` pairs them for the highest total, and pairs
