@@ -219,20 +219,3 @@ def test_tracking_flags():
     with pytest.raises(RtposeError, match="--smooth needs tracking"):
         tracking_from_args(parser.parse_args(["--no-track", "--smooth"]))
 
-
-def test_the_tracking_page_commands_take_their_flags(repo_root, capsys):
-    """Every ``python <script>.py`` command of docs/tracking.md: its flags are the script's."""
-    import re
-    import runpy
-    import shlex
-
-    page = (repo_root / "docs" / "tracking.md").read_text()
-    commands = [shlex.split(line) for line in page.splitlines()
-                if line.startswith("    python ") and ".py" in line.split()[1]]
-    assert len(commands) >= 5
-    for words in commands:
-        namespace = runpy.run_path(str(repo_root / words[1]), run_name="docs_check")
-        with pytest.raises(SystemExit):
-            namespace["main"](["--help"])
-        accepted = set(re.findall(r"--[a-z][a-z0-9-]*", capsys.readouterr().out))
-        assert {w for w in words if w.startswith("--")} <= accepted, words

@@ -1,8 +1,9 @@
 """COCO keypoint evaluation: run a pose pipeline over a COCO split and score it with pycocotools.
 
-Conventions (those that reproduce the original 2017 evaluation's AP on coco_mini, see README):
-keypoints at the integer peak pixels (offset 0), the person score is the original's total score,
-and the evaluation covers every image of the annotation file (people found or not).
+Conventions (those that reproduce the original 2017 evaluation's AP on coco_mini, see
+docs/evaluation.md): keypoints at the integer peak pixels (offset 0), the person score is the
+original's total score, and the evaluation covers every image of the annotation file (people
+found or not).
 """
 
 from __future__ import annotations

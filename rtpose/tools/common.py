@@ -60,7 +60,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32",
         help="fp32 (default), or with --runtime openvino bf16 (CPUs with bf16) or int8; "
-             "lower precisions cost AP, see README")
+             "lower precisions cost AP, see docs/benchmarks.md")
     parser.add_argument(
         "--calibration", type=Path, default=None, metavar="FOLDER",
         help="--precision int8: training images to calibrate on, never validation ones "
