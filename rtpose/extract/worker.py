@@ -98,6 +98,8 @@ class Worker:
         self.settings = settings
         self.pipeline: PosePipeline = pickle.loads(factory)(threads)
         self.store = open_store(settings.output)
+        if settings.track:  # the tracker's matching, loaded with the model, not in an input
+            import scipy.optimize  # noqa: F401
 
     def process(
         self,
