@@ -1,10 +1,11 @@
 """Make the pictures that the README and the documentation show, with the project's own code.
 
-    python docs/make_pictures.py [--only result video losses skeleton notebook]
+    python docs/make_pictures.py [--only result video tracking losses skeleton notebook]
 
 - ``docs/images/result.png``: ``demo_image.py`` on ``sample_images/ski.jpg`` with MobileNet-thin.
 - ``docs/images/video_strip.jpg``: ``demo_camera.py --video ../shared/data/videos/sample2.mp4``,
   then evenly spaced frames of its annotated video in a grid.
+- ``docs/images/tracking.jpg``: a frame of that annotated video, with the person IDs it draws.
 - ``docs/images/losses.png``: a short fine-tuning of MobileNet-thin on coco_mini with the training
   scripts (masks, HDF5, a training and a validation server, ``train_pose.py``), its loss curve.
 - ``docs/images/skeleton.png``: the 18 parts and 19 limbs of ``rtpose.skeleton`` on a standing
@@ -36,8 +37,8 @@ IMAGES = ROOT / "docs" / "images"
 VIDEO = "../shared/data/videos/sample2.mp4"
 COCO_MINI = "../shared/data/coco_mini"
 WEIGHTS = "model/keras/mobilenet_thin.weights.h5"
-STEPS = ("result", "video", "losses", "skeleton", "notebook")
-NEEDS_WEIGHTS = {"result", "video", "losses", "notebook"}
+STEPS = ("result", "video", "tracking", "losses", "skeleton", "notebook")
+NEEDS_WEIGHTS = {"result", "video", "tracking", "losses", "notebook"}
 # A standing figure facing the viewer (its right on the picture's left), x, y in PARTS order.
 FIGURE = ((450, 240), (450, 380), (320, 390), (270, 540), (240, 690), (580, 390), (630, 540),
           (660, 690), (385, 690), (370, 860), (360, 1020), (515, 690), (530, 860), (540, 1020),
@@ -55,9 +56,9 @@ def make_result(output: Path) -> None:
         "--output", str(output.relative_to(ROOT)))
 
 
-def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int = 960) -> None:
-    """``frames`` evenly spaced frames of the annotated video, ``columns`` per row, the grid
-    ``width`` pixels wide."""
+def annotated_frames(positions: np.ndarray) -> list[np.ndarray]:
+    """Frames of ``demo_camera.py``'s annotated video of ``VIDEO``, at ``positions`` (fractions
+    of its length)."""
     with tempfile.TemporaryDirectory() as folder:
         annotated = Path(folder) / "annotated.mp4"
         run("demo_camera.py", "--video", VIDEO, "--no-display", "--model", WEIGHTS,
@@ -65,13 +66,20 @@ def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int
         capture = cv2.VideoCapture(str(annotated))
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         images = []
-        for index in np.linspace(0, count - 1, frames + 2).round().astype(int)[1:-1]:
+        for index in (np.asarray(positions) * (count - 1)).round().astype(int):
             capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
             ok, image = capture.read()
             if not ok:
                 sys.exit(f"error: cannot read frame {index} of {annotated}")
             images.append(image)
         capture.release()
+    return images
+
+
+def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int = 960) -> None:
+    """``frames`` evenly spaced frames of the annotated video, ``columns`` per row, the grid
+    ``width`` pixels wide."""
+    images = annotated_frames(np.linspace(0, 1, frames + 2)[1:-1])
     tile_w = width // columns
     tile_h = round(images[0].shape[0] * tile_w / images[0].shape[1])
     tiles = [cv2.resize(image, (tile_w, tile_h), interpolation=cv2.INTER_AREA)
@@ -79,6 +87,13 @@ def make_video_strip(output: Path, frames: int = 4, columns: int = 2, width: int
     rows = [np.hstack(tiles[r : r + columns]) for r in range(0, len(tiles), columns)]
     cv2.imwrite(str(output), np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(f"wrote {output.relative_to(ROOT)}")
+
+
+def make_tracking_frame(output: Path, position: float = 0.6) -> None:
+    """One frame of the annotated video, with its person IDs."""
+    (image,) = annotated_frames(np.array([position]))
+    cv2.imwrite(str(output), image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"wrote {output}")
 
 
 def make_loss_curve(output: Path, crop: int = 184, epochs: int = 10) -> None:
@@ -178,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         make_result(out / "result.png")
     if "video" in args.only:
         make_video_strip(out / "video_strip.jpg")
+    if "tracking" in args.only:
+        make_tracking_frame(out / "tracking.jpg")
     if "losses" in args.only:
         make_loss_curve(out / "losses.png")
     if "skeleton" in args.only:

@@ -212,7 +212,9 @@ def test_each_format_reads_back_into_the_same_people(dataset, tmp_path, fake_mod
     frame = json.loads((tmp_path / "openpose" / "a" / "a_000000000003_keypoints.json").read_text())
     assert frame["version"] == 1.3
     person = frame["people"][0]
-    assert person["person_id"] == [-1] and len(person["pose_keypoints_2d"]) == 18 * 3
+    assert person["person_id"] == [0] and len(person["pose_keypoints_2d"]) == 18 * 3  # tracked
+    image = json.loads((tmp_path / "openpose" / "p2_keypoints.json").read_text())
+    assert image["people"][0]["person_id"] == [-1]  # an image is not tracked
     assert person["face_keypoints_2d"] == person["hand_left_keypoints_3d"] == []
     assert load_poses(tmp_path / "jsonl" / "a.jsonl").timestamps.tolist() == pytest.approx(
         [i / 10 for i in range(6)])

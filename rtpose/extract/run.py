@@ -9,7 +9,9 @@ none may be another, or lie inside another (a video's OpenPose folder ``walk/`` 
 the manifest records as done (and whose output is still there) are skipped, and
 so are those recorded as failed unless ``retry``. Each result is recorded in the manifest as it
 arrives, so that a run stopped at any moment (Ctrl+C, SIGTERM, ``kill -9``) loses at most the
-inputs in flight, and running it again does the rest.
+inputs in flight, and running it again does the rest. The corpus-wide files of the dataset
+formats (``rtpose.extract.datasets.finish_corpus``) are made at the end of a run that was not
+interrupted, from every input the manifest records as done.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
+from rtpose.extract.datasets import finish_corpus
 from rtpose.extract.inputs import Item
 from rtpose.extract.local import run_local
 from rtpose.extract.manifest import MANIFEST_NAME, Manifest
@@ -61,6 +64,7 @@ class Summary:
     elapsed_s: float = 0.0
     startup_s: float = 0.0
     interrupted: bool = False
+    corpus: str | None = None  # the corpus-wide file made (dataset formats)
 
     @property
     def any_failed(self) -> bool:
@@ -129,6 +133,8 @@ def extract(
         if to_do:
             _run(to_do, pickle.dumps(factory), settings, workers, threads, engine, ray_address,
                  book, summary, start, progress, stall_timeout)
+        if not summary.interrupted:
+            summary.corpus = finish_corpus(settings.format, store, book.records, settings.options)
     summary.elapsed_s = time.perf_counter() - start
     if not store.local:
         store.upload(Path(manifest), MANIFEST_NAME)

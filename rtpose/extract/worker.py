@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from rtpose.errors import RtposeError, first_line
+from rtpose.extract.datasets import DatasetOptions
 from rtpose.extract.inputs import Item
 from rtpose.extract.store import open_store
 from rtpose.extract.writers import Writer, make_writers
@@ -51,8 +52,9 @@ FRAME_COUNT_TOLERANCE = 0.02
 class Settings:
     """What a run's outputs depend on, besides the model: the output folder or URL, the format
     (``rtpose.extract.writers.FORMATS``), every how many frames, at most how many frames per
-    input, and whether to render the skeletons; and the largest image or video frame read, in
-    pixels (a larger input fails before it is decoded; None: no limit)."""
+    input, and whether to render the skeletons; the largest image or video frame read, in
+    pixels (a larger input fails before it is decoded; None: no limit); whether to track the
+    people of videos (person IDs), and the dataset formats' and offline smoothing's options."""
 
     output: str
     format: str
@@ -60,6 +62,8 @@ class Settings:
     max_frames: int | None = None
     render: bool = False
     max_image_pixels: int | None = None
+    track: bool = True
+    options: DatasetOptions = DatasetOptions()
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class Worker:
         self.settings = settings
         self.pipeline: PosePipeline = pickle.loads(factory)(threads)
         self.store = open_store(settings.output)
+        if settings.track:  # the tracker's matching, loaded with the model, not in an input
+            import scipy.optimize  # noqa: F401
 
     def process(
         self,
@@ -119,9 +125,11 @@ class Worker:
                             self.settings.max_image_pixels) as (source, decoded):
                 fps = source.fps / self.settings.every if source.fps > 0 else 0.0
                 writers = make_writers(self.store, item, self.settings.format,
-                                       self.settings.render, fps, source.size)
+                                       self.settings.render, fps, source.size,
+                                       self.settings.options)
                 collect = _Collect(writers, self.settings.every, should_stop, on_frame)
-                summary = run_stream(source, self.pipeline, [collect], self.settings.max_frames)
+                summary = run_stream(source, self.pipeline, [collect], self.settings.max_frames,
+                                     track="auto" if self.settings.track else None)
                 if summary.stopped_by in ("user", "interrupt"):
                     _abort(writers)
                     return result("stopped", collect.frames, collect.people)

@@ -35,6 +35,7 @@ from rtpose.geometry import MAX_INPUT_PIXELS
 from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, Network, make_network, resolve_runtime
+from rtpose.track import OfflineParams, OneEuroParams, Tracking
 
 DEFAULT_CONFIG = Path("config")
 
@@ -184,6 +185,45 @@ def pipeline_from_args(args: argparse.Namespace, threads: int | None = None,
     inference, grouping = params_from_args(args)
     return PosePipeline(network_from_args(args, threads, hint), inference, grouping,
                         args.decoder, args.max_pixels)
+
+
+def add_tracking_args(parser: argparse.ArgumentParser, offline: bool = False) -> None:
+    """``--no-track`` and ``--smooth``: the live One Euro filter's ``--min-cutoff`` and
+    ``--beta``, or (``offline``, for files) the whole-track smoother's ``--max-gap`` and
+    ``--sigma``."""
+    group = parser.add_argument_group("tracking (video)")
+    group.add_argument("--no-track", action="store_true",
+                       help="no person IDs (by default each person of a video gets an ID that "
+                       "stays the same across frames)")
+    if offline:
+        smooth = ("smooth each person's keypoints over the whole track, filling short gaps "
+                  "(filled parts are marked)")
+        whole = OfflineParams()
+        flags = (("--max-gap", int, whole.max_gap, "FRAMES",
+                  "--smooth fills gaps up to this long (0: none)"),
+                 ("--sigma", float, whole.sigma, "FRAMES", "--smooth's Gaussian width"))
+    else:
+        smooth = "filter each keypoint with a One Euro filter (less jitter, little lag)"
+        live = OneEuroParams()
+        flags = (("--min-cutoff", float, live.min_cutoff, "HZ",
+                  "--smooth: cutoff of a still keypoint (lower: smoother)"),
+                 ("--beta", float, live.beta, None,
+                  "--smooth: how fast the cutoff rises with speed (higher: less lag)"))
+    group.add_argument("--smooth", action="store_true", help=smooth)
+    for flag, kind, default, metavar, text in flags:
+        group.add_argument(flag, type=kind, default=default, metavar=metavar,
+                           help=f"{text}; default {default}")
+
+
+def tracking_from_args(args: argparse.Namespace) -> Tracking | None:
+    """The stream's ``track`` option from ``add_tracking_args``'s flags (live)."""
+    if args.no_track:
+        if args.smooth:
+            raise RtposeError("--smooth needs tracking: drop --no-track")
+        return None
+    if args.min_cutoff <= 0 or args.beta < 0:
+        raise RtposeError("--min-cutoff must be > 0 and --beta >= 0")
+    return Tracking(smooth=OneEuroParams(args.min_cutoff, args.beta) if args.smooth else None)
 
 
 def positive_int(text: str) -> int:

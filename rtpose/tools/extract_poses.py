@@ -10,7 +10,9 @@ every input as done or failed, and first the effective parameters (after --confi
 and the flags): a later run into the same folder must have the same. Running the same command
 again skips what is done and retries what failed only with --retry. Bad inputs are recorded and
 the batch goes on. Exit status: 0 when every input is done, 3 when any is recorded as failed, 1
-on an error, 130 when interrupted.
+on an error, 130 when interrupted. People of a video get person IDs (--no-track: none); --smooth
+smooths every track over the whole video. kinetics, pyskl and csv write skeleton datasets
+(rtpose.extract.datasets); kinetics and pyskl also a corpus file at the end of the run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 from pathlib import Path
 
 from rtpose.errors import RtposeError
+from rtpose.extract.datasets import LAYOUTS, DatasetOptions, dataset_classes
 from rtpose.extract.inputs import collect_inputs
 from rtpose.extract.manifest import MANIFEST_NAME, read_manifest
 from rtpose.extract.run import ENGINES, Summary, extract
@@ -37,6 +40,7 @@ from rtpose.tools.common import (
     DEFAULT_CONFIG,
     add_inference_args,
     add_model_args,
+    add_tracking_args,
     one_line_errors,
     params_from_args,
     pipeline_from_args,
@@ -59,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (or an fsspec URL, e.g. s3://bucket/poses)")
     parser.add_argument("--format", choices=FORMATS, default="openpose",
                         help="openpose: OpenPose's --write_json files, one per frame (default); "
-                        "jsonl: one JSON line per frame; npz: one file per input")
+                        "jsonl: one JSON line per frame; npz: one file per input; kinetics: "
+                        "ST-GCN's Kinetics-skeleton JSON per video; pyskl: pyskl/mmaction2's "
+                        "skeleton pickle of the corpus; csv: one row per person per frame")
     parser.add_argument("--render", action="store_true",
                         help="also write the frames with their skeletons (<name>_rendered.mp4 "
                         "or .jpg)")
@@ -92,8 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "frame) for this long fails and the worker is replaced (local engine; "
                         f"default {STALL_TIMEOUT_S:g})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("skeleton datasets (kinetics, pyskl)")
+    group.add_argument("--labels", type=Path, default=None, metavar="FILE",
+                       help="each video's label: a JSON object or lines 'video,label' "
+                       "(default: the video's folder name)")
+    group.add_argument("--layout", choices=LAYOUTS, default="coco17",
+                       help="pyskl: COCO's 17 keypoints (default; pyskl's pretrained models) or "
+                       "the 18 OpenPose parts")
+    group.add_argument("--max-persons", type=positive_int, default=2,
+                       help="pyskl: persons kept per video, by track (default 2)")
     add_model_args(parser)
     add_inference_args(parser)
+    add_tracking_args(parser, offline=True)
     parser.set_defaults(scales=(1.0,))
     return parser
 
@@ -131,8 +147,15 @@ def run(args: argparse.Namespace) -> Summary:
         args.config = DEFAULT_CONFIG
     if args.config is not None:
         args.config = args.config.resolve()
+    if args.smooth and args.no_track:
+        raise RtposeError("--smooth needs tracking: drop --no-track")
+    labels = None if args.labels is None else str(args.labels.resolve())
+    options = DatasetOptions(args.layout, args.max_persons,
+                             dataset_classes(inputs.items, labels)
+                             if args.format in ("kinetics", "pyskl") else (), labels, args.smooth,
+                             args.max_gap, args.sigma)
     settings = Settings(args.output, args.format, args.every, args.max_frames, args.render,
-                        args.max_image_pixels)
+                        args.max_image_pixels, not args.no_track, options)
     print(f"{len(inputs.items)} inputs ({_kinds(inputs.items)})"
           + (f"; {inputs.skipped} other files skipped" if inputs.skipped else ""))
     return extract(
@@ -193,6 +216,8 @@ def _report(summary: Summary, manifest: Path | str) -> None:
           f"{summary.people} people")
     if summary.skipped:
         print(f"{summary.skipped} inputs already done (skipped)")
+    if summary.corpus:
+        print(f"wrote {summary.corpus} (every done input)")
     for name, warning in summary.warnings[:FAILURES_SHOWN]:
         print(f"warning: {name}: {warning}")
     failures = summary.failed + summary.failed_before
