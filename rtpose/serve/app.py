@@ -247,7 +247,7 @@ async def _image_bytes(request: Request, limit: int) -> bytes:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=0)
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=8)
     except HTTPException as error:
         raise RequestError(400, f"bad multipart body: {error.detail}") from None
     try:

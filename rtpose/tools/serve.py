@@ -12,6 +12,7 @@ hand, then exits. Needs the web extra: pip install -e .[web] (Ray Serve: .[serve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import sys
@@ -136,8 +137,10 @@ def main(argv: list[str] | None = None) -> None:
         server = uvicorn.Server(config)
         print(f"rtpose: http://{args.host}:{args.port}/ (API: /v1/pose, /docs; models: "
               f"{', '.join(settings.models)}); Ctrl+C or SIGTERM stops", flush=True)
-    # uvicorn's own SIGINT/SIGTERM handling: stop listening, answer the requests in hand, exit.
-    server.run()
+    # uvicorn's own SIGINT/SIGTERM handling stops listening and answers the requests in hand;
+    # then it raises the signal again, for the handler in force before: a normal stop here.
+    with sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+        server.run()
     stats = app.state.service.engine.stats()
     print(f"stopped: {stats['answered']} requests answered, {stats['refused']} refused")
 
