@@ -48,6 +48,7 @@ from rtpose.stream.images import decode_image
 LOG = logging.getLogger("rtpose.serve")
 MB = 1 << 20
 MULTIPART_SLACK = 64 << 10  # bytes of multipart framing allowed beyond the image's
+WARM_UP_SHAPE = (368, 368, 3)
 QUERY = ("model", "runtime", "precision", "preset", "scales", "flip", "refine")
 
 
@@ -124,9 +125,9 @@ class Service:
         self.engine = Engine(self._run, settings.workers, settings.queue_size)
 
     def preload(self) -> None:
-        """Load the default network now, so that the first request does not wait for it."""
-        d = self.defaults
-        self.models.network(d.model, d.runtime, d.precision)
+        """Load the default network and run it once (a grey picture at the default settings),
+        so that the first request does not wait for either."""
+        self.models.pipeline(self.defaults).run(np.full(WARM_UP_SHAPE, 128, np.uint8))
 
     def _run(self, task: tuple[PoseRequest, np.ndarray]) -> PoseResult:
         request, image = task

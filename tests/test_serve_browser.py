@@ -1,0 +1,89 @@
+"""The page of ``rtpose serve`` in a real browser: headless Chromium (Debian's ``chromium``)
+driven by Playwright uploads ski.jpg, waits for the answer, and finds 5 people, a drawn image
+that differs from the input, and the people as a downloadable OpenPose JSON; gradio_client
+calls the page's endpoint. ``RTPOSE_UPDATE_PICTURES=1`` also saves the screenshot to
+``docs/images/web.png``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("gradio", reason="needs the web extra: pip install -e .[web]")
+playwright = pytest.importorskip("playwright.sync_api",
+                                 reason="needs Playwright: pip install playwright")
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.is_file():
+    pytest.skip("needs Debian's chromium: apt-get install -y chromium", allow_module_level=True)
+
+from rtpose.files import atomic_path  # noqa: E402
+from rtpose.people import People  # noqa: E402
+from rtpose.serve.app import create_app  # noqa: E402
+from tests.serve_helpers import running_server, settings  # noqa: E402
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def url(mobilenet_weights, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("page")
+    weights = shutil.copy(mobilenet_weights, folder / "mobilenet_thin.weights.h5")
+    app = create_app(settings(weights, page=True))
+    with running_server(app) as url:
+        yield url
+    app.state.service.close()
+
+
+def test_the_page_finds_five_people_on_ski(url, shared_data, repo_root, tmp_path):
+    ski = shared_data / "sample_images" / "ski.jpg"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url, timeout=TIMEOUT_MS)
+            upload = "#input-image input[type=file]"
+            page.wait_for_selector(upload, state="attached", timeout=TIMEOUT_MS)
+            page.set_input_files(upload, str(ski))
+            page.wait_for_selector("#input-image img", timeout=TIMEOUT_MS)
+            page.click("#run")
+            page.wait_for_function("document.querySelector('#summary').innerText"
+                                   ".includes('people')", timeout=TIMEOUT_MS)
+            summary = page.inner_text("#summary")
+            drawn_url = page.get_attribute("#drawn-image img", "src")
+            drawn = page.request.get(drawn_url).body()
+            link = page.get_attribute("#download a", "href")
+            text = page.inner_text("body")
+            screenshot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    assert summary.startswith("5 people"), summary
+    drawn = cv2.imdecode(np.frombuffer(drawn, np.uint8), cv2.IMREAD_COLOR)
+    original = cv2.imread(str(ski))
+    assert drawn.shape == original.shape
+    changed = np.abs(drawn.astype(int) - original).max(axis=2) > 30
+    assert 0.005 < changed.mean() < 0.5  # skeletons drawn, the picture still there
+    assert link.startswith("data:application/json;base64,")
+    assert len(People.from_json(json.loads(base64.b64decode(link.split(",", 1)[1])))) == 5
+    assert str(repo_root) not in text and "Traceback" not in text
+    (tmp_path / "web.png").write_bytes(screenshot)
+    if os.environ.get("RTPOSE_UPDATE_PICTURES"):
+        with atomic_path(repo_root / "docs" / "images" / "web.png") as temporary:
+            temporary.write_bytes(screenshot)
+
+
+def test_gradio_client_calls_the_page(url, shared_data):
+    gradio_client = pytest.importorskip("gradio_client")
+    client = gradio_client.Client(url, verbose=False)
+    ski = gradio_client.handle_file(str(shared_data / "sample_images" / "ski.jpg"))
+    drawn, summary, timings, people, link = client.predict(
+        ski, "mobilenet_thin", "original", "auto", "fp32", "1", api_name="/pose")
+    assert summary.startswith("**5 people**") and len(people["people"]) == 5
+    assert Path(drawn).is_file() and [row[0] for row in timings["data"]][:2] == ["queue",
+                                                                                  "network"]
