@@ -49,3 +49,21 @@ def running_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(START_TIMEOUT_S)
+
+
+_WEIGHTS: dict[Path, Path] = {}
+
+
+def served_weights(weights: Path, tmp_path_factory: Any) -> Path:
+    """A copy of ``weights`` in a folder of its own with its OpenVINO IR cached beside it, made
+    once per test session and shared by the server tests (a server loads the cached IR in
+    well under a second)."""
+    if weights not in _WEIGHTS:
+        import shutil
+
+        from rtpose.serve.models import load_network
+
+        copy = Path(shutil.copy(weights, tmp_path_factory.mktemp("serve") / weights.name))
+        load_network(copy, "openvino", "fp32", "latency")
+        _WEIGHTS[weights] = copy
+    return _WEIGHTS[weights]

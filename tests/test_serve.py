@@ -6,7 +6,6 @@ accepted request before the process exits. Loopback only; every loop is bounded.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,12 @@ from rtpose.people import People  # noqa: E402
 from rtpose.serve.app import Service, create_app  # noqa: E402
 from rtpose.serve.engine import Engine  # noqa: E402
 from rtpose.serve.models import Models, parse_model_spec  # noqa: E402
-from tests.serve_helpers import free_port, running_server, settings  # noqa: E402
+from tests.serve_helpers import (  # noqa: E402
+    free_port,
+    running_server,
+    served_weights,
+    settings,
+)
 
 CROWD = "coco_mini/val2017/000000217285.jpg"  # 21 people
 WAIT_S = 30.0
@@ -35,9 +39,7 @@ WAIT_S = 30.0
 
 @pytest.fixture(scope="module")
 def weights(mobilenet_weights, tmp_path_factory):
-    """The weights in a folder of their own (the OpenVINO IR is cached beside them)."""
-    folder = tmp_path_factory.mktemp("serve")
-    return shutil.copy(mobilenet_weights, folder / "mobilenet_thin.weights.h5")
+    return served_weights(mobilenet_weights, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -280,20 +282,20 @@ def test_sigterm_answers_every_accepted_request_then_exits(weights, images, repo
                     return None
 
             _wait_for(lambda: health() is not None, "the server")
-            with ThreadPoolExecutor(4) as pool:  # 4 scales: about a second each
+            with ThreadPoolExecutor(3) as pool:  # 4 scales: about a second each
                 posts = [pool.submit(http.post, "/v1/pose", content=images["ski"][0])
-                         for _ in range(4)]
-                _wait_for(lambda: (q := health()) and q["running"] + q["waiting"] == 4 - q[
-                    "answered"] and q["answered"] < 4, "four accepted requests")
+                         for _ in range(3)]
+                _wait_for(lambda: (q := health()) and q["running"] + q["waiting"] == 3 - q[
+                    "answered"] and q["answered"] < 3, "three accepted requests")
                 server.send_signal(signal.SIGTERM)
                 answers = [post.result(WAIT_S) for post in posts]
         out, err = server.communicate(timeout=WAIT_S)
     finally:
         server.kill()
-    assert [a.status_code for a in answers] == [200] * 4
+    assert [a.status_code for a in answers] == [200] * 3
     assert all(len(a.json()["people"]) == 5 for a in answers)
     assert server.returncode == 0, err
-    assert "stopped: 4 requests answered, 0 refused" in out
+    assert "stopped: 3 requests answered, 0 refused" in out
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/v1/health", timeout=2)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 from pathlib import Path
 
 import cv2
@@ -26,16 +25,14 @@ if not CHROMIUM.is_file():
 from rtpose.files import atomic_path  # noqa: E402
 from rtpose.people import People  # noqa: E402
 from rtpose.serve.app import create_app  # noqa: E402
-from tests.serve_helpers import running_server, settings  # noqa: E402
+from tests.serve_helpers import running_server, served_weights, settings  # noqa: E402
 
 TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def url(mobilenet_weights, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("page")
-    weights = shutil.copy(mobilenet_weights, folder / "mobilenet_thin.weights.h5")
-    app = create_app(settings(weights, page=True))
+    app = create_app(settings(served_weights(mobilenet_weights, tmp_path_factory), page=True))
     with running_server(app) as url:
         yield url
     app.state.service.close()

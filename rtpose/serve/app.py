@@ -22,6 +22,7 @@ and the bounded ``Engine`` that runs them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import secrets
@@ -48,7 +49,7 @@ from rtpose.stream.images import decode_image
 LOG = logging.getLogger("rtpose.serve")
 MB = 1 << 20
 MULTIPART_SLACK = 64 << 10  # bytes of multipart framing allowed beyond the image's
-WARM_UP_SHAPE = (368, 368, 3)
+WARM_UP_SHAPE = (184, 184, 3)
 QUERY = ("model", "runtime", "precision", "preset", "scales", "flip", "refine")
 
 
@@ -125,9 +126,10 @@ class Service:
         self.engine = Engine(self._run, settings.workers, settings.queue_size)
 
     def preload(self) -> None:
-        """Load the default network and run it once (a grey picture at the default settings),
-        so that the first request does not wait for either."""
-        self.models.pipeline(self.defaults).run(np.full(WARM_UP_SHAPE, 128, np.uint8))
+        """Load the default network and run it once (a small grey picture at one scale), so
+        that the first request waits for neither."""
+        warm_up = dataclasses.replace(self.defaults, scales=(1.0,))
+        self.models.pipeline(warm_up).run(np.full(WARM_UP_SHAPE, 128, np.uint8))
 
     def _run(self, task: tuple[PoseRequest, np.ndarray]) -> PoseResult:
         request, image = task

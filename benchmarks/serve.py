@@ -1,0 +1,158 @@
+"""The HTTP server under load on loopback, beside the pipeline's own speed in the same run.
+
+    python -m benchmarks.serve [--clients 1 4 16] [--seconds 10] [--scales 1] [--workers 2]
+                               [--queue 8] [--image sample_images/ski.jpg] [--model PATH]
+
+First the pipeline alone: ``PosePipeline.run`` on the decoded image in a loop for ``--seconds``
+(one OpenVINO stream using every core, as ``demo_image.py``), images/s. Then ``rtpose serve``
+(API only) in its own process, and for each count of clients that many threads, each with one
+keep-alive connection, POSTing the image's file (raw body) for ``--seconds``; a client answered
+503 waits the ``Retry-After`` it was given. Per count: requests/s answered 200, their latency
+p50 and p99, the 503s (refused: the queue was full) and the errors (anything else, or no
+answer), and the bound on latency that the queue sets: every request in hand (workers + queue)
+ahead of it, at the pipeline's own speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.machine import machine_header
+from rtpose.models import find_default_weights
+from rtpose.serve.models import Models, PoseRequest
+from tests.serve_helpers import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 60.0
+
+
+def pipeline_rate(weights: Path, image: np.ndarray, scales: str, seconds: float) -> float:
+    """Images per second of the pipeline alone (after one warm-up run)."""
+    models = Models({"model": weights})
+    scale_values = tuple(float(s) for s in scales.split(","))
+    pipeline = models.pipeline(models.check(PoseRequest("model", scales=scale_values)))
+    pipeline.run(image)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        pipeline.run(image)
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+def start_server(weights: Path, port: int, workers: int, queue: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rtpose.tools.serve", "--model", f"model={weights}", "--port",
+         str(port), "--workers", str(workers), "--queue", str(queue), "--no-page"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/v1/health")
+            if connection.getresponse().status == 200:
+                return server
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise SystemExit("error: the server did not start")
+        time.sleep(0.2)
+
+
+def load(port: int, body: bytes, scales: str, clients: int, seconds: float) -> dict:
+    """``clients`` threads POSTing ``body`` for ``seconds``: latencies of the 200s, counts."""
+    latencies: list[float] = []
+    refused, errors = [0], [0]
+    lock = threading.Lock()
+    end = time.perf_counter() + seconds
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_S)
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            try:
+                connection.request("POST", f"/v1/pose?scales={scales}", body,
+                                   {"Content-Type": "image/jpeg"})
+                response = connection.getresponse()
+                response.read()
+                status, retry = response.status, response.getheader("Retry-After")
+            except OSError:
+                status, retry = 0, None
+                connection.close()
+            took = time.perf_counter() - start
+            with lock:
+                if status == 200:
+                    latencies.append(took)
+                elif status == 503:
+                    refused[0] += 1
+                else:
+                    errors[0] += 1
+            if status == 503:
+                time.sleep(min(float(retry or 1), max(end - time.perf_counter(), 0)))
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    ms = np.array(latencies) * 1000
+    return {"rate": len(latencies) / elapsed, "p50": np.percentile(ms, 50) if len(ms) else 0,
+            "p99": np.percentile(ms, 99) if len(ms) else 0, "ok": len(latencies),
+            "refused": refused[0], "errors": errors[0]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--scales", default="1", help="the requests' scales (default 1)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--queue", type=int, default=8)
+    parser.add_argument("--image", type=Path, default=REPO / "sample_images" / "ski.jpg")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="weights (default: the default weights file)")
+    args = parser.parse_args(argv)
+    weights = args.model or find_default_weights()[1]
+    body = args.image.read_bytes()
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+
+    print(machine_header())
+    own = pipeline_rate(weights, image, args.scales, args.seconds)
+    capacity = args.workers + args.queue
+    bound_ms = capacity / own * 1000
+    print(f"{args.image.name} {image.shape[1]}x{image.shape[0]}, scales {args.scales}, "
+          f"{weights.name}; server: {args.workers} workers, queue {args.queue} (capacity "
+          f"{capacity}), {args.seconds:g} s per row")
+    print(f"pipeline alone: {own:.2f} images/s; the queue's latency bound: {capacity} requests "
+          f"at that speed = {bound_ms:.0f} ms\n")
+    print("| clients | requests/s | vs pipeline | p50 ms | p99 ms | refused (503) | errors |")
+    print("|---|---|---|---|---|---|---|")
+    port = free_port()
+    server = start_server(weights, port, args.workers, args.queue)
+    try:
+        load(port, body, args.scales, 1, min(args.seconds, 2.0))  # warm-up
+        for clients in args.clients:
+            r = load(port, body, args.scales, clients, args.seconds)
+            print(f"| {clients} | {r['rate']:.2f} | {r['rate'] / own:.0%} | {r['p50']:.0f} | "
+                  f"{r['p99']:.0f} | {r['refused']} | {r['errors']} |", flush=True)
+    finally:
+        server.terminate()
+        server.wait(START_TIMEOUT_S)
+
+
+if __name__ == "__main__":
+    main()
