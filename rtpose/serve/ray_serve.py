@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 from typing import Any
 
 from rtpose.errors import RtposeError, first_line
@@ -85,20 +86,26 @@ def start(settings: Any, host: str, port: int, address: str | None = None, **opt
 
     serve = import_serve()
     if not ray.is_initialized():
+        handler = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
             raise RtposeError(f"cannot start Ray at {address or 'a local instance'}: "
                               f"{first_line(error)}") from None
+        if handler is not None:  # the caller's: Ray's own would abort the process
+            signal.signal(signal.SIGTERM, handler)
     serve.start(http_options={"host": host, "port": port})
     serve.run(application(settings, **options), name=APP_NAME, route_prefix="/")
     return serve
 
 
 def stop() -> None:
-    """Serve's applications and proxy, then this process's Ray connection."""
+    """The application (each replica first answers the requests it holds), Serve's proxy,
+    then this process's Ray connection."""
     import ray
 
     serve = import_serve()
-    serve.shutdown()
+    if ray.is_initialized():
+        serve.delete(APP_NAME)
+        serve.shutdown()
     ray.shutdown()

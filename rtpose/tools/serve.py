@@ -152,16 +152,20 @@ def serve_on_ray(args: argparse.Namespace, settings) -> None:
     from rtpose.serve import ray_serve
 
     autoscaling = ray_serve.parse_autoscaling(args.autoscaling)
-    ray_serve.start(settings, args.host, args.port, args.ray_address, replicas=args.replicas,
-                    autoscaling=autoscaling or None, replica_cpus=args.replica_cpus)
     scale = f"autoscaling {autoscaling}" if autoscaling else f"{args.replicas} replicas"
-    print(f"rtpose on Ray Serve: http://{args.host}:{args.port}/v1/pose ({scale}); Ctrl+C or "
-          "SIGTERM stops", flush=True)
     try:
+        ray_serve.start(settings, args.host, args.port, args.ray_address,
+                        replicas=args.replicas, autoscaling=autoscaling or None,
+                        replica_cpus=args.replica_cpus)
+        print(f"rtpose on Ray Serve: http://{args.host}:{args.port}/v1/pose ({scale}); Ctrl+C "
+              "or SIGTERM stops", flush=True)
         while True:
             time.sleep(1)
+    except KeyboardInterrupt:
+        pass
     finally:
-        ray_serve.stop()
+        ray_serve.stop()  # Serve lets each replica answer the requests it holds
+    print("stopped")
 
 
 if __name__ == "__main__":
