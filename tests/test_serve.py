@@ -313,3 +313,14 @@ def test_command_line_checks_and_warnings(weights, capsys):
     assert parse_model_spec("a=b.h5")[0] == "a"
     with pytest.raises(RtposeError, match="no such weights file"):
         settings_from_args(build_parser().parse_args(["--model", "missing.weights.h5"]))
+
+
+def test_the_token_is_the_pages_password(weights, models):
+    pytest.importorskip("gradio", reason="needs the web extra: pip install -e .[web]")
+    service = Service(settings(weights, token="s3cret", page=True), models)
+    with TestClient(create_app(service.settings, service)) as client:
+        assert client.get("/config").status_code == 401
+        assert client.post("/gradio_api/call/pose", json={"data": []}).status_code == 401
+        login = client.post("/login", data={"username": "any", "password": "s3cret"})
+        assert login.status_code == 200 and client.get("/config").status_code == 200
+    service.close()

@@ -84,3 +84,18 @@ def test_gradio_client_calls_the_page(url, shared_data):
     assert summary.startswith("**5 people**") and len(people["people"]) == 5
     assert Path(drawn).is_file() and [row[0] for row in timings["data"]][:2] == ["queue",
                                                                                   "network"]
+
+
+def test_gradio_client_processes_a_video(url, shared_data):
+    gradio_client = pytest.importorskip("gradio_client")
+    client = gradio_client.Client(url, verbose=False)
+    video = gradio_client.handle_file(str(shared_data / "videos" / "street_5frames.mp4"))
+    drawn, summary, link = client.predict(video, "mobilenet_thin", "original", "auto", "fp32",
+                                          "", api_name="/video")
+    assert summary.startswith("**5 frames**"), summary
+    capture = cv2.VideoCapture(drawn["video"] if isinstance(drawn, dict) else drawn)
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    capture.release()
+    lines = base64.b64decode(link.split('href="data:application/x-ndjson;base64,')[1]
+                             .split('"')[0]).decode().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2, 3, 4]
