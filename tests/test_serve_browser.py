@@ -75,6 +75,34 @@ def test_the_page_finds_five_people_on_ski(url, shared_data, repo_root, tmp_path
             temporary.write_bytes(screenshot)
 
 
+def test_the_webcam_streams_from_the_browser(url, shared_data, tmp_path):
+    """Chromium's fake camera plays ski.jpg (a Y4M file); the page streams it to the server
+    and shows each frame drawn (Gradio mirrors the webcam, so the people are ski's, mirrored)."""
+    ski = cv2.imread(str(shared_data / "sample_images" / "ski.jpg"))
+    camera = tmp_path / "ski.y4m"
+    with open(camera, "wb") as file:
+        file.write(f"YUV4MPEG2 W{ski.shape[1]} H{ski.shape[0]} F5:1 Ip A1:1 C420jpeg\n"
+                   .encode())
+        for _ in range(5):
+            file.write(b"FRAME\n" + cv2.cvtColor(ski, cv2.COLOR_BGR2YUV_I420).tobytes())
+    args = ["--no-sandbox", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            page = browser.new_context(permissions=["camera"]).new_page()
+            page.goto(url, timeout=TIMEOUT_MS)
+            page.get_by_role("tab", name="Webcam").click()
+            page.get_by_text("Click to Access Webcam").click()
+            page.click("#webcam button[aria-label='capture photo']", timeout=TIMEOUT_MS)
+            page.wait_for_function("document.querySelector('#webcam-summary').innerText"
+                                   ".includes('people')", timeout=TIMEOUT_MS)
+            summary = page.inner_text("#webcam-summary")
+        finally:
+            browser.close()
+    assert summary.startswith("5 people"), summary
+
+
 def test_gradio_client_calls_the_page(url, shared_data):
     gradio_client = pytest.importorskip("gradio_client")
     client = gradio_client.Client(url, verbose=False)

@@ -214,7 +214,7 @@ def build_page(service: Service) -> gr.Blocks:
                 camera = gr.Image(sources=["webcam"], streaming=True, label="Webcam",
                                   elem_id="webcam")
                 camera_drawn = gr.Image(label="People", elem_id="webcam-drawn")
-            camera_summary = gr.Markdown()
+            camera_summary = gr.Markdown(elem_id="webcam-summary")
             camera.stream(page.webcam, [camera, *settings], [camera_drawn, camera_summary],
                           stream_every=WEBCAM_EVERY_S, concurrency_limit=1, api_name=False)
         with gr.Tab("Video"):
