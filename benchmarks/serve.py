@@ -3,14 +3,17 @@
     python -m benchmarks.serve [--clients 1 4 16] [--seconds 10] [--scales 1] [--workers 2]
                                [--queue 8] [--image sample_images/ski.jpg] [--model PATH]
 
-First the pipeline alone: ``PosePipeline.run`` on the decoded image in a loop for ``--seconds``
-(one OpenVINO stream using every core, as ``demo_image.py``), images/s. Then ``rtpose serve``
-(API only) in its own process, and for each count of clients that many threads, each with one
-keep-alive connection, POSTing the image's file (raw body) for ``--seconds``; a client answered
-503 waits the ``Retry-After`` it was given. Per count: requests/s answered 200, their latency
-p50 and p99, the 503s (refused: the queue was full) and the errors (anything else, or no
-answer), and the bound on latency that the queue sets: every request in hand (workers + queue)
-ahead of it, at the pipeline's own speed.
+The pipeline alone: ``PosePipeline.run`` on the decoded image in a loop for ``--seconds``, one
+at a time (one OpenVINO stream using every core, as ``demo_image.py``) and ``--workers`` at a
+time (one stream each, as the server runs it), images/s, before and after the server runs; the
+reference is the better of the two, each the mean of before and after (other work on the
+machine slows both alike). Between them
+``rtpose serve`` (API only) in its own process, and for each count of clients that many
+threads, each with one keep-alive connection, POSTing the image's file (raw body) for
+``--seconds``; a client answered 503 waits the ``Retry-After`` it was given. Per count:
+requests/s answered 200, their latency p50 and p99, the 503s (refused: the queue was full) and
+the errors (anything else, or no answer); and the latency that the queue bounds: the requests
+in hand (the clients, at most workers + queue) at the rate measured in that row.
 """
 
 from __future__ import annotations
@@ -37,17 +40,29 @@ START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 60.0
 
 
-def pipeline_rate(weights: Path, image: np.ndarray, scales: str, seconds: float) -> float:
-    """Images per second of the pipeline alone (after one warm-up run)."""
-    models = Models({"model": weights})
+def pipeline_rate(weights: Path, image: np.ndarray, scales: str, seconds: float,
+                  workers: int = 1) -> float:
+    """Images per second of the pipeline alone (after one warm-up run): ``workers`` threads
+    each calling it in a loop; with more than one, on OpenVINO's ``throughput`` hint, one
+    stream each, as the server runs it."""
+    models = Models({"model": weights}, hint="throughput" if workers > 1 else "latency")
     scale_values = tuple(float(s) for s in scales.split(","))
     pipeline = models.pipeline(models.check(PoseRequest("model", scales=scale_values)))
     pipeline.run(image)
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        pipeline.run(image)
-        done += 1
-    return done / (time.perf_counter() - start)
+    done = [0] * workers
+    start = time.perf_counter()
+
+    def loop(index: int) -> None:
+        while time.perf_counter() - start < seconds:
+            pipeline.run(image)
+            done[index] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done) / (time.perf_counter() - start)
 
 
 def start_server(weights: Path, port: int, workers: int, queue: int) -> subprocess.Popen:
@@ -131,27 +146,40 @@ def main(argv: list[str] | None = None) -> None:
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
 
     print(machine_header())
-    own = pipeline_rate(weights, image, args.scales, args.seconds)
+    alone = [pipeline_rate(weights, image, args.scales, args.seconds, w)
+             for w in sorted({1, args.workers})]
     capacity = args.workers + args.queue
-    bound_ms = capacity / own * 1000
     print(f"{args.image.name} {image.shape[1]}x{image.shape[0]}, scales {args.scales}, "
           f"{weights.name}; server: {args.workers} workers, queue {args.queue} (capacity "
           f"{capacity}), {args.seconds:g} s per row")
-    print(f"pipeline alone: {own:.2f} images/s; the queue's latency bound: {capacity} requests "
-          f"at that speed = {bound_ms:.0f} ms\n")
-    print("| clients | requests/s | vs pipeline | p50 ms | p99 ms | refused (503) | errors |")
-    print("|---|---|---|---|---|---|---|")
     port = free_port()
     server = start_server(weights, port, args.workers, args.queue)
+    rows = []
     try:
         load(port, body, args.scales, 1, min(args.seconds, 2.0))  # warm-up
-        for clients in args.clients:
-            r = load(port, body, args.scales, clients, args.seconds)
-            print(f"| {clients} | {r['rate']:.2f} | {r['rate'] / own:.0%} | {r['p50']:.0f} | "
-                  f"{r['p99']:.0f} | {r['refused']} | {r['errors']} |", flush=True)
+        rows = [(clients, load(port, body, args.scales, clients, args.seconds))
+                for clients in args.clients]
     finally:
         server.terminate()
         server.wait(START_TIMEOUT_S)
+    after = [pipeline_rate(weights, image, args.scales, args.seconds, w)
+             for w in sorted({1, args.workers})]
+    # The better of one at a time and the server's streams, each the mean of before and after
+    # the server (other work on the machine slows both alike).
+    rates = [(b + a) / 2 for b, a in zip(alone, after, strict=True)]
+    own = max(rates)
+    print(f"pipeline alone, images/s: {rates[0]:.2f} one at a time, {rates[-1]:.2f} with "
+          f"{args.workers} at a time (before / after the server: "
+          f"{', '.join(f'{b:.2f} / {a:.2f}' for b, a in zip(alone, after, strict=True))}); "
+          f"the queue's latency bound: {capacity} requests at {own:.2f} images/s = "
+          f"{capacity / own * 1000:.0f} ms\n")
+    print("| clients | requests/s | vs pipeline | p50 ms | p99 ms | queue bound ms | "
+          "refused (503) | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for clients, r in rows:
+        bound = min(clients, capacity) / r["rate"] * 1000 if r["rate"] else float("inf")
+        print(f"| {clients} | {r['rate']:.2f} | {r['rate'] / own:.0%} | {r['p50']:.0f} | "
+              f"{r['p99']:.0f} | {bound:.0f} | {r['refused']} | {r['errors']} |")
 
 
 if __name__ == "__main__":
