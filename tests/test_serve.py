@@ -324,3 +324,21 @@ def test_the_token_is_the_pages_password(weights, models):
         login = client.post("/login", data={"username": "any", "password": "s3cret"})
         assert login.status_code == 200 and client.get("/config").status_code == 200
     service.close()
+
+
+def test_the_pages_errors_are_one_line(weights, models, images):
+    gr = pytest.importorskip("gradio", reason="needs the web extra: pip install -e .[web]")
+    from rtpose.serve.page import Page
+
+    service = Service(settings(weights, max_image_pixels=300_000, preload=False), models)
+    page = Page(service)
+    rgb = images["ski"][1][:, :, ::-1]
+    for image, scales, message in ((None, "", "no image: upload one first"),
+                                   (rgb[:300, :300], "x", "scales: not a comma-separated"),
+                                   (rgb, "", "too many pixels: 712x674")):
+        with pytest.raises(gr.Error, match=message):
+            page.image(image, "mobilenet_thin", "original", "auto", "fp32", scales)
+    drawn, summary, table, people, link = page.image(rgb[:300, :300], "mobilenet_thin",
+                                                     "original", "auto", "fp32", "1")
+    assert drawn.shape == (300, 300, 3) and [row[0] for row in table][-1] == "total"
+    service.close()

@@ -27,7 +27,7 @@ import io
 import logging
 import secrets
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +94,12 @@ class RequestError(Exception):
 
 @dataclass(frozen=True, eq=False)
 class Answer:
-    """A request's result with the seconds it waited in the queue."""
+    """A request's result, the seconds it waited in the queue and the image's (H, W)."""
 
     request: PoseRequest
     result: PoseResult
     queued_s: float
-    image_shape: tuple[int, int] = field(default=(0, 0))
+    image_shape: tuple[int, int]
 
     def to_json(self) -> dict[str, Any]:
         """OpenPose JSON plus the settings used, the image size and the stage timings."""

@@ -228,7 +228,8 @@ def build_page(service: Service) -> gr.Blocks:
             video_button.click(page.video, [video, *settings],
                                [video_drawn, video_summary, video_download], api_name="video",
                                concurrency_limit=1)
-    return blocks
+    # Gradio's own queue in front of the service's, bounded too: beyond it, "queue full".
+    return blocks.queue(max_size=s.queue_size)
 
 
 def mount_page(app: FastAPI, service: Service) -> FastAPI:

@@ -63,8 +63,8 @@ def _truncated_png(data: bytes) -> bool:
 
 def decode_image(data: bytes) -> np.ndarray:
     """A BGR uint8 image (H, W, 3) from an image file's bytes (any format OpenCV reads).
-    ``RtposeError``: ``not an image`` or ``truncated`` (a JPEG without its end marker, which
-    OpenCV would decode with its lower part grey)."""
+    ``RtposeError``: ``not an image``, or ``truncated``: a JPEG without its end marker (which
+    OpenCV would decode with its lower part grey) or a PNG without its IEND chunk."""
     if not data:
         raise RtposeError("not an image: the data is empty")
     if truncated_jpeg(data[:2], data[-64:]):
