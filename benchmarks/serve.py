@@ -1,19 +1,20 @@
 """The HTTP server under load on loopback, beside the pipeline's own speed in the same run.
 
-    python -m benchmarks.serve [--clients 1 4 16] [--seconds 10] [--scales 1] [--workers 2]
-                               [--queue 8] [--image sample_images/ski.jpg] [--model PATH]
+    python -m benchmarks.serve [--clients 1 4 16] [--rounds 3] [--seconds 5] [--scales 1]
+                               [--workers 2] [--queue 8] [--image sample_images/ski.jpg]
+                               [--model PATH]
 
-The pipeline alone: ``PosePipeline.run`` on the decoded image in a loop for ``--seconds``, one
-at a time (one OpenVINO stream using every core, as ``demo_image.py``) and ``--workers`` at a
-time (one stream each, as the server runs it), images/s, before and after the server runs; the
-reference is the better of the two, each the mean of before and after (other work on the
-machine slows both alike). Between them
-``rtpose serve`` (API only) in its own process, and for each count of clients that many
-threads, each with one keep-alive connection, POSTing the image's file (raw body) for
-``--seconds``; a client answered 503 waits the ``Retry-After`` it was given. Per count:
-requests/s answered 200, their latency p50 and p99, the 503s (refused: the queue was full) and
-the errors (anything else, or no answer); and the latency that the queue bounds: the requests
-in hand (the clients, at most workers + queue) at the rate measured in that row.
+The machine is shared, so its speed drifts: the measurements are interleaved in ``--rounds``
+rounds of ``--seconds`` each, and each row sums its rounds. A round measures the pipeline alone,
+``PosePipeline.run`` on the decoded image in a loop, one at a time (one OpenVINO stream using
+every core, as ``demo_image.py``) and ``--workers`` at a time (one stream each, as the server
+runs it), images/s, the reference being the better of the two; then ``rtpose serve`` (API
+only, in its own process) under each count of clients: that many threads, each with one
+keep-alive connection, POSTing the image's file (raw body); a client answered 503 waits the
+``Retry-After`` it was given. Per count: requests/s answered 200, their latency p50 and p99,
+the 503s (refused: the queue was full) and the errors (anything else, or no answer); and the
+latency that the queue bounds: the requests in hand (the clients, at most workers + queue) at
+the rate measured in that row.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from benchmarks.machine import machine_header
 from rtpose.models import find_default_weights
+from rtpose.pipeline import PosePipeline
 from rtpose.serve.models import Models, PoseRequest
 from tests.serve_helpers import free_port
 
@@ -40,15 +42,17 @@ START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 60.0
 
 
-def pipeline_rate(weights: Path, image: np.ndarray, scales: str, seconds: float,
-                  workers: int = 1) -> float:
-    """Images per second of the pipeline alone (after one warm-up run): ``workers`` threads
-    each calling it in a loop; with more than one, on OpenVINO's ``throughput`` hint, one
-    stream each, as the server runs it."""
+def alone(weights: Path, scales: str, workers: int) -> PosePipeline:
+    """The pipeline as the benchmark runs it alone: ``workers`` > 1 on OpenVINO's
+    ``throughput`` hint (one stream per worker, as the server), else its ``latency`` hint."""
     models = Models({"model": weights}, hint="throughput" if workers > 1 else "latency")
     scale_values = tuple(float(s) for s in scales.split(","))
-    pipeline = models.pipeline(models.check(PoseRequest("model", scales=scale_values)))
-    pipeline.run(image)
+    return models.pipeline(models.check(PoseRequest("model", scales=scale_values)))
+
+
+def run_alone(pipeline: PosePipeline, image: np.ndarray, seconds: float,
+              workers: int) -> tuple[int, float]:
+    """Images done by ``workers`` threads each running ``pipeline`` in a loop, and seconds."""
     done = [0] * workers
     start = time.perf_counter()
 
@@ -62,7 +66,7 @@ def pipeline_rate(weights: Path, image: np.ndarray, scales: str, seconds: float,
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(done) / (time.perf_counter() - start)
+    return sum(done), time.perf_counter() - start
 
 
 def start_server(weights: Path, port: int, workers: int, queue: int) -> subprocess.Popen:
@@ -86,7 +90,8 @@ def start_server(weights: Path, port: int, workers: int, queue: int) -> subproce
 
 
 def load(port: int, body: bytes, scales: str, clients: int, seconds: float) -> dict:
-    """``clients`` threads POSTing ``body`` for ``seconds``: latencies of the 200s, counts."""
+    """``clients`` threads POSTing ``body`` for ``seconds``: the 200s' latencies, the seconds,
+    the 503s and the errors."""
     latencies: list[float] = []
     refused, errors = [0], [0]
     lock = threading.Lock()
@@ -123,17 +128,16 @@ def load(port: int, body: bytes, scales: str, clients: int, seconds: float) -> d
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
-    ms = np.array(latencies) * 1000
-    return {"rate": len(latencies) / elapsed, "p50": np.percentile(ms, 50) if len(ms) else 0,
-            "p99": np.percentile(ms, 99) if len(ms) else 0, "ok": len(latencies),
+    return {"latencies": latencies, "seconds": time.perf_counter() - start,
             "refused": refused[0], "errors": errors[0]}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every measurement")
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="seconds of each measurement in a round")
     parser.add_argument("--scales", default="1", help="the requests' scales (default 1)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--queue", type=int, default=8)
@@ -146,40 +150,45 @@ def main(argv: list[str] | None = None) -> None:
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
 
     print(machine_header())
-    alone = [pipeline_rate(weights, image, args.scales, args.seconds, w)
-             for w in sorted({1, args.workers})]
     capacity = args.workers + args.queue
     print(f"{args.image.name} {image.shape[1]}x{image.shape[0]}, scales {args.scales}, "
           f"{weights.name}; server: {args.workers} workers, queue {args.queue} (capacity "
-          f"{capacity}), {args.seconds:g} s per row")
+          f"{capacity}); {args.rounds} rounds of {args.seconds:g} s per row")
+    pipelines = {w: alone(weights, args.scales, w) for w in sorted({1, args.workers})}
+    for pipeline in pipelines.values():
+        pipeline.run(image)  # warm-up
+    own = {w: [0, 0.0] for w in pipelines}
+    rows = {c: {"latencies": [], "seconds": 0.0, "refused": 0, "errors": 0}
+            for c in args.clients}
     port = free_port()
     server = start_server(weights, port, args.workers, args.queue)
-    rows = []
     try:
         load(port, body, args.scales, 1, min(args.seconds, 2.0))  # warm-up
-        rows = [(clients, load(port, body, args.scales, clients, args.seconds))
-                for clients in args.clients]
+        for _ in range(args.rounds):
+            for workers, pipeline in pipelines.items():
+                done, seconds = run_alone(pipeline, image, args.seconds, workers)
+                own[workers][0] += done
+                own[workers][1] += seconds
+            for clients, row in rows.items():
+                for key, value in load(port, body, args.scales, clients, args.seconds).items():
+                    row[key] += value
     finally:
         server.terminate()
         server.wait(START_TIMEOUT_S)
-    after = [pipeline_rate(weights, image, args.scales, args.seconds, w)
-             for w in sorted({1, args.workers})]
-    # The better of one at a time and the server's streams, each the mean of before and after
-    # the server (other work on the machine slows both alike).
-    rates = [(b + a) / 2 for b, a in zip(alone, after, strict=True)]
-    own = max(rates)
-    print(f"pipeline alone, images/s: {rates[0]:.2f} one at a time, {rates[-1]:.2f} with "
-          f"{args.workers} at a time (before / after the server: "
-          f"{', '.join(f'{b:.2f} / {a:.2f}' for b, a in zip(alone, after, strict=True))}); "
-          f"the queue's latency bound: {capacity} requests at {own:.2f} images/s = "
-          f"{capacity / own * 1000:.0f} ms\n")
+    rates = {w: done / seconds for w, (done, seconds) in own.items()}
+    reference = max(rates.values())
+    print(f"pipeline alone: {rates[1]:.2f} images/s one at a time, {rates[args.workers]:.2f} "
+          f"with {args.workers} at a time\n")
     print("| clients | requests/s | vs pipeline | p50 ms | p99 ms | queue bound ms | "
           "refused (503) | errors |")
     print("|---|---|---|---|---|---|---|---|")
-    for clients, r in rows:
-        bound = min(clients, capacity) / r["rate"] * 1000 if r["rate"] else float("inf")
-        print(f"| {clients} | {r['rate']:.2f} | {r['rate'] / own:.0%} | {r['p50']:.0f} | "
-              f"{r['p99']:.0f} | {bound:.0f} | {r['refused']} | {r['errors']} |")
+    for clients, row in rows.items():
+        ms = np.array(row["latencies"]) * 1000
+        rate = len(ms) / row["seconds"]
+        bound = min(clients, capacity) / rate * 1000 if rate else float("inf")
+        p50, p99 = np.percentile(ms, [50, 99]) if len(ms) else (0, 0)
+        print(f"| {clients} | {rate:.2f} | {rate / reference:.0%} | {p50:.0f} | {p99:.0f} | "
+              f"{bound:.0f} | {row['refused']} | {row['errors']} |")
 
 
 if __name__ == "__main__":
