@@ -13,21 +13,25 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import cv2
-import gradio as gr
-import numpy as np
-from fastapi import FastAPI
+# Gradio reports usage to its makers unless told not to; a self-hosted server does not.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from rtpose.config import PRESETS
-from rtpose.draw import draw_people
-from rtpose.errors import RtposeError
-from rtpose.runtime import PRECISIONS, RUNTIMES
-from rtpose.serve.app import Answer, RequestError, Service
+import cv2  # noqa: E402
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from rtpose.config import PRESETS  # noqa: E402
+from rtpose.draw import draw_people  # noqa: E402
+from rtpose.errors import RtposeError  # noqa: E402
+from rtpose.runtime import PRECISIONS, RUNTIMES  # noqa: E402
+from rtpose.serve.app import Answer, RequestError, Service  # noqa: E402
 
 LOG = logging.getLogger("rtpose.serve")
 WEBCAM_EVERY_S = 0.2  # how often the browser sends a webcam frame

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest image in pixels (default 40,000,000)")
     parser.add_argument("--max-video-frames", type=positive_int, default=300,
                         help="frames of an uploaded video processed at most (default 300)")
+    parser.add_argument("--max-connections", type=positive_int, default=100,
+                        help="open connections at most (uploads in progress and page sessions "
+                        "included); more are answered 503 (default 100)")
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV),
                         help=f"require 'Authorization: Bearer TOKEN' on the API; the page's "
                         f"password (default: ${TOKEN_ENV} if set)")
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         with quiet_native_stderr(not args.verbose):
             app = create_app(settings)
         config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                limit_concurrency=args.max_connections,
                                 timeout_graceful_shutdown=int(settings.timeout_s) + 5)
         server = uvicorn.Server(config)
         print(f"rtpose: http://{args.host}:{args.port}/ (API: /v1/pose, /docs; models: "
