@@ -20,18 +20,18 @@ import pytest
 pytest.importorskip("fastapi", reason="needs the web extra: pip install -e .[web]")
 httpx = pytest.importorskip("httpx", reason="needs the web extra: pip install -e .[web]")
 from fastapi.testclient import TestClient  # noqa: E402
+from serve_helpers import (  # noqa: E402
+    free_port,
+    running_server,
+    served_weights,
+    settings,
+)
 
 from rtpose.errors import RtposeError  # noqa: E402
 from rtpose.people import People  # noqa: E402
 from rtpose.serve.app import Service, create_app  # noqa: E402
 from rtpose.serve.engine import Engine  # noqa: E402
 from rtpose.serve.models import Models, parse_model_spec  # noqa: E402
-from tests.serve_helpers import (  # noqa: E402
-    free_port,
-    running_server,
-    served_weights,
-    settings,
-)
 
 CROWD = "coco_mini/val2017/000000217285.jpg"  # 21 people
 WAIT_S = 30.0

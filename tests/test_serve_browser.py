@@ -22,10 +22,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.is_file():
     pytest.skip("needs Debian's chromium: apt-get install -y chromium", allow_module_level=True)
 
+from serve_helpers import running_server, served_weights, settings  # noqa: E402
+
 from rtpose.files import atomic_path  # noqa: E402
 from rtpose.people import People  # noqa: E402
 from rtpose.serve.app import create_app  # noqa: E402
-from tests.serve_helpers import running_server, served_weights, settings  # noqa: E402
 
 TIMEOUT_MS = 60_000
 

@@ -11,10 +11,10 @@ pytest.importorskip("fastapi", reason="needs the web extra: pip install -e .[web
 pytest.importorskip("ray.serve", reason="needs Ray Serve: pip install -e .[serve]")
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from serve_helpers import free_port, served_weights, settings  # noqa: E402
 
 from rtpose.serve import ray_serve  # noqa: E402
 from rtpose.serve.app import create_app  # noqa: E402
-from tests.serve_helpers import free_port, served_weights, settings  # noqa: E402
 
 IMAGES = ("sample_images/ski.jpg", "coco_mini/val2017/000000217285.jpg")
 START_S = 120.0

@@ -7,8 +7,9 @@ one request's settings; the network under it (weights x runtime x precision) is 
 use, by one thread while the others wait, and then shared by every request and every user.
 
 ``load_network`` is the one place that builds a network, as the command-line tools do
-(``rtpose.tools.common.network_from_args``): once the library's ``rtpose.load`` exists, it is
-the line to swap.
+(``rtpose.tools.common.network_from_args``): once the library's ``rtpose.load`` exists, its
+body becomes ``rtpose.load(weights, runtime=runtime, precision=precision, threads=threads,
+hint=hint).pipeline.network``.
 """
 
 from __future__ import annotations
