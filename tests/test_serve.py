@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -126,6 +128,17 @@ def _png_half() -> bytes:
     return png[: len(png) // 2]
 
 
+def _png_bomb() -> bytes:
+    """A PNG that says it is 100,000 x 100,000 pixels (a few hundred bytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(bytes(1000))) + chunk(b"IEND", b""))
+
+
 REFUSALS = [
     ("?colour=red", "small", 400, "unknown parameter 'colour'"),
     ("?preset=best", "small", 400, "unknown preset 'best'"),
@@ -138,6 +151,7 @@ REFUSALS = [
     ("", "empty", 400, "no image"),
     ("", "large", 413, "too large"),
     ("", "many_pixels", 413, "too many pixels: 700x500"),
+    ("", "bomb", 413, "too many pixels"),
 ]
 
 
@@ -147,7 +161,8 @@ def test_refusals_are_one_line(strict, query, body, status, reason):
     bodies = {"small": small, "text": b"hello, not an image", "empty": b"",
               "truncated_jpeg": small[: len(small) // 2], "truncated_png": _png_half(),
               "large": _jpeg(900, 900), "many_pixels": cv2.imencode(
-                  ".png", np.zeros((500, 700, 3), np.uint8))[1].tobytes()}
+                  ".png", np.zeros((500, 700, 3), np.uint8))[1].tobytes(),
+              "bomb": _png_bomb()}
     answer = strict.post(f"/v1/pose{query}", content=bodies[body])
     detail = answer.json()["detail"]
     assert answer.status_code == status and detail.startswith(reason), detail

@@ -42,7 +42,7 @@ from rtpose.config import PRESETS
 from rtpose.errors import RtposeError
 from rtpose.pipeline import PoseResult
 from rtpose.runtime import PRECISIONS, RUNTIMES
-from rtpose.serve.engine import Engine
+from rtpose.serve.engine import Engine, Job
 from rtpose.serve.models import Models, PoseRequest, parse_request_scales
 from rtpose.stream.images import decode_image
 
@@ -169,7 +169,7 @@ class Service:
         self.check_pixels(image.shape[1], image.shape[0])
         return image
 
-    def submit(self, request: PoseRequest, image: np.ndarray):
+    def submit(self, request: PoseRequest, image: np.ndarray) -> Job:
         """The accepted job, or a 503 ``RequestError`` with ``Retry-After``."""
         job = self.engine.submit((request, image))
         if job is None:
@@ -178,7 +178,7 @@ class Service:
                                     f"in {wait} s", {"Retry-After": str(wait)})
         return job
 
-    def answer(self, job, request: PoseRequest, image: np.ndarray) -> Answer:
+    def answer(self, job: Job, request: PoseRequest, image: np.ndarray) -> Answer:
         """The job's result as an ``Answer`` (its future done), or a ``RequestError``."""
         try:
             result = job.future.result(timeout=0)
@@ -212,6 +212,8 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
+    except Image.DecompressionBombError:  # far more pixels than any server's limit
+        raise RequestError(413, "too many pixels: a decompression bomb") from None
     except Exception:  # Pillow cannot tell: OpenCV decodes or refuses it
         return None
 
