@@ -82,9 +82,9 @@ def application(settings: Any, replicas: int = 1, autoscaling: dict[str, Any] | 
 def start(settings: Any, host: str, port: int, address: str | None = None, **options: Any):
     """Ray (``address``: a cluster's, or a new local instance) and Serve's proxy on
     ``host:port``, with the application running; returns Serve's module."""
+    serve = import_serve()
     import ray
 
-    serve = import_serve()
     if not ray.is_initialized():
         handler = signal.getsignal(signal.SIGTERM)
         try:

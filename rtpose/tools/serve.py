@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             import fastapi  # noqa: F401
             import uvicorn
+
+            if not args.no_page and args.engine == "local":
+                import gradio  # noqa: F401
         except ImportError:
             raise RtposeError(WEB_MISSING) from None
         settings = settings_from_args(args)
