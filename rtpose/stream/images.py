@@ -48,6 +48,7 @@ def check_image_size(source: str | Path | bytes, max_pixels: int | None) -> None
         raise RtposeError(f"cannot read {name}: {width} x {height} is {width * height:,} "
                           f"pixels, more than the limit of {max_pixels:,} "
                           "(--max-image-pixels)")
+PNG_START, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
 
 
 def read_image(path: str | Path, warn: Callable[[str], None] | None = None) -> np.ndarray:
@@ -71,10 +72,36 @@ def read_image(path: str | Path, warn: Callable[[str], None] | None = None) -> n
 def _truncated_jpeg(path: Path) -> bool:
     """A JPEG file (start marker) without its end marker in its last bytes."""
     with open(path, "rb") as file:
-        if file.read(2) != JPEG_START:
-            return False
+        start = file.read(2)
         file.seek(max(path.stat().st_size - 64, 0))
-        return JPEG_END not in file.read()
+        return truncated_jpeg(start, file.read())
+
+
+def truncated_jpeg(start: bytes, tail: bytes) -> bool:
+    """Whether data beginning with ``start`` and ending with ``tail`` (its last 64 bytes) is a
+    JPEG (start marker) without its end marker."""
+    return start[:2] == JPEG_START and JPEG_END not in tail[-64:]
+
+
+def _truncated_png(data: bytes) -> bool:
+    """A PNG (signature) without its closing IEND chunk."""
+    return data[:8] == PNG_START and PNG_END not in data[-64:]
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """A BGR uint8 image (H, W, 3) from an image file's bytes (any format OpenCV reads).
+    ``RtposeError``: ``not an image``, or ``truncated``: a JPEG without its end marker (which
+    OpenCV would decode with its lower part grey) or a PNG without its IEND chunk."""
+    if not data:
+        raise RtposeError("not an image: the data is empty")
+    if truncated_jpeg(data[:2], data[-64:]):
+        raise RtposeError("truncated image: the JPEG ends before its end marker")
+    if _truncated_png(data):
+        raise RtposeError("truncated image: the PNG ends before its IEND chunk")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise RtposeError("not an image, or a truncated one: OpenCV cannot decode it")
+    return image
 
 
 def _write(path: str | Path, writer: Callable[[Path], None]) -> None:
