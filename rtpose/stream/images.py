@@ -1,16 +1,26 @@
-"""Image and JSON files: reading with one-line errors, writing atomically.
+"""Image and JSON files: reading with one-line errors, writing atomically, outputs checked up
+front.
 
-Every writer writes to a temporary name in the destination's folder and renames it into place
-(``rtpose.files``), so an interrupted run never leaves a half-written file under the final
-name, nor destroys the previous one.
+Images are read through bytes (``np.fromfile``-like, then ``cv2.imdecode``) and written from bytes
+(``cv2.imencode``): OpenCV's own file functions crash on names that are not UTF-8 (a byte such as
+0xe9 in a Latin-1 name). Before decoding, the image's size is read from its header (Pillow's lazy
+open) and an image of more than ``max_pixels`` pixels is refused (``DEFAULT_MAX_IMAGE_PIXELS``):
+a small PNG can hold a huge image. Every writer writes to a temporary name in the destination's
+folder and renames it into place (``rtpose.files``), so an interrupted run never leaves a
+half-written file under the final name, nor destroys the previous one.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import stat
 import sys
-from collections.abc import Callable
+import threading
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,61 +31,125 @@ from rtpose.errors import RtposeError
 from rtpose.files import atomic_path, remove_stale_temporaries
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # 300 MB decoded (BGR); a 24 MP photo is 24,000,000
+_PIL_LIMIT = threading.Lock()  # Pillow's own bomb limit is lifted while a header is read
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+                (stat.S_ISSOCK, "a socket"))
 
 
-def read_image(path: str | Path, warn: Callable[[str], None] | None = None) -> np.ndarray:
-    """A BGR uint8 image (H, W, 3). A JPEG whose end marker is missing (a truncated file, which
-    OpenCV decodes with its lower part grey) is read, with one warning line through ``warn``
-    (default: standard error)."""
+def check_input_file(path: str | Path, kind: str = "file") -> Path:
+    """``path`` if it is a regular file that this process may read, else ``RtposeError``
+    saying why not: no such file, a folder, a FIFO or device (which would block or never end),
+    or permission denied."""
     path = Path(path)
-    if not path.is_file():
-        reason = "no such file" if not path.exists() else "not a file"
-        raise RtposeError(f"cannot read image {path}: {reason}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise RtposeError(f"cannot read {kind} {path}: no such file") from None
+    except OSError as e:
+        raise RtposeError(f"cannot read {kind} {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _NOT_REGULAR if test(mode)), "a special file")
+        raise RtposeError(f"cannot read {kind} {path}: {what}, not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise RtposeError(f"cannot read {kind} {path}: {e.strerror or e}") from None
+    return path
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from an encoded image's header, read without decoding it (Pillow's lazy
+    open: PNG, JPEG, BMP, TIFF, WebP, GIF, PPM...); None for a format Pillow does not know."""
+    from PIL import Image, UnidentifiedImageError
+
+    with _PIL_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours applies instead
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
+def check_image_pixels(name: str | Path, width: int, height: int, max_pixels: int | None,
+                       what: str = "image", flag: str = "--max-image-pixels") -> None:
+    """``RtposeError`` if a ``width`` x ``height`` image exceeds ``max_pixels`` (None: no
+    bound)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise RtposeError(f"cannot read {what} {name}: {width} x {height} is {width * height:,} "
+                          f"pixels, over {flag} {max_pixels:,} (its header says so; nothing was "
+                          "decoded); resize it, or raise the limit")
+
+
+def read_image(path: str | Path, warn: Callable[[str], None] | None = None,
+               max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """A BGR uint8 image (H, W, 3). An image larger than ``max_pixels`` pixels (as its header
+    says; None: no bound) is refused before it is decoded. A JPEG whose end marker is missing (a
+    truncated file, which OpenCV decodes with its lower part grey) is read, with one warning
+    line through ``warn`` (default: standard error)."""
+    path = check_input_file(path, "image")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RtposeError(f"cannot read image {path}: {e.strerror or e}") from None
+    size = image_size(data)
+    if size is not None:
+        check_image_pixels(path, *size, max_pixels)
+    image = None
+    if data:
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error:  # e.g. over OpenCV's own bound, for a format Pillow does not know
+            image = None
     if image is None:
         raise RtposeError(f"cannot read image {path}: not a readable image")
-    if _truncated_jpeg(path):
+    if data.startswith(JPEG_START) and JPEG_END not in data[-64:]:
         message = (f"warning: {path} is damaged (the JPEG is truncated): its lower part is "
                    "missing and people there will not be found")
         (warn or (lambda text: print(text, file=sys.stderr)))(message)
     return image
 
 
-def _truncated_jpeg(path: Path) -> bool:
-    """A JPEG file (start marker) without its end marker in its last bytes."""
-    with open(path, "rb") as file:
-        if file.read(2) != JPEG_START:
-            return False
-        file.seek(max(path.stat().st_size - 64, 0))
-        return JPEG_END not in file.read()
-
-
 def _write(path: str | Path, writer: Callable[[Path], None]) -> None:
     """``writer(temporary)`` then the rename into ``path`` (``rtpose.files.atomic_path``), with
-    one-line errors; first the temporaries that killed runs left beside ``path`` are removed."""
+    one-line errors that say why (a full disk, a read-only folder); first the temporaries that
+    killed runs left beside ``path`` are removed."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise RtposeError(f"cannot write {path}: no folder {path.parent}")
+    check_writable(path)
     try:
         remove_stale_temporaries(path.parent)
         with atomic_path(path) as temporary:
             writer(temporary)
     except OSError as e:
-        raise RtposeError(f"cannot write {path}: {e.strerror or e}") from e
+        raise RtposeError(f"cannot write {path}: {write_failure(e)}") from e
+
+
+def write_failure(error: OSError) -> str:
+    """Why a write failed, in words: a full disk and a read-only file system said plainly."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on the device (the disk or quota is full)"
+    if error.errno == errno.EROFS:
+        return "the file system is read-only"
+    return error.strerror or str(error)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
     """Write an image atomically; the format follows the file extension."""
-
-    def write(temporary: Path) -> None:
-        try:
-            written = cv2.imwrite(str(temporary), image)
-        except cv2.error:
-            written = False
-        if not written:
-            raise RtposeError(f"cannot write image {path} (check the folder and the extension)")
-
-    _write(path, write)
+    path = Path(path)
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".", image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise RtposeError(f"cannot write image {path}: OpenCV cannot encode an image as "
+                          f"{path.suffix or 'a file without extension'!r} (use e.g. .png or .jpg)")
+    _write(path, lambda temporary: temporary.write_bytes(encoded.tobytes()))
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -84,13 +158,57 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def check_writable(*paths: str | Path | None) -> None:
-    """Raise ``RtposeError`` unless every given path's folder exists and is writable: checked
-    before long work, so that it does not fail at the end."""
+    """Raise ``RtposeError`` unless every given path can be written as a file: its folder exists
+    and is writable, and the path is not a folder, a FIFO or a device. Checked before long
+    work, so that it does not fail at the end."""
     for path in paths:
         if path is None:
             continue
-        folder = Path(path).parent
+        path = Path(path)
+        folder = path.parent
         if not folder.is_dir():
             raise RtposeError(f"cannot write {path}: no folder {folder}")
+        mode = path.stat().st_mode if path.exists() else stat.S_IFREG
+        if not stat.S_ISREG(mode):  # replacing a folder, a FIFO or a device is never meant
+            what = next((name for test, name in _NOT_REGULAR if test(mode)), "a special file")
+            raise RtposeError(f"cannot write {path}: it is {what}, not a regular file")
         if not os.access(folder, os.W_OK):
             raise RtposeError(f"cannot write {path}: folder {folder} is not writable")
+
+
+def check_folder_writable(folder: str | Path, flag: str) -> None:
+    """Raise ``RtposeError`` unless ``folder`` is, or can be made as, a writable folder: not a
+    file, and its nearest existing ancestor is a writable folder."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == folder else f" ({existing} is a file)"
+        raise RtposeError(f"{flag} {folder} is not a folder{where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RtposeError(f"{flag} {folder}: {existing} is not writable")
+
+
+def check_distinct(inputs: Mapping[str, str | Path | None],
+                   outputs: Mapping[str, str | Path | None]) -> None:
+    """Raise ``RtposeError`` when an output is the same file as an input or as another output
+    (the same path, a path through a symbolic link, or a hard link: ``os.path.samefile`` for
+    files that exist, resolved paths otherwise), before anything is written. Keys name the
+    paths for the message (flags such as ``--image``); None values are skipped."""
+    named = [(flag, Path(path), flag in outputs) for given in (inputs, outputs)
+             for flag, path in given.items() if path is not None]
+    for i, (flag, path, is_output) in enumerate(named):
+        for other_flag, other, other_is_output in named[i + 1:]:
+            if (is_output or other_is_output) and _same_file(path, other):
+                raise RtposeError(f"{other_flag} {other} is the same file as {flag} {path}: "
+                                  "give another output")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()

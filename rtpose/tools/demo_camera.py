@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
 from rtpose.files import sigterm_as_interrupt
+from rtpose.stream.images import check_distinct, check_writable
 from rtpose.stream.outputs import (
     JsonLinesOutput,
     ProgressOutput,
@@ -63,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 
     with one_line_errors(), sigterm_as_interrupt(), ExitStack() as stack:
-        frames = stack.enter_context(open_source(camera=camera, video=args.video))
+        check_distinct({"--video": args.video}, {"--output": args.output, "--json": args.json})
+        check_writable(args.output, args.json)
+        frames = stack.enter_context(open_source(camera=camera, video=args.video,
+                                                 max_pixels=args.max_image_pixels))
         show = not args.no_display and has_display()
         window = [stack.enter_context(Window(frames.name))] if show else []
         hint = "throughput" if args.in_flight > 1 else "latency"
@@ -85,9 +90,14 @@ def main(argv: list[str] | None = None) -> None:
     if summary.stopped_by in STOP_REASONS:
         print(f"stopped early: {STOP_REASONS[summary.stopped_by]}")
     for path in (args.output, args.json):
-        if path is not None:
+        if path is not None and path.is_file():
             print(f"wrote {path}")
-
+    shortfall = frames.shortfall() if summary.stopped_by is None else None
+    if shortfall is not None:
+        message, failed = shortfall
+        print(f"{'error' if failed else 'warning'}: {message}", file=sys.stderr)
+        if failed:
+            sys.exit(1)
 
 
 if __name__ == "__main__":
