@@ -18,6 +18,7 @@ import json
 import os
 import stat
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -178,7 +179,8 @@ def check_writable(*paths: str | Path | None) -> None:
 
 def check_folder_writable(folder: str | Path, flag: str) -> None:
     """Raise ``RtposeError`` unless ``folder`` is, or can be made as, a writable folder: not a
-    file, and its nearest existing ancestor is a writable folder."""
+    file, and a file can be created in it or in its nearest existing ancestor (tried: a
+    permission check alone passes for root, also where nothing can be created, as in /proc)."""
     folder = Path(folder)
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -186,8 +188,13 @@ def check_folder_writable(folder: str | Path, flag: str) -> None:
     if not existing.is_dir():
         where = "" if existing == folder else f" ({existing} is a file)"
         raise RtposeError(f"{flag} {folder} is not a folder{where}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RtposeError(f"{flag} {folder}: {existing} is not writable")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".rtpose-probe-", dir=existing)
+    except OSError as e:
+        raise RtposeError(f"{flag} {folder}: cannot write in {existing} "
+                          f"({write_failure(e)})") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def check_distinct(inputs: Mapping[str, str | Path | None],
