@@ -32,6 +32,7 @@ from rtpose.errors import RtposeError
 from rtpose.files import atomic_path, remove_stale_temporaries
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+FULL_DISK = "no space left on the device (the disk or quota is full)"
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # 300 MB decoded (BGR); a 24 MP photo is 24,000,000
 _PIL_LIMIT = threading.Lock()  # Pillow's own bomb limit is lifted while a header is read
 _NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -134,7 +135,7 @@ def _write(path: str | Path, writer: Callable[[Path], None]) -> None:
 def write_failure(error: OSError) -> str:
     """Why a write failed, in words: a full disk and a read-only file system said plainly."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "no space left on the device (the disk or quota is full)"
+        return FULL_DISK
     if error.errno == errno.EROFS:
         return "the file system is read-only"
     return error.strerror or str(error)

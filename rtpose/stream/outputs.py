@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from rtpose.errors import RtposeError
 from rtpose.files import remove_stale_temporaries, temporary_name
-from rtpose.stream.images import write_failure
+from rtpose.stream.images import FULL_DISK, write_failure
 from rtpose.stream.sources import Frame, FrameSource, opencv_path
 from rtpose.stream.stream import StopStream
 
@@ -67,8 +67,10 @@ class VideoOutput:
         if not self._writer.isOpened():
             self._alias.close()
             self._partial.unlink(missing_ok=True)
-            raise RtposeError(f"cannot write video {self.path} (check the folder and the "
-                              "extension, e.g. .mp4)")
+            reason = (FULL_DISK if _disk_full(self.path.parent) else
+                      f"OpenCV cannot write a {self.path.suffix or 'no-extension'} video here "
+                      "(use .mp4)")
+            raise RtposeError(f"cannot write video {self.path}: {reason}")
         self.size = source.size
         self.frames = 0  # written, repeats included
         self._last_index: int | None = None
@@ -107,8 +109,8 @@ class VideoOutput:
                 capture.release()
         if readable and count == self.frames:
             return None
-        if shutil.disk_usage(self._partial.parent).free < FULL_DISK_BYTES:
-            return "no space left on the device (the disk or quota is full)"
+        if _disk_full(self._partial.parent):
+            return FULL_DISK
         return (f"the file written does not read back as a video of {self.frames} frames "
                 f"(it has {count})")
 
@@ -167,6 +169,12 @@ class JsonLinesOutput:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         self.close(failing=exc_type is not None)
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether ``folder``'s disk has less than ``FULL_DISK_BYTES`` free (the reason a video
+    writer, which reports nothing, failed)."""
+    return shutil.disk_usage(folder).free < FULL_DISK_BYTES
 
 
 def _temporary(path: Path) -> Path:
