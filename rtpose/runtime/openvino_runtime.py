@@ -75,6 +75,7 @@ OUTPUTS = ("heat", "paf")
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[2] / "dataset" / "train2017"
 CALIBRATION_IMAGES = 300  # at most this many calibration images (coco_mini has 80)
 _INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+_REPORTED: set[Path] = set()  # damaged caches already reported
 
 
 class OpenVinoError(RtposeError):
@@ -357,7 +358,8 @@ def _fresh_cache(path: str | Path, weights: str | Path, precision: str) -> ov.Mo
         return None
     intact = ir_intact(path)
     if not intact:
-        if intact is False:
+        if intact is False and path not in _REPORTED:
+            _REPORTED.add(path)  # once per process, however often it is looked at
             print(f"warning: the OpenVINO cache {path} does not match the hashes recorded in "
                   f"{digest_path(path).name} (damaged); converting the weights again",
                   file=sys.stderr)
