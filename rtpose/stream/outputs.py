@@ -67,9 +67,11 @@ class VideoOutput:
         if not self._writer.isOpened():
             self._alias.close()
             self._partial.unlink(missing_ok=True)
-            reason = (FULL_DISK if _disk_full(self.path.parent) else
-                      f"OpenCV cannot write a {self.path.suffix or 'no-extension'} video here "
-                      "(use .mp4)")
+            folder = self.path.parent
+            reason = (f"no folder {folder}" if not folder.is_dir() else
+                      FULL_DISK if _disk_full(folder) else
+                      f"OpenCV cannot write a {self.path.suffix or 'no-extension'} video (use "
+                      ".mp4)")
             raise RtposeError(f"cannot write video {self.path}: {reason}")
         self.size = source.size
         self.frames = 0  # written, repeats included
