@@ -139,3 +139,17 @@ def crashing_pipeline(args, threads: int | None = None) -> PosePipeline:
     """``person_pipeline`` with ``crashing_network``."""
     params = InferenceParams(boxsize=args.boxsize or 184, scales=args.scales)
     return PosePipeline(FunctionNetwork(crashing_network), params, CMU_GROUPING)
+
+
+def use_person_pipeline(monkeypatch, *tools) -> list:
+    """Give each tool module ``person_pipeline`` for its ``pipeline_from_args``; returns the list
+    of the flags it is called with, to see whether (and when) a tool built its model."""
+    calls = []
+
+    def pipeline(args, *_, **__):
+        calls.append(args)
+        return person_pipeline(args)
+
+    for tool in tools:
+        monkeypatch.setattr(tool, "pipeline_from_args", pipeline)
+    return calls

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import FunctionNetwork, person_network, person_pipeline
+from helpers import FunctionNetwork, person_network, use_person_pipeline
 from weight_files import TensorSpec, contiguous, state_pickle, write_pth
 
 from rtpose.config import InferenceParams
@@ -54,16 +54,8 @@ def _one_line(done: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture
 def person_model(monkeypatch):
-    """The demos with ``person_pipeline`` for their model; the calls, to see it was not built."""
-    calls = []
-
-    def pipeline(args, *_, **__):
-        calls.append(args)
-        return person_pipeline(args)
-
-    monkeypatch.setattr(demo_image, "pipeline_from_args", pipeline)
-    monkeypatch.setattr(demo_camera, "pipeline_from_args", pipeline)
-    return calls
+    """The tools with ``person_pipeline`` for their model; the calls, to see it was not built."""
+    return use_person_pipeline(monkeypatch, demo_image, demo_camera)
 
 
 # --- group 2: names that are not UTF-8 -------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import person_pipeline
+from helpers import use_person_pipeline
 
 from rtpose.errors import RtposeError
 from rtpose.stream import images
@@ -61,16 +61,8 @@ def full_disk(tmp_path):
 
 @pytest.fixture
 def person_model(monkeypatch):
-    """The tools with ``person_pipeline`` for their model; the calls, to see when it is built."""
-    calls = []
-
-    def pipeline(args, *_, **__):
-        calls.append(args)
-        return person_pipeline(args)
-
-    for tool in (demo_image, demo_camera, evaluate_coco):
-        monkeypatch.setattr(tool, "pipeline_from_args", pipeline)
-    return calls
+    """The tools with ``person_pipeline`` for their model; the calls, to see it was not built."""
+    return use_person_pipeline(monkeypatch, demo_image, demo_camera, evaluate_coco)
 
 
 def _error(capsys, call) -> str:

@@ -444,10 +444,9 @@ def calibration_batches(folder: str | Path, stride: int,
     """The JPEG images of ``folder`` (sorted by name, at most ``limit``) as the pipeline feeds
     them at scale 1: resized to 368 high (bicubic), padded to multiples of ``stride``; float32
     ``(1, H, W, 3)`` each. Refuses a validation folder (``val*``)."""
-    import cv2
-
     from rtpose.config import CMU_INFERENCE
     from rtpose.geometry import prepare_input
+    from rtpose.stream.images import read_image
 
     folder = Path(folder)
     if folder.name.lower().startswith("val"):
@@ -459,9 +458,7 @@ def calibration_batches(folder: str | Path, stride: int,
                             f".jpg; give a folder of COCO train2017 images with --calibration")
     batches = []
     for file in files:
-        image = cv2.imread(str(file))
-        if image is None:
-            raise OpenVinoError(f"cannot read calibration image {file}")
+        image = read_image(file)  # through bytes, its size checked from its header first
         padded, _ = prepare_input(image, CMU_INFERENCE.boxsize / image.shape[0], stride)
         batches.append(padded[np.newaxis].astype(np.float32))
     return batches
