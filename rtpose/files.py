@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -125,9 +126,15 @@ class FolderLock:
         self._fd: int | None = None
 
     def __enter__(self) -> FolderLock:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / self.NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock; ``RtposeError`` in one line when the folder is another's, is not a
+        folder, or cannot be written (read-only, a full disk)."""
+        try:
+            if self.folder.exists() and not self.folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(self.folder))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder / self.NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise RtposeError(self._cannot_write(e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -136,10 +143,25 @@ class FolderLock:
             pid = f" (pid {holder})" if holder.isdigit() else ""
             raise RtposeError(f"{self.folder} is in use by another {self.user}{pid}; wait for it "
                               f"to finish or choose {self.elsewhere}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            if os.pwrite(fd, f"{os.getpid()}\n".encode(), 0) == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as e:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise RtposeError(self._cannot_write(e)) from None
         self._fd = fd
         return self
+
+    def _cannot_write(self, error: OSError) -> str:
+        where = error.filename if error.errno == errno.ENOTDIR and error.filename else (
+            self.folder)
+        reason = (error.strerror or str(error)).lower()
+        if error.errno in (errno.ENOTDIR, errno.EEXIST):
+            reason = "a file is there, not a folder" if Path(where).exists() else (
+                "a file is in its path, not a folder")
+        return f"cannot write into {where} for the {self.user}: {reason}; choose {self.elsewhere}"
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:

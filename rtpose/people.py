@@ -43,7 +43,7 @@ def _paf(people: People) -> np.ndarray:
 
 
 # Person score rules for COCO results: (N,) scores of People. On coco_mini train2017 none beat
-# the original's total by more than the noise of 80 images (README, COCO evaluation).
+# the original's total by more than the noise of 80 images (docs/evaluation.md).
 SCORE_RULES: dict[str, Callable[[People], np.ndarray]] = {
     "total": lambda p: p.scores,  # the original's total (reproduces the original AP)
     "mean": lambda p: p.scores / p.part_counts,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_port
 from weight_files import contiguous, write_pth
 
 from rtpose.convert import cmu_source
@@ -49,12 +50,6 @@ def silent_server():
     server.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_server_that_never_answers_is_said_so_with_each_retry(silent_server):
     hub, accepted = silent_server
     said = []
@@ -70,7 +65,7 @@ def test_a_server_that_never_answers_is_said_so_with_each_retry(silent_server):
     assert len(accepted) == 3
 
     said.clear()  # nobody listening: refused, not 'no answer'
-    port = _free_port()
+    port = free_port()
     with pytest.raises(FetchError, match=f"^127.0.0.1:{port} refused the connection"):
         cmu_source.check_answers(f"http://127.0.0.1:{port}/x", 0.3, 2, said.append)
     assert said == [f"warning: 127.0.0.1:{port} refused the connection; trying again (2 of 2)"]
@@ -109,7 +104,7 @@ def test_get_cmu_model_says_only_its_own_line_after_starting_tensorflow(tmp_path
 @pytest.mark.slow
 def test_train_pose_says_only_its_own_line_after_starting_tensorflow(tmp_path):
     """train_pose.py too (here: no dataset server answers within --timeout)."""
-    port = _free_port()
+    port = free_port()
     done = subprocess.run(
         [sys.executable, "-m", "rtpose.tools.train_pose", "--arch", "mobilenet_thin",
          "--from-scratch", "--weights-dir", str(tmp_path / "w"), "--logs-dir",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -82,28 +81,6 @@ def test_first_three_steps_match_tensorflow(backend: str, tensorflow_steps, repo
 
 
 CROP = 64
-
-
-@pytest.fixture(scope="module")
-def servers(repo_root: Path, shared_data: Path):
-    """Training and validation ``host:port`` on the 3 original samples at crop ``CROP``."""
-    dataset = shared_data / "original_formats" / "train_dataset_first3.h5"
-    procs, addresses = [], []
-    for flags in (("--seed", "7"), ("--no-augment",)):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        procs.append(subprocess.Popen(
-            [sys.executable, "training/dataset_server.py", str(dataset), str(port),
-             "--crop-size", str(CROP), "--quiet", *flags],
-            cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        addresses.append(f"127.0.0.1:{port}")
-    yield addresses
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=30)
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from helpers import free_port
 
 from rtpose.errors import RtposeError, WeightsError
 from rtpose.models import get_architecture
@@ -32,12 +32,6 @@ from rtpose.train.optimizer import MultiSGD
 CROP = 128
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_script(repo_root: Path, *args: str, cwd: Path | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess:
     script = "train_pose.py" if cwd else "training/train_pose.py"
@@ -45,32 +39,6 @@ def run_script(repo_root: Path, *args: str, cwd: Path | None = None,
         [sys.executable, script, *args], cwd=cwd or repo_root, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, "PYTHONPATH": str(repo_root)},
     )
-
-
-def start_server(repo_root: Path, dataset: Path, *flags: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "training/dataset_server.py", str(dataset), str(port),
-         "--crop-size", str(CROP), "--quiet", *flags],
-        cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    return proc, f"127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def servers(repo_root: Path, shared_data: Path):
-    """Training and validation ``host:port`` on the 3 original samples at crop ``CROP``, one
-    worker each: a seeded augmenting server, and a fixed validation set (``--no-augment``), so
-    that any 3k consecutive validation samples are the same samples."""
-    dataset = shared_data / "original_formats" / "train_dataset_first3.h5"
-    procs, addresses = zip(*(start_server(repo_root, dataset, *flags)
-                             for flags in (("--seed", "7"), ("--no-augment",))), strict=True)
-    yield addresses
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=30)
 
 
 def write_keras2_vgg19(path: Path, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:

@@ -1,8 +1,9 @@
 """COCO keypoint evaluation: run a pose pipeline over a COCO split and score it with pycocotools.
 
-Conventions (those that reproduce the original 2017 evaluation's AP on coco_mini, see README):
-keypoints at the integer peak pixels (offset 0), the person score is the original's total score,
-and the evaluation covers every image of the annotation file (people found or not).
+Conventions (those that reproduce the original 2017 evaluation's AP on coco_mini, see
+docs/evaluation.md): keypoints at the integer peak pixels (offset 0), the person score is the
+original's total score, and the evaluation covers every image of the annotation file (people
+found or not).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
-from rtpose.stream.images import DEFAULT_MAX_IMAGE_PIXELS, check_input_file, read_image
+from rtpose.stream.images import MAX_IMAGE_PIXELS, check_input_file, read_image
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
@@ -237,7 +238,7 @@ def check_images(coco_gt, images_dir: str | Path, ids: Sequence[int]) -> None:
 
 def run_pipeline(pipeline, coco_gt, images_dir: str | Path, limit: int | None = None,
                  offset: float = 0.0, score: str = "total", progress: bool = True,
-                 max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> EvaluationRun:
+                 max_image_pixels: int | None = MAX_IMAGE_PIXELS) -> EvaluationRun:
     """Run ``pipeline.run(image)`` (an ``rtpose.pipeline.PosePipeline``) on the images of
     ``coco_gt`` in image-id order and collect COCO results and per-stage timings (seconds)."""
     return run_pipelines([pipeline], coco_gt, images_dir, limit, offset, score, progress,
@@ -246,7 +247,7 @@ def run_pipeline(pipeline, coco_gt, images_dir: str | Path, limit: int | None = 
 
 def run_pipelines(pipelines: Sequence, coco_gt, images_dir: str | Path, limit: int | None = None,
                   offset: float = 0.0, score: str = "total", progress: bool = True,
-                  max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> list[EvaluationRun]:
+                  max_image_pixels: int | None = MAX_IMAGE_PIXELS) -> list[EvaluationRun]:
     """``run_pipeline`` for several pipelines at once, one run each: every image goes through
     each pipeline in turn, so that a change of machine load affects their timings alike.
     Images larger than ``max_image_pixels`` are refused (``rtpose.stream.images.read_image``)."""

@@ -6,6 +6,10 @@ frame.
         ...
     corpus = load_corpus("out")                    # {"a/x.mp4": Poses, ...}, every done input
 
+A damaged output (a truncated ``.npz``, a line that is not JSON) or manifest is an
+``RtposeError`` naming the file; ``load_corpus(out, strict=False)`` skips a damaged manifest
+line or an input whose output is missing or damaged, with a warning, and reads the rest.
+
 OpenPose files carry no timestamps (``Poses.timestamps`` is None then); their frame numbers
 come from the file names. ``npz`` keypoints are float32: the positions (whole pixels) are
 exact, the part scores rounded to float32's 7 digits.
@@ -13,15 +17,17 @@ exact, the part scores rounded to float32's 7 digits.
 
 from __future__ import annotations
 
-import json
 import re
+import warnings
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rtpose.errors import RtposeError
+from rtpose.errors import RtposeError, first_line
 from rtpose.extract.manifest import MANIFEST_NAME, read_manifest
 from rtpose.people import People
 from rtpose.skeleton import NUM_PARTS
@@ -66,19 +72,32 @@ def load_poses(path: str | Path) -> Poses:
             return Poses(np.array([frame], np.int64), [_openpose_file(path)])
     except FileNotFoundError:
         raise RtposeError(f"cannot read poses {path}: no such file") from None
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        raise RtposeError(f"cannot read poses {path}: {e}") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError,
+            zipfile.BadZipFile, zlib.error) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else first_line(e)
+        raise RtposeError(f"cannot read poses {path}: damaged or not an extraction output "
+                          f"({reason})") from None
     raise RtposeError(f"cannot read poses {path}: not a .jsonl, .npz, *_keypoints.json file "
                       "or a folder of them")
 
 
-def load_corpus(output: str | Path) -> dict[str, Poses]:
+def load_corpus(output: str | Path, strict: bool = True) -> dict[str, Poses]:
     """Every input that an extraction's manifest (``output/manifest.jsonl``) records as done,
-    by input name, its poses read from its output."""
+    by input name, its poses read from its output. ``strict=False``: a damaged manifest line,
+    or an input whose output is missing or damaged, is left out with a warning."""
     output = Path(output)
-    records = read_manifest(output / MANIFEST_NAME)
-    return {name: load_poses(output / record["output"])
-            for name, record in sorted(records.items()) if record["status"] == "done"}
+    records = read_manifest(output / MANIFEST_NAME, strict)
+    corpus = {}
+    for name, record in sorted(records.items()):
+        if record["status"] != "done":
+            continue
+        try:
+            corpus[name] = load_poses(output / record["output"])
+        except RtposeError as error:
+            if strict:
+                raise
+            warnings.warn(f"{name} left out: {error}", stacklevel=2)
+    return corpus
 
 
 def _openpose_file(path: Path) -> People:
@@ -95,11 +114,14 @@ def _openpose_folder(folder: Path) -> Poses:
 
 
 def _npz(path: Path) -> Poses:
-    with np.load(path, allow_pickle=False) as data:
+    with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
         counts = data["counts"]
         keypoints = data["keypoints"].astype(np.float64).reshape(-1, NUM_PARTS, 3)
         scores, part_counts = data["scores"], data["part_counts"]
         frames, timestamps = data["frames"], data["timestamps"]
+    if not (len(frames) == len(timestamps) == len(counts)
+            and counts.sum() == len(keypoints) == len(scores) == len(part_counts)):
+        raise ValueError("its arrays disagree in length")
     bounds = np.concatenate([[0], np.cumsum(counts)])
     people = [People(keypoints[a:b], scores[a:b].astype(np.float64),
                      part_counts[a:b].astype(np.int64))

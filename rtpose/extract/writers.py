@@ -59,6 +59,11 @@ def render_name(item: Item) -> str:
     return f"{item.stem}_rendered.{'mp4' if item.kind == 'video' else 'jpg'}"
 
 
+def output_names(item: Item, format: str, render: bool) -> list[str]:
+    """Every output of ``item``: ``format``'s, then the rendering's if ``render``."""
+    return [output_name(item, format), *([render_name(item)] if render else [])]
+
+
 def openpose_frame_name(stem: str, frame: int) -> str:
     """OpenPose's name of a video frame's file: ``<video>_<frame:012d>_keypoints.json``."""
     return f"{PurePosixPath(stem).name}_{frame:012d}_keypoints.json"
@@ -93,8 +98,16 @@ class Writer:
         """Finish the temporary file (before ``commit`` or ``abort``)."""
 
     def commit(self) -> None:
-        self.close()
-        self.store.publish(self.staged, self.name)
+        try:
+            self.close()
+            self.store.publish(self.staged, self.name)
+        except OSError as e:
+            raise RtposeError(self.cannot_write(e)) from e
+
+    def cannot_write(self, error: OSError) -> str:
+        """A failed write in one line: ``cannot write /out/a.jsonl: no space left on device``."""
+        reason = error.strerror or str(error)
+        return f"cannot write {self.store.location}/{self.name}: {reason[:1].lower()}{reason[1:]}"
 
     def abort(self) -> None:
         try:

@@ -245,6 +245,19 @@ class OpenVinoNetwork:
             return self._compiled[key]
 
     @property
+    def compiled_shapes(self) -> list[tuple[int, ...] | None]:
+        """The input shapes compiled so far: ``[None]`` for the one model of every size (dynamic
+        shapes), else one (1, H, W, 3) per size seen (``static_shapes``)."""
+        with self._compile_lock:
+            return list(self._compiled)
+
+    @property
+    def pending_count(self) -> int:
+        """How many submitted batches have not been collected yet (at most ``in_flight``)."""
+        with self._pending_lock:
+            return len(self._pending)
+
+    @property
     def compiled_model(self) -> Any:
         """The (first) compiled model, e.g. to read back its properties."""
         if not self._compiled:

@@ -4,7 +4,7 @@ front.
 Images are read through bytes (``np.fromfile``-like, then ``cv2.imdecode``) and written from bytes
 (``cv2.imencode``): OpenCV's own file functions crash on names that are not UTF-8 (a byte such as
 0xe9 in a Latin-1 name). Before decoding, the image's size is read from its header (Pillow's lazy
-open) and an image of more than ``max_pixels`` pixels is refused (``DEFAULT_MAX_IMAGE_PIXELS``):
+open) and an image of more than ``max_pixels`` pixels is refused (``MAX_IMAGE_PIXELS``):
 a small PNG can hold a huge image. Every writer writes to a temporary name in the destination's
 folder and renames it into place (``rtpose.files``), so an interrupted run never leaves a
 half-written file under the final name, nor destroys the previous one.
@@ -33,7 +33,9 @@ from rtpose.files import atomic_path, remove_stale_temporaries
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 FULL_DISK = "no space left on the device (the disk or quota is full)"
-DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # 300 MB decoded (BGR); a 24 MP photo is 24,000,000
+# The largest image decoded by default: 100 MP is 300 MB as BGR uint8 (a 30000 x 30000 PNG of
+# 0.9 MB would take 2.7 GB, and several times that on its way through the pipeline).
+MAX_IMAGE_PIXELS = 100_000_000
 _PIL_LIMIT = threading.Lock()  # Pillow's own bomb limit is lifted while a header is read
 _NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                 (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
@@ -62,16 +64,17 @@ def check_input_file(path: str | Path, kind: str = "file") -> Path:
     return path
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from an encoded image's header, read without decoding it (Pillow's lazy
-    open: PNG, JPEG, BMP, TIFF, WebP, GIF, PPM...); None for a format Pillow does not know."""
+def image_size(source: str | Path | bytes) -> tuple[int, int] | None:
+    """(width, height) from an image file's header (a path, or its bytes), read without
+    decoding it (Pillow's lazy open: PNG, JPEG, BMP, TIFF, WebP, GIF, PPM...); None for a file
+    Pillow cannot read."""
     from PIL import Image, UnidentifiedImageError
 
     with _PIL_LIMIT, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours applies instead
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
                 return image.size
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
             return None
@@ -79,18 +82,26 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             Image.MAX_IMAGE_PIXELS = limit
 
 
-def check_image_pixels(name: str | Path, width: int, height: int, max_pixels: int | None,
-                       what: str = "image", flag: str = "--max-image-pixels") -> None:
-    """``RtposeError`` if a ``width`` x ``height`` image exceeds ``max_pixels`` (None: no
-    bound)."""
-    if max_pixels is not None and width * height > max_pixels:
-        raise RtposeError(f"cannot read {what} {name}: {width} x {height} is {width * height:,} "
-                          f"pixels, over {flag} {max_pixels:,} (its header says so; nothing was "
-                          "decoded); resize it, or raise the limit")
+def check_image_size(source: str | Path | bytes, max_pixels: int | None,
+                     name: str | Path | None = None) -> None:
+    """``RtposeError`` when the image file (a path, or its bytes: ``name`` then names it)
+    states in its header more than ``max_pixels`` pixels (None: no limit); read from the header
+    only, before anything is decoded. A header Pillow cannot read is left to the decoder (and
+    OpenCV's own bound) to refuse."""
+    if max_pixels is None:
+        return
+    size = image_size(source)
+    if size is not None and size[0] * size[1] > max_pixels:
+        width, height = size
+        label = f"image {name}" if name is not None else (
+            "the image" if isinstance(source, bytes) else f"image {source}")
+        raise RtposeError(f"cannot read {label}: {width} x {height} is {width * height:,} "
+                          f"pixels, more than the limit of {max_pixels:,} "
+                          "(--max-image-pixels)")
 
 
 def read_image(path: str | Path, warn: Callable[[str], None] | None = None,
-               max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+               max_pixels: int | None = MAX_IMAGE_PIXELS) -> np.ndarray:
     """A BGR uint8 image (H, W, 3). An image larger than ``max_pixels`` pixels (as its header
     says; None: no bound) is refused before it is decoded. A JPEG whose end marker is missing (a
     truncated file, which OpenCV decodes with its lower part grey) is read, with one warning
@@ -100,9 +111,7 @@ def read_image(path: str | Path, warn: Callable[[str], None] | None = None,
         data = path.read_bytes()
     except OSError as e:
         raise RtposeError(f"cannot read image {path}: {e.strerror or e}") from None
-    size = image_size(data)
-    if size is not None:
-        check_image_pixels(path, *size, max_pixels)
+    check_image_size(data, max_pixels, path)
     image = None
     if data:
         try:

@@ -29,12 +29,7 @@ import cv2
 import numpy as np
 
 from rtpose.errors import RtposeError
-from rtpose.stream.images import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    check_image_pixels,
-    check_input_file,
-    read_image,
-)
+from rtpose.stream.images import MAX_IMAGE_PIXELS, check_input_file, read_image
 
 DEFAULT_CAMERA_FPS = 30.0
 # A video that decodes fewer frames than its header states: up to FRAME_COUNT_SLACK frames is
@@ -118,7 +113,7 @@ def open_source(
     camera: int | None = None,
     video: str | Path | None = None,
     images: Sequence[str | Path] | None = None,
-    max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> FrameSource:
     """Open exactly one of a camera index, a video file, or a list of image files; a video or
     image larger than ``max_pixels`` pixels (None: no bound) is refused.
@@ -194,7 +189,7 @@ def open_camera(index: int) -> FrameSource:
                        release=capture.release)
 
 
-def open_video(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> FrameSource:
+def open_video(path: str | Path, max_pixels: int | None = MAX_IMAGE_PIXELS) -> FrameSource:
     """A video file, every frame in order; frames larger than ``max_pixels`` pixels (None: no
     bound) are refused before one is decoded."""
     capture = open_capture(path, max_pixels)
@@ -213,7 +208,7 @@ def open_video(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXE
 
 
 def open_capture(path: str | Path,
-                 max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> cv2.VideoCapture:
+                 max_pixels: int | None = MAX_IMAGE_PIXELS) -> cv2.VideoCapture:
     """``cv2.VideoCapture`` of a video file, opened: ``RtposeError`` (one line) when the file is
     missing, not a regular file (a FIFO would block), unreadable, not a video OpenCV can decode,
     or of frames over ``max_pixels`` pixels (None: no bound). Safe on names that are not
@@ -226,16 +221,15 @@ def open_capture(path: str | Path,
         raise RtposeError(f"cannot read video {path}: not a video OpenCV can decode")
     width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
     height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    try:
-        check_image_pixels(path, width, height, max_pixels, "video")
-    except RtposeError:
+    if max_pixels is not None and width * height > max_pixels:
         capture.release()
-        raise
+        raise RtposeError(f"cannot read video {path}: its {width} x {height} frames are more "
+                          f"than the limit of {max_pixels:,} pixels (--max-image-pixels)")
     return capture
 
 
 def open_images(paths: Sequence[str | Path],
-                max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> FrameSource:
+                max_pixels: int | None = MAX_IMAGE_PIXELS) -> FrameSource:
     """Image files, in the given order; each is read when its turn comes."""
     if not paths:
         raise RtposeError("no image files given")

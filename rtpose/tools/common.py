@@ -36,7 +36,7 @@ from rtpose.geometry import MAX_INPUT_PIXELS
 from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, Network, make_network, resolve_runtime
-from rtpose.stream.images import DEFAULT_MAX_IMAGE_PIXELS
+from rtpose.stream.images import MAX_IMAGE_PIXELS
 
 DEFAULT_CONFIG = Path("config")
 
@@ -61,7 +61,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32",
         help="fp32 (default), or with --runtime openvino bf16 (CPUs with bf16) or int8; "
-             "lower precisions cost AP, see README")
+             "lower precisions cost AP, see docs/benchmarks.md")
     parser.add_argument(
         "--calibration", type=Path, default=None, metavar="FOLDER",
         help="--precision int8: training images to calibrate on, never validation ones "
@@ -130,11 +130,14 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
         help="largest network input of one scale, in pixels; a larger one (an extreme aspect "
         f"ratio) is refused (default {MAX_INPUT_PIXELS:,})",
     )
-    group.add_argument(
-        "--max-image-pixels", type=positive_int, default=DEFAULT_MAX_IMAGE_PIXELS,
-        help="largest image or video frame to decode, in pixels, as its header states; a "
-        f"larger one is refused before decoding (default {DEFAULT_MAX_IMAGE_PIXELS:,})",
-    )
+
+
+def add_max_image_pixels_arg(parser: argparse.ArgumentParser) -> None:
+    """``--max-image-pixels N``: the largest picture or video frame that is decoded."""
+    parser.add_argument("--max-image-pixels", type=positive_int, default=MAX_IMAGE_PIXELS,
+                        metavar="N", help="largest image or video frame read, in pixels (read "
+                        "from the file's header: a larger input fails before it is decoded; "
+                        f"default {MAX_IMAGE_PIXELS:,})")
 
 
 def params_from_args(args: argparse.Namespace) -> tuple[InferenceParams, GroupingParams]:

@@ -31,6 +31,7 @@ from rtpose.stream.sources import open_source
 from rtpose.stream.stream import run_stream
 from rtpose.tools.common import (
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
     one_line_errors,
     pipeline_from_args,
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                              "2: more fps; 1: the least latency); the other runtimes run one")
     add_model_args(parser)
     add_inference_args(parser)
+    add_max_image_pixels_arg(parser)
     parser.set_defaults(scales=(1.0,))
     args = parser.parse_args(argv)
     camera = 0 if args.camera is None and args.video is None else args.camera

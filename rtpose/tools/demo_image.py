@@ -18,6 +18,7 @@ from rtpose.stream.images import (
 )
 from rtpose.tools.common import (
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
     one_line_errors,
     pipeline_from_args,
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="write the people as OpenPose JSON to this file")
     add_model_args(parser)
     add_inference_args(parser)
+    add_max_image_pixels_arg(parser)
     args = parser.parse_args(argv)
 
     with one_line_errors():

@@ -21,6 +21,7 @@ from rtpose.people import SCORE_RULES
 from rtpose.stream.images import check_distinct, check_writable, write_json
 from rtpose.tools.common import (
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
     one_line_errors,
     pipeline_from_args,
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="added to keypoint x and y (default 0: the integer peak pixel)")
     add_model_args(parser)
     add_inference_args(parser)
+    add_max_image_pixels_arg(parser)
     args = parser.parse_args(argv)
 
     with one_line_errors():
