@@ -132,18 +132,18 @@ def test_a_read_only_disk_and_a_folder_in_the_way(shared_data, tmp_path, person_
         images.check_writable("/dev/null")
 
 
-def test_logs_dir_or_weights_dir_on_a_file_is_one_line_before_tensorflow(tmp_path):
+def test_logs_dir_on_a_file_is_one_line_before_tensorflow(tmp_path):
     """--logs-dir on a file ended in a TensorFlow error."""
     afile = tmp_path / "afile"
     afile.write_text("x")
-    for flag, other in (("--logs-dir", "--weights-dir"), ("--weights-dir", "--logs-dir")):
+    for logs, reason in ((afile, ""), (afile / "sub", f" ({afile} is a file)")):
         done = subprocess.run(
-            [sys.executable, "-m", "rtpose.tools.train_pose", flag, str(afile / "sub"), other,
-             str(tmp_path / "ok")], capture_output=True, text=True, cwd=REPO, timeout=60,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            [sys.executable, "-m", "rtpose.tools.train_pose", "--logs-dir", str(logs),
+             "--weights-dir", str(tmp_path / "ok")], capture_output=True, text=True, cwd=REPO,
+            timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
         assert done.returncode == 1
-        assert done.stderr == f"error: {flag} {afile / 'sub'} is not a folder ({afile} is a " \
-                              "file)\n"
+        assert done.stderr == f"error: --logs-dir {logs} is not a folder{reason}\n"
+    assert not (tmp_path / "ok").exists()
 
 
 def test_get_cmu_model_checks_its_output_before_converting(tmp_path):

@@ -114,8 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cluster = read_tf_config(os.environ.get("TF_CONFIG")) if args.distribute else None
         if cluster is not None:  # checked before Keras loads; its tasks write to sub-folders
             weights_dir = cluster.folder(weights_dir)
-        check_folder_writable(config.weights_dir, "--weights-dir")
-        check_folder_writable(config.logs_dir, "--logs-dir")
+        check_folder_writable(config.logs_dir, "--logs-dir")  # --weights-dir: its FolderLock
         if importlib.util.find_spec("tensorflow") is not None:
             start_tensorflow(args.verbose)  # its start-up lines dropped, before Keras starts it
         from rtpose.train.trainer import train
