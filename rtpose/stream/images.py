@@ -112,19 +112,27 @@ def read_image(path: str | Path, warn: Callable[[str], None] | None = None,
     except OSError as e:
         raise RtposeError(f"cannot read image {path}: {e.strerror or e}") from None
     check_image_size(data, max_pixels, path)
-    image = None
-    if data:
-        try:
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        except cv2.error:  # e.g. over OpenCV's own bound, for a format Pillow does not know
-            image = None
+    truncated = data.startswith(JPEG_START) and JPEG_END not in data[-64:]
+    # A truncated JPEG ends with an end marker added, as libjpeg's file reader (cv2.imread)
+    # does by itself: its lower part decodes grey.
+    image = _decode(data + JPEG_END if truncated else data)
     if image is None:
         raise RtposeError(f"cannot read image {path}: not a readable image")
-    if data.startswith(JPEG_START) and JPEG_END not in data[-64:]:
+    if truncated:
         message = (f"warning: {path} is damaged (the JPEG is truncated): its lower part is "
                    "missing and people there will not be found")
         (warn or (lambda text: print(text, file=sys.stderr)))(message)
     return image
+
+
+def _decode(data: bytes) -> np.ndarray | None:
+    """``cv2.imdecode`` of a file's bytes into BGR, or None."""
+    if not data:
+        return None
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # e.g. over OpenCV's own bound, for a format Pillow does not know
+        return None
 
 
 def _write(path: str | Path, writer: Callable[[Path], None]) -> None:

@@ -88,16 +88,16 @@ class VideoOutput:
 
     def close(self, failing: bool = False) -> None:
         """Finish the file and rename it into place once it reads back as a video of the
-        frames written; else remove it and, unless ``failing`` (another error is on its way),
-        raise ``RtposeError`` saying why. Nothing is written when no frame was."""
+        frames written (a video of no frame is not read back); else remove it and, unless
+        ``failing`` (another error is on its way), raise ``RtposeError`` saying why."""
         self._writer.release()
         self._alias.close()
-        problem = self._problem() if self.frames else "no frame was written"
+        problem = self._problem() if self.frames else None
         if problem is None:
             _finish(self._partial, self.path)
             return
         self._partial.unlink(missing_ok=True)
-        if self.frames and not failing:
+        if not failing:
             raise RtposeError(f"cannot write video {self.path}: {problem}")
 
     def _problem(self) -> str | None:
