@@ -32,7 +32,13 @@ from rtpose.extract.inputs import Item
 from rtpose.extract.store import open_store
 from rtpose.extract.writers import Writer, make_writers
 from rtpose.stream.images import read_image
-from rtpose.stream.sources import Frame, FrameSource, open_capture
+from rtpose.stream.sources import (
+    FRAME_COUNT_SLACK,
+    FRAME_COUNT_TOLERANCE,
+    Frame,
+    FrameSource,
+    open_capture,
+)
 from rtpose.stream.stream import StopStream, run_stream
 
 if TYPE_CHECKING:
@@ -40,11 +46,6 @@ if TYPE_CHECKING:
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-# A video that decodes fewer frames than its header states is truncated or corrupt, but some
-# containers (Matroska, WebM) only estimate the count from the duration: a shortfall of up to
-# 1 frame passes, up to 2 % of the count passes with a warning, more fails the input.
-FRAME_COUNT_SLACK = 1
-FRAME_COUNT_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,10 @@ from rtpose.errors import RtposeError
 from rtpose.stream.images import MAX_IMAGE_PIXELS, check_input_file, read_image
 
 DEFAULT_CAMERA_FPS = 30.0
-# A video that decodes fewer frames than its header states: up to FRAME_COUNT_SLACK frames is
-# normal (headers round), up to FRAME_COUNT_TOLERANCE of them a warning, more an error.
+# A video that decodes fewer frames than its header states is truncated or corrupt, but some
+# containers (Matroska, WebM) only estimate the count from the duration: a shortfall of up to
+# FRAME_COUNT_SLACK frames passes, up to FRAME_COUNT_TOLERANCE of the count is a warning, more
+# an error (demo_camera.py; a failed input in extract_poses.py).
 FRAME_COUNT_SLACK = 1
 FRAME_COUNT_TOLERANCE = 0.02
 
