@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import FunctionNetwork, person_network, use_person_pipeline
+from helpers import FunctionNetwork, person_network, person_pipeline, use_person_pipeline
 from weight_files import TensorSpec, contiguous, state_pickle, write_pth
 
 from rtpose.config import InferenceParams
@@ -248,3 +248,24 @@ def _as_nobody():
     finally:
         os.seteuid(0)
         os.setegid(0)
+
+
+def test_extraction_workers_read_names_that_are_not_utf8(shared_data, tmp_path, monkeypatch):
+    """extract_poses.py recorded 'worker process died' for a valid caf\\xe9.jpg or .mp4."""
+    from rtpose.extract import load_corpus
+    from rtpose.extract.manifest import read_manifest
+    from rtpose.tools import extract_poses
+
+    monkeypatch.setattr(extract_poses, "pipeline_from_args", person_pipeline)
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(shared_data / "sample_images" / "ski.jpg", data / f"{CAFE}.jpg")
+    shutil.copy(shared_data / "videos" / "street_5frames.mp4", data / f"{CAFE}-v.mp4")
+    out = tmp_path / "out"
+    extract_poses.main([str(data), "--output", str(out), "--workers", "1", "--boxsize", "184",
+                        "--model", "unused.weights.h5", "--no-progress"])
+    records = read_manifest(out / "manifest.jsonl")
+    assert {name: r["status"] for name, r in records.items()} == {
+        f"{CAFE}.jpg": "done", f"{CAFE}-v.mp4": "done"}
+    corpus = load_corpus(out)
+    assert len(corpus[f"{CAFE}-v.mp4"]) == 5 and len(corpus[f"{CAFE}.jpg"]) == 1
