@@ -215,3 +215,17 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def use_person_pipeline(monkeypatch, *tools) -> list:
+    """Give each tool module ``person_pipeline`` for its ``pipeline_from_args``; returns the list
+    of the flags it is called with, to see whether (and when) a tool built its model."""
+    calls = []
+
+    def pipeline(args, *_, **__):
+        calls.append(args)
+        return person_pipeline(args)
+
+    for tool in tools:
+        monkeypatch.setattr(tool, "pipeline_from_args", pipeline)
+    return calls

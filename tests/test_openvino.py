@@ -128,8 +128,8 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
     assert first.path == cache and cache.with_suffix(".bin").is_file()
     assert first.info["weights_sha256"] == ovn.weights_fingerprint(weights)["weights_sha256"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "mobilenet_thin.openvino.bin", "mobilenet_thin.openvino.xml",
-        "mobilenet_thin.weights.h5"]  # no temporary left behind
+        "mobilenet_thin.openvino.bin", "mobilenet_thin.openvino.sha256",
+        "mobilenet_thin.openvino.xml", "mobilenet_thin.weights.h5"]  # no temporary left behind
 
     conversions = []
     convert = ovn.convert_keras

@@ -32,8 +32,14 @@ from rtpose.extract.datasets import DatasetOptions
 from rtpose.extract.inputs import Item
 from rtpose.extract.store import open_store
 from rtpose.extract.writers import Writer, make_writers
-from rtpose.stream.images import check_image_size, read_image
-from rtpose.stream.sources import Frame, FrameSource
+from rtpose.stream.images import read_image
+from rtpose.stream.sources import (
+    FRAME_COUNT_SLACK,
+    FRAME_COUNT_TOLERANCE,
+    Frame,
+    FrameSource,
+    open_capture,
+)
 from rtpose.stream.stream import StopStream, run_stream
 
 if TYPE_CHECKING:
@@ -41,11 +47,6 @@ if TYPE_CHECKING:
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-# A video that decodes fewer frames than its header states is truncated or corrupt, but some
-# containers (Matroska, WebM) only estimate the count from the duration: a shortfall of up to
-# 1 frame passes, up to 2 % of the count passes with a warning, more fails the input.
-FRAME_COUNT_SLACK = 1
-FRAME_COUNT_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -259,21 +260,11 @@ def open_input(item: Item, every: int = 1, warn: Callable[[str], None] | None = 
     decoded = _Count()
     _check_readable(path, item.kind)
     if item.kind == "image":
-        check_image_size(path, max_pixels)
-        frames = iter([(0.0, read_image(path, warn))])
+        frames = iter([(0.0, read_image(path, warn, max_pixels))])
         decoded.value = 1
         return _Opened(FrameSource(f"image {path}", frames, live=False, fps=0.0,
                                    frame_count=1), decoded)
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        capture.release()
-        raise RtposeError(f"cannot read video {path}: not a video OpenCV can decode")
-    width, height = (int(capture.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH,
-                                                    cv2.CAP_PROP_FRAME_HEIGHT))
-    if max_pixels is not None and width * height > max_pixels:
-        capture.release()
-        raise RtposeError(f"cannot read video {path}: its {width} x {height} frames are more "
-                          f"than the limit of {max_pixels:,} pixels (--max-image-pixels)")
+    capture = open_capture(path, max_pixels)  # safe on names that are not UTF-8
 
     def frames() -> Iterator[tuple[float, np.ndarray]]:
         while True:

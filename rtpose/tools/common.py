@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from rtpose.geometry import MAX_INPUT_PIXELS
 from rtpose.models import ARCHITECTURES, find_default_weights, load_model
 from rtpose.pipeline import DECODERS, PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, Network, make_network, resolve_runtime
+from rtpose.stream.images import MAX_IMAGE_PIXELS
 from rtpose.track import OfflineParams, OneEuroParams, Tracking
 
 DEFAULT_CONFIG = Path("config")
@@ -129,6 +131,14 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
         help="largest network input of one scale, in pixels; a larger one (an extreme aspect "
         f"ratio) is refused (default {MAX_INPUT_PIXELS:,})",
     )
+
+
+def add_max_image_pixels_arg(parser: argparse.ArgumentParser) -> None:
+    """``--max-image-pixels N``: the largest picture or video frame that is decoded."""
+    parser.add_argument("--max-image-pixels", type=positive_int, default=MAX_IMAGE_PIXELS,
+                        metavar="N", help="largest image or video frame read, in pixels (read "
+                        "from the file's header: a larger input fails before it is decoded; "
+                        f"default {MAX_IMAGE_PIXELS:,})")
 
 
 def params_from_args(args: argparse.Namespace) -> tuple[InferenceParams, GroupingParams]:
@@ -235,7 +245,13 @@ def positive_int(text: str) -> int:
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """``RtposeError`` → ``error: ...`` on stderr, exit 1; Ctrl+C → ``interrupted``, exit 130."""
+    """``RtposeError`` → ``error: ...`` on stderr, exit 1; Ctrl+C → ``interrupted``, exit 130.
+
+    From then on, file names that are not UTF-8 are printed as their own bytes (standard output
+    would otherwise raise ``UnicodeEncodeError`` on them)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     try:
         yield
     except RtposeError as e:

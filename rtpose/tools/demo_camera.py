@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
 from rtpose.files import sigterm_as_interrupt
+from rtpose.stream.images import check_distinct, check_writable
 from rtpose.stream.outputs import (
     JsonLinesOutput,
     ProgressOutput,
@@ -31,6 +33,7 @@ from rtpose.stream.sources import open_source
 from rtpose.stream.stream import run_stream
 from rtpose.tools.common import (
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
     add_tracking_args,
     one_line_errors,
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     add_model_args(parser)
     add_inference_args(parser)
     add_tracking_args(parser)
+    add_max_image_pixels_arg(parser)
     parser.set_defaults(scales=(1.0,))
     args = parser.parse_args(argv)
     camera = 0 if args.camera is None and args.video is None else args.camera
@@ -69,7 +73,10 @@ def main(argv: list[str] | None = None) -> None:
 
     with one_line_errors(), sigterm_as_interrupt(), ExitStack() as stack:
         track = tracking_from_args(args)
-        frames = stack.enter_context(open_source(camera=camera, video=args.video))
+        check_distinct({"--video": args.video}, {"--output": args.output, "--json": args.json})
+        check_writable(args.output, args.json)
+        frames = stack.enter_context(open_source(camera=camera, video=args.video,
+                                                 max_pixels=args.max_image_pixels))
         show = not args.no_display and has_display()
         window = [stack.enter_context(Window(frames.name))] if show else []
         hint = "throughput" if args.in_flight > 1 else "latency"
@@ -93,9 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     if track is not None:
         print(f"{track.tracker.next_id} person IDs")
     for path in (args.output, args.json):
-        if path is not None:
+        if path is not None and path.is_file():
             print(f"wrote {path}")
-
+    shortfall = frames.shortfall() if summary.stopped_by is None else None
+    if shortfall is not None:
+        message, failed = shortfall
+        print(f"{'error' if failed else 'warning'}: {message}", file=sys.stderr)
+        if failed:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

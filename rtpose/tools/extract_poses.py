@@ -35,10 +35,10 @@ from rtpose.extract.writers import FORMATS
 from rtpose.files import INTERRUPTED_EXIT, FolderLock, sigterm_as_interrupt
 from rtpose.models import find_default_weights
 from rtpose.runtime import resolve_runtime
-from rtpose.stream.images import MAX_IMAGE_PIXELS
 from rtpose.tools.common import (
     DEFAULT_CONFIG,
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
     add_tracking_args,
     one_line_errors,
@@ -89,10 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", default=None,
                         help="the Ray cluster to join, as ray.init takes it (e.g. auto, or "
                         "ray://head:10001); default: the running one, else a new local one")
-    parser.add_argument("--max-image-pixels", type=positive_int, default=MAX_IMAGE_PIXELS,
-                        metavar="N", help="largest image or video frame read, in pixels (read "
-                        "from the file's header: a larger input fails before it is decoded; "
-                        f"default {MAX_IMAGE_PIXELS:,})")
+    add_max_image_pixels_arg(parser)
     parser.add_argument("--stall-timeout", type=_seconds, default=STALL_TIMEOUT_S,
                         metavar="SECONDS", help="an input whose worker makes no progress (no "
                         "frame) for this long fails and the worker is replaced (local engine; "
