@@ -12,7 +12,6 @@ Keras (nor OpenCV); a model imports what its runtime needs when it is loaded.
 """
 
 import importlib
-import importlib.util
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +25,10 @@ def default_keras_backend() -> str | None:
     installed (``pip install rtpose``, the inference install): Keras's own OpenVINO backend,
     which builds the networks and converts them for OpenVINO without TensorFlow. None
     otherwise (``KERAS_BACKEND`` set by the user wins)."""
-    if "KERAS_BACKEND" in os.environ:
+    from rtpose.native import installed
+
+    if "KERAS_BACKEND" in os.environ or installed("tensorflow"):
         return None
-    try:
-        if importlib.util.find_spec("tensorflow") is not None:
-            return None
-    except (ImportError, ValueError):  # a broken or blocked installation: not usable
-        pass
     return "openvino"
 
 

@@ -7,10 +7,20 @@ native code writes to file descriptor 2 within a block; Python's exceptions stil
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+def installed(package: str) -> bool:
+    """Whether ``package`` can be imported (found, not imported; a broken or blocked
+    installation counts as missing)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @contextmanager
@@ -34,11 +44,11 @@ def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
 
 
 def start_tensorflow(verbose: bool = False) -> None:
-    """Where Keras runs on TensorFlow (``KERAS_BACKEND`` unset or ``tensorflow``), import
-    TensorFlow and start its runtime (where it probes for CUDA) inside ``quiet_native_stderr``
-    unless ``verbose``: before anything else imports it; TensorFlow prints nothing more
-    afterwards."""
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    """Where TensorFlow is installed, import it and start its runtime (where it probes for
+    CUDA) inside ``quiet_native_stderr`` unless ``verbose``: before anything else imports it;
+    TensorFlow prints nothing more afterwards. Without TensorFlow (the inference install, on
+    Keras's OpenVINO backend) there is nothing to start."""
+    if not installed("tensorflow"):
         return
     with quiet_native_stderr(not verbose):
         import tensorflow as tf

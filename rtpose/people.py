@@ -10,6 +10,11 @@ OpenPose form (``to_openpose_json``)::
      "people": [{"pose_keypoints_2d": [x0, y0, c0, ..., x17, y17, c17],   # 18 CMU parts
                  "score": 25.1, "part_count": 17}]}
 
+People of a tracked video (``rtpose.track``) also carry ``person_ids``, and each person has
+``"person_id": 3`` (a non-negative integer, the same for the same person across frames); an
+offline-smoothed person whose parts were filled in by interpolation has ``"filled": [4, 7]``,
+the parts filled. People of an image have neither (``person_ids`` and ``filled`` are None).
+
 COCO results form (``to_coco``): one dict per person with ``image_id``, ``category_id`` 1,
 ``keypoints`` (17 x 3 flat, COCO order) and ``score``.
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,8 +47,13 @@ def _paf(people: People) -> np.ndarray:
     return (people.scores - people.conf.sum(axis=1)) / np.maximum(present - 1, 1)
 
 
+def _person_id(value: int | list[int]) -> int:
+    """A person ID as rtpose writes it (an integer) or as OpenPose does (``[id]``)."""
+    return int(value[0] if isinstance(value, list) else value)
+
+
 # Person score rules for COCO results: (N,) scores of People. On coco_mini train2017 none beat
-# the original's total by more than the noise of 80 images (README, COCO evaluation).
+# the original's total by more than the noise of 80 images (docs/evaluation.md).
 SCORE_RULES: dict[str, Callable[[People], np.ndarray]] = {
     "total": lambda p: p.scores,  # the original's total (reproduces the original AP)
     "mean": lambda p: p.scores / p.part_counts,
@@ -62,6 +72,8 @@ class People:
     part scores and of the PAF scores of the limbs that joined them). ``part_counts``: (N,) the
     original's part count. It is usually the number of parts present but can exceed it: the
     original counted a part again when a later limb replaced it with another peak.
+    ``person_ids``: (N,) int64 track IDs in a tracked video (``rtpose.track``), else None.
+    ``filled``: (N, 18) bool, the parts that the offline smoother interpolated, else None.
 
     >>> people = rtpose.load("mobilenet_thin", scales=(1.0,))(SKI)
     >>> len(people), people.xy.shape, people.conf.shape, people.present.sum(axis=1)
@@ -71,6 +83,8 @@ class People:
     keypoints: np.ndarray
     scores: np.ndarray
     part_counts: np.ndarray
+    person_ids: np.ndarray | None = None
+    filled: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.keypoints)
@@ -81,6 +95,20 @@ class People:
                 f"scores and part_counts must be ({n},), got {self.scores.shape} "
                 f"and {self.part_counts.shape}"
             )
+        if self.person_ids is not None and self.person_ids.shape != (n,):
+            raise ValueError(f"person_ids must be ({n},), got {self.person_ids.shape}")
+        if self.filled is not None and self.filled.shape != (n, NUM_PARTS):
+            raise ValueError(f"filled must be ({n}, {NUM_PARTS}), got {self.filled.shape}")
+
+    def with_ids(self, person_ids: np.ndarray) -> People:
+        """The same people with these (N,) person IDs."""
+        return replace(self, person_ids=np.asarray(person_ids, dtype=np.int64))
+
+    def take(self, index: np.ndarray) -> People:
+        """The people at ``index`` (a (K,) integer array or an (N,) bool mask), in that order."""
+        return People(self.keypoints[index], self.scores[index], self.part_counts[index],
+                      None if self.person_ids is None else self.person_ids[index],
+                      None if self.filled is None else self.filled[index])
 
     @classmethod
     def empty(cls) -> People:
@@ -111,28 +139,31 @@ class People:
         keypoints = self.keypoints[:, FLIP_PERMUTATION].copy()
         present = keypoints[:, :, 2] > 0
         keypoints[:, :, 0] = np.where(present, width - 1 - keypoints[:, :, 0], 0.0)
-        return People(keypoints, self.scores.copy(), self.part_counts.copy())
+        filled = None if self.filled is None else self.filled[:, FLIP_PERMUTATION]
+        return replace(self, keypoints=keypoints, filled=filled)
 
     def to_openpose_json(self) -> dict[str, Any]:
-        """The OpenPose ``--write_json`` form, plus each person's score and part count."""
-        return {
-            "version": OPENPOSE_JSON_VERSION,
-            "people": [
-                {
-                    "pose_keypoints_2d": keypoints.ravel().tolist(),
-                    "score": float(score),
-                    "part_count": int(count),
-                }
-                for keypoints, score, count in zip(
-                    self.keypoints, self.scores, self.part_counts, strict=True
-                )
-            ],
-        }
+        """The OpenPose ``--write_json`` form, plus each person's score and part count (and
+        ``person_id`` and ``filled`` where set, see the module docstring)."""
+        people = []
+        for i, (keypoints, score, count) in enumerate(
+            zip(self.keypoints, self.scores, self.part_counts, strict=True)
+        ):
+            person: dict[str, Any] = {"pose_keypoints_2d": keypoints.ravel().tolist(),
+                                      "score": float(score), "part_count": int(count)}
+            if self.person_ids is not None:
+                person["person_id"] = int(self.person_ids[i])
+            if self.filled is not None and self.filled[i].any():
+                person["filled"] = np.flatnonzero(self.filled[i]).tolist()
+            people.append(person)
+        return {"version": OPENPOSE_JSON_VERSION, "people": people}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> People:
         """Read back ``to_openpose_json`` output (a dict or its JSON text). A person without a
-        ``score`` gets 0 and one without a ``part_count`` the number of its parts present."""
+        ``score`` gets 0 and one without a ``part_count`` the number of its parts present.
+        ``person_id`` (an integer, or OpenPose's ``[id]``; -1 is none) and ``filled`` are read
+        when present."""
         try:
             if isinstance(data, str):
                 data = json.loads(data)
@@ -146,9 +177,16 @@ class People:
                 [p.get("part_count", n) for p, n in zip(people, present, strict=True)],
                 dtype=np.int64,
             )
-        except (KeyError, TypeError, ValueError) as e:
+            ids = [_person_id(p.get("person_id", -1)) for p in people]
+            filled = np.zeros((len(people), NUM_PARTS), dtype=bool)
+            for i, p in enumerate(people):
+                filled[i, p.get("filled", [])] = True
+        except (KeyError, TypeError, ValueError, IndexError) as e:
             raise RtposeError(f"not an OpenPose people JSON: {e}") from e
-        return cls(keypoints, scores, counts)
+        tracked = any(i >= 0 for i in ids)
+        return cls(keypoints, scores, counts,
+                   np.array(ids, dtype=np.int64) if tracked else None,
+                   filled if filled.any() else None)
 
     def to_coco(
         self,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE, GroupingParams, InferenceParams
-from rtpose.decode import METHODS, Stopwatch, decode
+from rtpose.decode import METHODS, Stopwatch, decode, faithful
 from rtpose.errors import RtposeError
 from rtpose.geometry import MAX_INPUT_PIXELS, Geometry, merge_mirrored, network_inputs
 from rtpose.people import People
@@ -128,7 +128,7 @@ class PosePipeline:
 
     def infer(self, image: np.ndarray) -> Inferred:
         """The network's outputs at every scale for a BGR uint8 image (H, W, 3)."""
-        _check_image(image)
+        self._check_image(image)
         start = time.perf_counter()
         outputs, pads = [], []
         for batch, pad in network_inputs(image, self.inference, self.network.stride,
@@ -149,7 +149,7 @@ class PosePipeline:
         runs; otherwise the network runs here. ``result()`` waits for ``infer``'s result."""
         if not self.can_submit:
             return PendingInference(self.infer(image))
-        _check_image(image)
+        self._check_image(image)
         pending, pads, prepare_s = [], [], 0.0
         start = time.perf_counter()
         for batch, pad in network_inputs(image, self.inference, self.network.stride,
@@ -178,6 +178,13 @@ class PosePipeline:
     def __call__(self, image: np.ndarray) -> People:
         return self.run(image).people
 
+    def _check_image(self, image: np.ndarray) -> None:
+        """A BGR image, and one the decoder can afford (before the network runs)."""
+        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
+            raise RtposeError(f"expected a BGR image of shape (H, W, 3), got {image.shape}")
+        if self.decoder == "faithful":
+            faithful.check_image_size(*image.shape[:2])
+
 
 def _image_outputs(heat, paf, flip: bool) -> tuple[np.ndarray, np.ndarray]:
     """One image's ``(heat, paf)`` from a batch's: the image's own, or with ``flip`` the batch
@@ -185,7 +192,3 @@ def _image_outputs(heat, paf, flip: bool) -> tuple[np.ndarray, np.ndarray]:
     heat, paf = np.asarray(heat), np.asarray(paf)
     return merge_mirrored(heat, paf) if flip else (heat[0], paf[0])
 
-
-def _check_image(image: np.ndarray) -> None:
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
-        raise RtposeError(f"expected a BGR image of shape (H, W, 3), got {image.shape}")

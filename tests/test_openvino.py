@@ -75,7 +75,7 @@ def test_fp32_maps_equal_keras_at_two_sizes_with_one_compiled_model(fp32, mobile
     assert fp32.runtime == "openvino" and fp32.precision == "fp32"
     for x in ski_inputs:
         assert_same_maps(fp32(x), eager(mobilenet[0], x), x)
-    assert len(fp32._compiled) == 1
+    assert fp32.compiled_shapes == [None]
 
 
 def test_precision_hint_is_set_explicitly(fp32, openvino):
@@ -128,8 +128,8 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
     assert first.path == cache and cache.with_suffix(".bin").is_file()
     assert first.info["weights_sha256"] == ovn.weights_fingerprint(weights)["weights_sha256"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "mobilenet_thin.openvino.bin", "mobilenet_thin.openvino.xml",
-        "mobilenet_thin.weights.h5"]  # no temporary left behind
+        "mobilenet_thin.openvino.bin", "mobilenet_thin.openvino.sha256",
+        "mobilenet_thin.openvino.xml", "mobilenet_thin.weights.h5"]  # no temporary left behind
 
     conversions = []
     convert = ovn.convert_keras
@@ -184,12 +184,12 @@ def test_two_requests_in_flight_give_the_same_maps(fp32, ski_inputs):
     pending = []
     for x in batches:
         pending.append(network.submit(x))
-        assert len(network._pending) <= 2
+        assert network.pending_count <= 2
     assert pending[0].done() and pending[1].done()  # waited on to make room for 3 and 4
     for p, x in reversed(list(zip(pending, batches, strict=True))):
         for got, want in zip(p.result(), expected[id(x)], strict=True):
             np.testing.assert_array_equal(got, want)
-    assert not network._pending
+    assert network.pending_count == 0
 
 
 def test_a_stream_with_two_frames_in_flight_finds_the_same_people(fp32, shared_data):
@@ -246,7 +246,7 @@ def test_static_shapes_compile_one_model_per_size(fp32, ski_inputs):
     network = OpenVinoNetwork(fp32.path, static_shapes=True)
     for x in ski_inputs + ski_inputs:
         assert_same_maps(network(x), fp32(x), x)
-    assert sorted(network._compiled) == sorted(x.shape for x in ski_inputs)
+    assert sorted(network.compiled_shapes) == sorted(x.shape for x in ski_inputs)
 
 
 @pytest.mark.slow

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rtpose.convert import write_atomically
 from rtpose.convert.caffe import _fields, _string, _varints  # the protobuf wire format
 from rtpose.errors import ConversionError
+from rtpose.files import atomic_path, remove_stale_temporaries
 from rtpose.models.mobilenet_thin import build_mobilenet_thin, graph_scope
 
 MOBILENET_INPUT = "image:0"
@@ -152,7 +152,10 @@ def convert_mobilenet_thin(graph_path: Path, out_path: Path) -> None:
     constants = graph_constants(read_graph_def(graph_path))
     model = build_mobilenet_thin()
     assign_from_graph(model, constants, source=str(graph_path))
-    write_atomically(out_path, model.save_weights)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_path.parent)
+    with atomic_path(out_path) as temporary:
+        model.save_weights(temporary)
 
 
 def load_frozen_graph(

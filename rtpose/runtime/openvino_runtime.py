@@ -24,9 +24,13 @@ beside the weights, ``<stem>.openvino.xml`` (+ ``.bin``; ``<stem>.openvino-int8.
 int8), e.g. ``model/keras/mobilenet_thin.openvino.xml`` for
 ``model/keras/mobilenet_thin.weights.h5``. The IR records the weights file's size, mtime and
 SHA-256; it is reused while the size matches and the mtime or, failing that, the SHA-256 does,
-and is converted again otherwise. Files are written under temporary names in the same folder
-and renamed (``.bin`` first, ``.xml`` last). Without a weights path, or when that folder is
-read-only, the IR goes to a temporary folder removed when the process exits. Loading a cached
+and is converted again otherwise. The IR's own content is checked too: the SHA-256 of its
+``.xml`` and ``.bin`` are kept beside them (``<stem>.openvino.sha256``, ``sha256sum``'s format)
+and checked on every load (about 1 ms per MB), so a damaged IR is converted again (with a
+warning), never silently used. Files are written under temporary names in the same folder and
+renamed (``.bin`` first, then ``.xml``, the hashes last). Without a weights path, or when that
+folder is read-only or the cache cannot be replaced (immutable files, a folder in its place),
+the IR goes to a temporary folder removed when the process exits. Loading a cached
 IR imports neither TensorFlow nor Keras. OpenVINO's own cache of compiled blobs
 (``CACHE_DIR``) is not used: compiling MobileNet-thin's IR takes about 0.2 s, importing its
 blob no less.
@@ -44,6 +48,7 @@ import io
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -72,6 +77,7 @@ OUTPUTS = ("heat", "paf")
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[2] / "dataset" / "train2017"
 CALIBRATION_IMAGES = 300  # at most this many calibration images (coco_mini has 80)
 _INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+_REPORTED: set[Path] = set()  # damaged caches already reported
 
 
 class OpenVinoError(RtposeError):
@@ -241,6 +247,19 @@ class OpenVinoNetwork:
             return self._compiled[key]
 
     @property
+    def compiled_shapes(self) -> list[tuple[int, ...] | None]:
+        """The input shapes compiled so far: ``[None]`` for the one model of every size (dynamic
+        shapes), else one (1, H, W, 3) per size seen (``static_shapes``)."""
+        with self._compile_lock:
+            return list(self._compiled)
+
+    @property
+    def pending_count(self) -> int:
+        """How many submitted batches have not been collected yet (at most ``in_flight``)."""
+        with self._pending_lock:
+            return len(self._pending)
+
+    @property
     def compiled_model(self) -> Any:
         """The (first) compiled model, e.g. to read back its properties."""
         if not self._compiled:
@@ -329,11 +348,7 @@ def weights_fingerprint(weights: str | Path, digest: bool = True) -> dict[str, s
     stat = Path(weights).stat()
     found = {"weights_size": str(stat.st_size), "weights_mtime_ns": str(stat.st_mtime_ns)}
     if digest:
-        sha = hashlib.sha256()
-        with open(weights, "rb") as file:
-            while chunk := file.read(1 << 22):
-                sha.update(chunk)
-        found["weights_sha256"] = sha.hexdigest()
+        found["weights_sha256"] = _file_sha256(Path(weights))
     return found
 
 
@@ -351,10 +366,18 @@ def cache_is_fresh(path: str | Path, weights: str | Path, precision: str = "fp32
 
 
 def _fresh_cache(path: str | Path, weights: str | Path, precision: str) -> ov.Model | None:
-    """The IR at ``path``, read, if it was made at ``precision`` from the current ``weights``;
-    else None."""
+    """The IR at ``path``, read, if it is intact (``ir_intact``) and was made at ``precision``
+    from the current ``weights``; else None (with a warning when it is damaged)."""
     path = Path(path)
     if not path.is_file() or not path.with_suffix(".bin").is_file():
+        return None
+    intact = ir_intact(path)
+    if not intact:
+        if intact is False and path not in _REPORTED:
+            _REPORTED.add(path)  # once per process, however often it is looked at
+            print(f"warning: the OpenVINO cache {path} does not match the hashes recorded in "
+                  f"{digest_path(path).name} (damaged); converting the weights again",
+                  file=sys.stderr)
         return None
     try:
         model = read_ir(path)
@@ -373,6 +396,39 @@ def _made_from(info: dict[str, str], weights: str | Path, precision: str) -> boo
     if info.get("weights_mtime_ns") == quick["weights_mtime_ns"]:
         return True
     return info.get("weights_sha256") == weights_fingerprint(weights)["weights_sha256"]
+
+
+def digest_path(path: str | Path) -> Path:
+    """Where the SHA-256 of an IR's ``.xml`` and ``.bin`` are kept: ``<stem>.sha256``."""
+    return Path(path).with_suffix(".sha256")
+
+
+def _file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 22):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _digests(xml: Path, names: tuple[str, str]) -> str:
+    """``sha256sum``'s lines for the IR ``xml`` and its ``.bin``, listed under ``names``."""
+    files = (xml, xml.with_suffix(".bin"))
+    return "".join(f"{_file_sha256(f)}  {name}\n" for f, name in zip(files, names, strict=True))
+
+
+def ir_intact(path: str | Path) -> bool | None:
+    """Whether the IR at ``path`` (.xml) and its .bin have the SHA-256 recorded beside them
+    (``digest_path``); None when no hashes are recorded (an IR of an older rtpose)."""
+    path = Path(path)
+    try:
+        recorded = digest_path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        return recorded == _digests(path, (path.name, path.with_suffix(".bin").name))
+    except OSError:
+        return False
 
 
 def _ir_precision(precision: str) -> str:
@@ -424,10 +480,9 @@ def calibration_batches(folder: str | Path, stride: int,
     """The JPEG images of ``folder`` (sorted by name, at most ``limit``) as the pipeline feeds
     them at scale 1: resized to 368 high (bicubic), padded to multiples of ``stride``; float32
     ``(1, H, W, 3)`` each. Refuses a validation folder (``val*``)."""
-    import cv2
-
     from rtpose.config import CMU_INFERENCE
     from rtpose.geometry import prepare_input
+    from rtpose.stream.images import read_image
 
     folder = Path(folder)
     if folder.name.lower().startswith("val"):
@@ -439,9 +494,7 @@ def calibration_batches(folder: str | Path, stride: int,
                             f".jpg; give a folder of COCO train2017 images with --calibration")
     batches = []
     for file in files:
-        image = cv2.imread(str(file))
-        if image is None:
-            raise OpenVinoError(f"cannot read calibration image {file}")
+        image = read_image(file)  # through bytes, its size checked from its header first
         padded, _ = prepare_input(image, CMU_INFERENCE.boxsize / image.shape[0], stride)
         batches.append(padded[np.newaxis].astype(np.float32))
     return batches
@@ -572,16 +625,20 @@ def quantize_int8(model: ov.Model, batches: Sequence[np.ndarray]) -> ov.Model:
 
 
 def _write_ir(model: ov.Model, path: Path, info: dict[str, str]) -> Path:
-    """Save ``model`` with ``info`` as ``path`` (.xml) and its .bin, each under a temporary
-    name in the same folder then renamed, .bin first."""
+    """Save ``model`` with ``info`` as ``path`` (.xml), its .bin and their SHA-256
+    (``digest_path``), each under a temporary name in the same folder then renamed, .bin
+    first, the hashes last (an IR interrupted half-way does not match them)."""
     ov = import_openvino()
     for key, value in info.items():
         model.set_rt_info(value, ["rtpose", key])
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
+        names = (path.name, path.with_suffix(".bin").name)
+        (tmp / "model.sha256").write_text(_digests(tmp / "model.xml", names), encoding="utf-8")
         os.replace(tmp / "model.bin", path.with_suffix(".bin"))
         os.replace(tmp / "model.xml", path)
+        os.replace(tmp / "model.sha256", digest_path(path))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -641,11 +698,19 @@ def openvino_ir(
     if cache is not None:
         info.update(weights_fingerprint(weights))
         if os.access(cache.parent, os.W_OK):
-            return _write_ir(converted, cache, info)
+            try:
+                return _write_ir(converted, cache, info)
+            except OSError as e:  # immutable files, a folder in the cache's place, a full disk
+                print(f"warning: cannot replace the OpenVINO cache {cache} "
+                      f"({e.strerror or e}); this run uses a temporary copy", file=sys.stderr)
         target = _temporary_folder() / cache.name
     else:
         target = _temporary_folder() / f"{arch.name}.openvino.xml"
-    return _write_ir(converted, target, info)
+    try:
+        return _write_ir(converted, target, info)
+    except OSError as e:
+        raise OpenVinoError(f"cannot write the OpenVINO model to {target.parent}: "
+                            f"{e.strerror or e}") from e
 
 
 def cached_openvino_network(

@@ -9,6 +9,7 @@ and exit code 130, without a traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ from rtpose.native import quiet_native_stderr, start_tensorflow  # noqa: F401 (t
 from rtpose.pipeline import DECODERS, PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, Network, resolve_runtime
 from rtpose.store import resolve
+from rtpose.stream.images import MAX_IMAGE_PIXELS
+from rtpose.track import OfflineParams, OneEuroParams, Tracking
 
 OVERRIDES = ("scales", "boxsize", "flip", "thre1", "thre2", "refine")
 
@@ -58,7 +61,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32",
         help="fp32 (default), or with --runtime openvino bf16 (CPUs with bf16) or int8; "
-             "lower precisions cost AP, see README")
+             "lower precisions cost AP, see docs/benchmarks.md")
     parser.add_argument(
         "--calibration", type=Path, default=None, metavar="FOLDER",
         help="--precision int8: training images to calibrate on, never validation ones "
@@ -129,6 +132,14 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_max_image_pixels_arg(parser: argparse.ArgumentParser) -> None:
+    """``--max-image-pixels N``: the largest picture or video frame that is decoded."""
+    parser.add_argument("--max-image-pixels", type=positive_int, default=MAX_IMAGE_PIXELS,
+                        metavar="N", help="largest image or video frame read, in pixels (read "
+                        "from the file's header: a larger input fails before it is decoded; "
+                        f"default {MAX_IMAGE_PIXELS:,})")
+
+
 def params_from_args(args: argparse.Namespace) -> tuple[InferenceParams, GroupingParams]:
     """The config file's parameters (``--config``, else ``./config`` if present, else the CMU
     defaults), overridden by ``--preset``'s, then by the flags given."""
@@ -159,6 +170,45 @@ def pipeline_from_args(args: argparse.Namespace, threads: int | None = None,
                         args.decoder, args.max_pixels)
 
 
+def add_tracking_args(parser: argparse.ArgumentParser, offline: bool = False) -> None:
+    """``--no-track`` and ``--smooth``: the live One Euro filter's ``--min-cutoff`` and
+    ``--beta``, or (``offline``, for files) the whole-track smoother's ``--max-gap`` and
+    ``--sigma``."""
+    group = parser.add_argument_group("tracking (video)")
+    group.add_argument("--no-track", action="store_true",
+                       help="no person IDs (by default each person of a video gets an ID that "
+                       "stays the same across frames)")
+    if offline:
+        smooth = ("smooth each person's keypoints over the whole track, filling short gaps "
+                  "(filled parts are marked)")
+        whole = OfflineParams()
+        flags = (("--max-gap", int, whole.max_gap, "FRAMES",
+                  "--smooth fills gaps up to this long (0: none)"),
+                 ("--sigma", float, whole.sigma, "FRAMES", "--smooth's Gaussian width"))
+    else:
+        smooth = "filter each keypoint with a One Euro filter (less jitter, little lag)"
+        live = OneEuroParams()
+        flags = (("--min-cutoff", float, live.min_cutoff, "HZ",
+                  "--smooth: cutoff of a still keypoint (lower: smoother)"),
+                 ("--beta", float, live.beta, None,
+                  "--smooth: how fast the cutoff rises with speed (higher: less lag)"))
+    group.add_argument("--smooth", action="store_true", help=smooth)
+    for flag, kind, default, metavar, text in flags:
+        group.add_argument(flag, type=kind, default=default, metavar=metavar,
+                           help=f"{text}; default {default}")
+
+
+def tracking_from_args(args: argparse.Namespace) -> Tracking | None:
+    """The stream's ``track`` option from ``add_tracking_args``'s flags (live)."""
+    if args.no_track:
+        if args.smooth:
+            raise RtposeError("--smooth needs tracking: drop --no-track")
+        return None
+    if args.min_cutoff <= 0 or args.beta < 0:
+        raise RtposeError("--min-cutoff must be > 0 and --beta >= 0")
+    return Tracking(smooth=OneEuroParams(args.min_cutoff, args.beta) if args.smooth else None)
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
     if not text.strip().isdigit() or int(text) < 1:
@@ -168,7 +218,13 @@ def positive_int(text: str) -> int:
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """``RtposeError`` → ``error: ...`` on stderr, exit 1; Ctrl+C → ``interrupted``, exit 130."""
+    """``RtposeError`` → ``error: ...`` on stderr, exit 1; Ctrl+C → ``interrupted``, exit 130.
+
+    From then on, file names that are not UTF-8 are printed as their own bytes (standard output
+    would otherwise raise ``UnicodeEncodeError`` on them)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     try:
         yield
     except RtposeError as e:
