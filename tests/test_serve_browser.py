@@ -61,7 +61,8 @@ def test_the_page_finds_five_people_on_ski(url, shared_data, repo_root, tmp_path
             screenshot = page.screenshot(full_page=True)
         finally:
             browser.close()
-    assert summary.startswith("5 people"), summary
+    # Gradio may still show its progress timer ("0.0s") above the text while the page settles.
+    assert summary.strip().splitlines()[-1].startswith("5 people"), summary
     drawn = cv2.imdecode(np.frombuffer(drawn, np.uint8), cv2.IMREAD_COLOR)
     original = cv2.imread(str(ski))
     assert drawn.shape == original.shape
@@ -101,7 +102,8 @@ def test_the_webcam_streams_from_the_browser(url, shared_data, tmp_path):
             summary = page.inner_text("#webcam-summary")
         finally:
             browser.close()
-    assert summary.startswith("5 people"), summary
+    # Gradio may still show its progress timer ("0.0s") above the text while the page settles.
+    assert summary.strip().splitlines()[-1].startswith("5 people"), summary
 
 
 def test_gradio_client_calls_the_page(url, shared_data):
