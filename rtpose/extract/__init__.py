@@ -13,6 +13,6 @@
 ``python extract_poses.py`` (``rtpose.tools.extract_poses``) is the command.
 """
 
-from rtpose.extract.read import Poses, load_corpus, load_poses, load_pyskl
+from rtpose.extract.read import FramePoses, load_corpus, load_poses, load_pyskl
 
-__all__ = ["Poses", "load_corpus", "load_poses", "load_pyskl"]
+__all__ = ["FramePoses", "load_corpus", "load_poses", "load_pyskl"]
