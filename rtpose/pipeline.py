@@ -21,13 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE, GroupingParams, InferenceParams
-from rtpose.decode import METHODS, Stopwatch, decode, faithful
+from rtpose.decode import DECODERS, Stopwatch, decode, faithful
 from rtpose.errors import RtposeError
 from rtpose.geometry import MAX_INPUT_PIXELS, Geometry, merge_mirrored, network_inputs
 from rtpose.people import People
 from rtpose.runtime.network import Network, PendingMaps
-
-DECODERS = METHODS
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class Timings:
 
 
 @dataclass(frozen=True, eq=False)
-class Inferred:
+class NetworkOutputs:
     """``PosePipeline.infer``'s result: per scale the network's (heatmaps (h, w, 19), PAFs
     (h, w, 38)) (averaged with the mirror's with ``InferenceParams.flip``), the image geometry,
     and the seconds the network took."""
@@ -68,12 +66,12 @@ class PendingInference:
     (``PendingMaps.network_s``: not the time spent waiting behind another image's batches) and
     the flip merge."""
 
-    def __init__(self, inferred: Inferred | None = None, pending: Sequence[PendingMaps] = (),
+    def __init__(self, inferred: NetworkOutputs | None = None, pending: Sequence[PendingMaps] = (),
                  geometry: Geometry | None = None, flip: bool = False, prepare_s: float = 0.0):
         self._inferred, self._pending, self._geometry = inferred, list(pending), geometry
         self._flip, self._prepare_s = flip, prepare_s
 
-    def result(self) -> Inferred:
+    def result(self) -> NetworkOutputs:
         if self._inferred is None:
             outputs, network_s = [], self._prepare_s
             for pending in self._pending:
@@ -81,7 +79,7 @@ class PendingInference:
                 start = time.perf_counter()
                 outputs.append(_image_outputs(heat, paf, self._flip))
                 network_s += pending.network_s + time.perf_counter() - start
-            self._inferred = Inferred(outputs, self._geometry, network_s)
+            self._inferred = NetworkOutputs(outputs, self._geometry, network_s)
             self._pending = []
         return self._inferred
 
@@ -126,7 +124,7 @@ class PosePipeline:
         self.decoder = decoder
         self.max_pixels = max_pixels
 
-    def infer(self, image: np.ndarray) -> Inferred:
+    def infer(self, image: np.ndarray) -> NetworkOutputs:
         """The network's outputs at every scale for a BGR uint8 image (H, W, 3)."""
         self._check_image(image)
         start = time.perf_counter()
@@ -136,7 +134,7 @@ class PosePipeline:
             outputs.append(_image_outputs(*self.network(batch), self.inference.flip))
             pads.append(pad)
         geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
-        return Inferred(outputs, geometry, time.perf_counter() - start)
+        return NetworkOutputs(outputs, geometry, time.perf_counter() - start)
 
     @property
     def can_submit(self) -> bool:
@@ -162,7 +160,7 @@ class PosePipeline:
         geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
         return PendingInference(None, pending, geometry, self.inference.flip, prepare_s)
 
-    def decode(self, inferred: Inferred) -> PoseResult:
+    def decode(self, inferred: NetworkOutputs) -> PoseResult:
         """People from ``infer``'s result, with every stage's time."""
         clock = Stopwatch()
         peaks, people = decode(inferred.outputs, inferred.geometry, self.grouping, self.decoder,

@@ -1,4 +1,4 @@
-"""The faithful method: the original algorithm's steps on full-size maps.
+"""The faithful decoder: the original algorithm's steps on full-size maps.
 
 Every scale's outputs are up-sampled to the image (``rtpose.geometry.upsample_maps``) and
 averaged in float64 (``average_maps``); peaks are found on the averaged heatmaps and associated

@@ -31,8 +31,9 @@ from tqdm import tqdm
 
 from rtpose.errors import RtposeError
 from rtpose.extract.datasets import finish_corpus
+from rtpose.extract.engine import Engine
 from rtpose.extract.inputs import Item
-from rtpose.extract.local import run_local
+from rtpose.extract.local import LocalEngine
 from rtpose.extract.manifest import MANIFEST_NAME, Manifest
 from rtpose.extract.store import LocalStore, Store, open_store
 from rtpose.extract.worker import Result, Settings
@@ -131,8 +132,8 @@ def extract(
         book = stack.enter_context(Manifest(manifest, {**recorded, **(model_settings or {})}))
         to_do = _plan(items, book, store, settings.format, retry, summary)
         if to_do:
-            _run(to_do, pickle.dumps(factory), settings, workers, threads, engine, ray_address,
-                 book, summary, start, progress, stall_timeout)
+            _run(to_do, pickle.dumps(factory), settings, workers, threads,
+                 _engine(engine, ray_address, stall_timeout), book, summary, start, progress)
         if not summary.interrupted:
             summary.corpus = finish_corpus(settings.format, store, book.records, settings.options)
     summary.elapsed_s = time.perf_counter() - start
@@ -189,8 +190,8 @@ def _size(item: Item) -> int:
 
 
 def _run(to_do: list[Item], factory: bytes, settings: Settings, workers: int,
-         threads: int | None, engine: str, ray_address: str | None, book: Manifest,
-         summary: Summary, start: float, progress: bool, stall_timeout: float | None) -> None:
+         threads: int | None, engine: Engine, book: Manifest, summary: Summary, start: float,
+         progress: bool) -> None:
     kill_after, _, kill_signal = os.environ.get(KILL_AFTER_VARIABLE, "0").partition(":")
     bar = tqdm(total=len(to_do), unit="input", desc="extracting", disable=not progress,
                dynamic_ncols=True)
@@ -227,28 +228,23 @@ def _run(to_do: list[Item], factory: bytes, settings: Settings, workers: int,
 
     workers = min(workers, len(to_do))
     try:
-        if engine == "local":
-            threads = threads or max(_cores() // workers, 1)
-            run_local(to_do, factory, settings, workers, threads, on_result, on_frames,
-                      on_ready, stall_timeout)
-        else:
-            from rtpose.extract.ray_engine import cluster_cpus, ray_connection, run_ray
-
-            with ray_connection(ray_address) as ray:
-                threads = threads or max(cluster_cpus(ray) // workers, 1)
-                run_ray(to_do, factory, settings, workers, threads, on_result, on_frames,
-                        on_ready)
+        with engine:
+            threads = threads or max(engine.cpus() // workers, 1)
+            engine.run(to_do, factory, settings, workers, threads, on_result, on_frames,
+                       on_ready)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
         bar.close()
 
 
-def _cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _engine(name: str, ray_address: str | None, stall_timeout: float | None) -> Engine:
+    """The engine called ``name`` (one of ``ENGINES``)."""
+    if name == "local":
+        return LocalEngine(stall_timeout)
+    from rtpose.extract.ray_engine import RayEngine  # Ray, an optional extra, only here
+
+    return RayEngine(ray_address)
 
 
 class _FrameRate:

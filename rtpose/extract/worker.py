@@ -19,7 +19,7 @@ import pickle
 import re
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +38,7 @@ from rtpose.stream.sources import (
     FRAME_COUNT_TOLERANCE,
     Frame,
     FrameSource,
-    open_capture,
+    open_video,
 )
 from rtpose.stream.stream import StopStream, run_stream
 
@@ -123,7 +123,7 @@ class Worker:
                 raise RtposeError(f"{item.path}: not an image or video file name "
                                   f"(unknown extension {Path(item.path).suffix!r})")
             with open_input(item, self.settings.every, warnings.append,
-                            self.settings.max_image_pixels) as (source, decoded):
+                            self.settings.max_image_pixels) as source:
                 fps = source.fps / self.settings.every if source.fps > 0 else 0.0
                 writers = make_writers(self.store, item, self.settings.format,
                                        self.settings.render, fps, source.size,
@@ -135,7 +135,7 @@ class Worker:
                     _abort(writers)
                     return result("stopped", collect.frames, collect.people)
                 if summary.stopped_by is None:
-                    _check_frame_count(item, source.frame_count or 0, decoded.value,
+                    _check_frame_count(item, source.frame_count or 0, source.decoded,
                                        warnings.append)
             for writer in writers:
                 writer.commit()
@@ -231,59 +231,15 @@ def _check_readable(path: Path, kind: str) -> None:
         raise RtposeError(f"cannot read {kind} {path}: the file is empty")
 
 
-class _Count:
-    def __init__(self) -> None:
-        self.value = 0
-
-
-class _Opened:
-    """``with open_input(...) as (source, decoded)``: the frame source and the number of
-    frames decoded (or skipped) from the file so far."""
-
-    def __init__(self, source: FrameSource, decoded: _Count) -> None:
-        self.source, self.decoded = source, decoded
-
-    def __enter__(self) -> tuple[FrameSource, _Count]:
-        return self.source, self.decoded
-
-    def __exit__(self, *exc_info) -> None:
-        self.source.close()
-
-
 def open_input(item: Item, every: int = 1, warn: Callable[[str], None] | None = None,
-               max_pixels: int | None = None) -> _Opened:
+               max_pixels: int | None = None) -> FrameSource:
     """``item`` as a frame source: an image as one frame, a video's every ``every``-th
-    frame (the others are skipped without being converted). Raises ``RtposeError`` (one
-    line) when the file cannot be read (missing, not a regular file, not readable, empty,
-    more than ``max_pixels`` pixels in an image or frame) or holds no frame."""
+    frame (``rtpose.stream.sources.open_video``). Raises ``RtposeError`` (one line) when the
+    file cannot be read (missing, not a regular file, not readable, empty, more than
+    ``max_pixels`` pixels in an image or frame) or holds no frame."""
     path = Path(item.path)
-    decoded = _Count()
     _check_readable(path, item.kind)
     if item.kind == "image":
         frames = iter([(0.0, read_image(path, warn, max_pixels))])
-        decoded.value = 1
-        return _Opened(FrameSource(f"image {path}", frames, live=False, fps=0.0,
-                                   frame_count=1), decoded)
-    capture = open_capture(path, max_pixels)  # safe on names that are not UTF-8
-
-    def frames() -> Iterator[tuple[float, np.ndarray]]:
-        while True:
-            if decoded.value % every == 0:
-                ok, image = capture.read()
-            else:
-                ok, image = capture.grab(), None
-            if not ok:
-                return
-            decoded.value += 1
-            if image is not None:
-                yield capture.get(cv2.CAP_PROP_POS_MSEC) / 1000, image
-
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    try:
-        source = FrameSource(f"video {path}", frames(), live=False, fps=fps,
-                             frame_count=max(count, 0), release=capture.release)
-    except RtposeError:
-        raise RtposeError(f"cannot read video {path}: no frame could be decoded (empty, "
-                          "corrupt, or a codec OpenCV lacks)") from None
-    return _Opened(source, decoded)
+        return FrameSource(f"image {path}", frames, live=False, fps=0.0, frame_count=1)
+    return open_video(path, max_pixels, every)  # safe on names that are not UTF-8

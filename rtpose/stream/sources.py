@@ -52,13 +52,15 @@ class FrameSource:
     ``name``: what it reads, for messages. ``live``: a camera. ``fps``: the nominal frame rate
     (a camera that does not report one gets ``DEFAULT_CAMERA_FPS``; 0 for image files).
     ``size``: (width, height) of the first frame. ``frame_count``: a video file's frame count
-    as its header states it; None for a camera. ``decoded``: the frames read so far.
+    as its header states it; None for a camera. ``decoded``: the frames read so far, skipped
+    ones included. ``frames`` yields (timestamp, image) pairs, image None for a frame read but
+    skipped (``open_video``'s ``every``).
     """
 
     def __init__(
         self,
         name: str,
-        frames: Iterator[tuple[float, np.ndarray]],
+        frames: Iterator[tuple[float, np.ndarray | None]],
         *,
         live: bool,
         fps: float,
@@ -77,12 +79,17 @@ class FrameSource:
             raise RtposeError(f"cannot read a frame from {name}")
         self.size = (first[1].shape[1], first[1].shape[0])
         self.decoded = 1
-        self._frames = _prepend(first, frames)
+        self._first, self._frames = first, frames
 
     def __iter__(self) -> Iterator[Frame]:
-        for index, (timestamp_s, image) in enumerate(self._frames):
-            self.decoded = index + 1
-            yield Frame(index, timestamp_s, image)
+        first, self._first = self._first, None  # not held while the rest is read
+        yield Frame(0, *first)
+        index = 1
+        for timestamp_s, image in self._frames:
+            self.decoded += 1
+            if image is not None:
+                yield Frame(index, timestamp_s, image)
+                index += 1
 
     def shortfall(self) -> tuple[str, bool] | None:
         """Once a file was read to its end: when it decoded more than ``FRAME_COUNT_SLACK``
@@ -104,11 +111,6 @@ class FrameSource:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def _prepend(first, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest
 
 
 def open_source(
@@ -191,22 +193,33 @@ def open_camera(index: int) -> FrameSource:
                        release=capture.release)
 
 
-def open_video(path: str | Path, max_pixels: int | None = MAX_IMAGE_PIXELS) -> FrameSource:
-    """A video file, every frame in order; frames larger than ``max_pixels`` pixels (None: no
-    bound) are refused before one is decoded."""
+def open_video(path: str | Path, max_pixels: int | None = MAX_IMAGE_PIXELS,
+               every: int = 1) -> FrameSource:
+    """A video file's every ``every``-th frame, in order (the others are skipped without being
+    converted); frames larger than ``max_pixels`` pixels (None: no bound) are refused before
+    one is decoded. ``RtposeError`` (one line) as ``open_capture``, or when no frame decodes."""
     capture = open_capture(path, max_pixels)
 
-    def frames() -> Iterator[tuple[float, np.ndarray]]:
+    def frames() -> Iterator[tuple[float, np.ndarray | None]]:
+        read = 0
         while True:
-            ok, image = capture.read()
+            if read % every == 0:
+                ok, image = capture.read()
+            else:
+                ok, image = capture.grab(), None
             if not ok:
                 return
-            yield capture.get(cv2.CAP_PROP_POS_MSEC) / 1000, image
+            read += 1
+            yield (0.0 if image is None else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000), image
 
     fps = capture.get(cv2.CAP_PROP_FPS)
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    return FrameSource(f"video {path}", frames(), live=False, fps=fps, frame_count=max(count, 0),
-                       release=capture.release)
+    try:
+        return FrameSource(f"video {path}", frames(), live=False, fps=fps,
+                           frame_count=max(count, 0), release=capture.release)
+    except RtposeError:
+        raise RtposeError(f"cannot read video {path}: no frame could be decoded (empty, "
+                          "corrupt, or a codec OpenCV lacks)") from None
 
 
 def open_capture(path: str | Path,
