@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rtpose.models import ARCHITECTURES, load_model
-from rtpose.runtime import openvino_runtime as ovn
+from rtpose.runtime.openvino import cache as ovn
 
 ARCH = ARCHITECTURES["mobilenet_thin"]
 BATCH = np.random.default_rng(5).uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)

@@ -17,8 +17,10 @@ from helpers import demo_input
 
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE
 from rtpose.models import ARCHITECTURES, load_model
-from rtpose.runtime import openvino_runtime as ovn
-from rtpose.runtime.openvino_runtime import OpenVinoError, OpenVinoNetwork, openvino_network
+from rtpose.runtime.calibration import CalibrationImages, calibration_batches
+from rtpose.runtime.openvino import cache as ovn
+from rtpose.runtime.openvino.cache import openvino_network
+from rtpose.runtime.openvino.network import OpenVinoError, OpenVinoNetwork, cpu_has_bf16
 
 TOLERANCE = 1e-4
 ARCH = ARCHITECTURES["mobilenet_thin"]
@@ -82,7 +84,7 @@ def test_precision_hint_is_set_explicitly(fp32, openvino):
     """On AMX and AVX512_BF16 CPUs OpenVINO's own default is bf16; fp32 must read back f32."""
     assert fp32.compiled_model.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32
     assert str(fp32.compiled_model.get_property("PERFORMANCE_HINT")) == "LATENCY"
-    if not ovn.cpu_has_bf16(fp32.core):
+    if not cpu_has_bf16(fp32.core):
         pytest.skip("this CPU has no bf16")
     bf16 = OpenVinoNetwork(fp32.path, "bf16", threads=1)
     assert bf16.compiled_model.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.bf16
@@ -104,10 +106,10 @@ def test_bad_arguments_are_one_line(fp32, mobilenet, weights_copy):
     with pytest.raises(OpenVinoError, match=r"takes a \(1, H, W, 3\) batch"):
         fp32(np.zeros((1, 64, 64), np.float32))
     with pytest.raises(OpenVinoError, match="calibrating on validation images"):
-        ovn.calibration_batches(weights_copy.parent / "val2017", 8)
+        calibration_batches(weights_copy.parent / "val2017", 8)
     with pytest.raises(OpenVinoError, match="give a folder of COCO train2017 images with "
                                             "--calibration"):
-        ovn.calibration_batches(weights_copy.parent, 8)
+        calibration_batches(weights_copy.parent, 8)
 
 
 def test_missing_openvino_is_one_line(monkeypatch, mobilenet_weights):
@@ -154,7 +156,7 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
 
 def test_a_cached_ir_runs_without_tensorflow_and_quietly(fp32, weights_copy, repo_root):
     code = ("import sys, numpy as np; "
-            "from rtpose.runtime.openvino_runtime import openvino_network; "
+            "from rtpose.runtime.openvino.cache import openvino_network; "
             f"heat, paf = openvino_network('mobilenet_thin', {str(weights_copy)!r})"
             "(np.zeros((1, 64, 96, 3), np.float32)); "
             "print(heat.shape, paf.shape, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
@@ -285,7 +287,7 @@ def fp32_ap(fp32, shared_data) -> float:
 
 @pytest.mark.slow
 def test_bf16_keeps_ap_within_the_fast_mode_bound(fp32, fp32_ap, shared_data):
-    if not ovn.cpu_has_bf16(fp32.core):
+    if not cpu_has_bf16(fp32.core):
         pytest.skip("this CPU has no bf16")
     ap = coco_mini_ap(OpenVinoNetwork(fp32.path, "bf16"), shared_data)
     assert ap >= FAST_MODE_AP and ap >= fp32_ap - FAST_MODE_DROP
@@ -297,8 +299,9 @@ def test_int8_keeps_most_ap(openvino, mobilenet, weights_copy, fp32_ap, shared_d
     weights, its float layers run at an explicit f32."""
     pytest.importorskip("nncf", reason="int8 needs NNCF, the openvino extra: "
                                        "pip install -e .[openvino]")
+    images = CalibrationImages(shared_data / "coco_mini" / "train2017", ARCH.stride)
     network = openvino_network(ARCH, weights_copy, mobilenet[0], precision="int8",
-                               calibration=shared_data / "coco_mini" / "train2017")
+                               calibration=images)
     assert network.path.name == "mobilenet_thin.openvino-int8.xml"
     assert network.info["calibration"].endswith("train2017")
     assert network.compiled_model.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32
