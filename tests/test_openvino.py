@@ -18,7 +18,8 @@ from helpers import demo_input
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE
 from rtpose.models import ARCHITECTURES, load_model
 from rtpose.runtime.calibration import CalibrationImages, calibration_batches
-from rtpose.runtime.openvino import cache as ovn
+from rtpose.runtime.openvino import cache as ov_cache
+from rtpose.runtime.openvino import network as ov_network
 from rtpose.runtime.openvino.cache import openvino_network
 from rtpose.runtime.openvino.network import OpenVinoError, OpenVinoNetwork, cpu_has_bf16
 
@@ -92,7 +93,7 @@ def test_precision_hint_is_set_explicitly(fp32, openvino):
 
 
 def test_bf16_on_a_cpu_without_it_is_one_line(fp32, monkeypatch):
-    monkeypatch.setattr(ovn, "cpu_has_bf16", lambda core: False)
+    monkeypatch.setattr(ov_network, "cpu_has_bf16", lambda core: False)
     with pytest.raises(OpenVinoError, match="bf16 needs a CPU with bf16") as error:
         OpenVinoNetwork(fp32.path, "bf16")
     assert "\n" not in str(error.value)
@@ -128,14 +129,14 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
     cache = tmp_path / "mobilenet_thin.openvino.xml"
     first = openvino_network(ARCH, weights, model)
     assert first.path == cache and cache.with_suffix(".bin").is_file()
-    assert first.info["weights_sha256"] == ovn.weights_fingerprint(weights)["weights_sha256"]
+    assert first.info["weights_sha256"] == ov_cache.weights_fingerprint(weights)["weights_sha256"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "mobilenet_thin.openvino.bin", "mobilenet_thin.openvino.sha256",
         "mobilenet_thin.openvino.xml", "mobilenet_thin.weights.h5"]  # no temporary left behind
 
     conversions = []
-    convert = ovn.convert_keras
-    monkeypatch.setattr(ovn, "convert_keras", lambda *a: conversions.append(1) or convert(*a))
+    convert = ov_cache.convert_keras
+    monkeypatch.setattr(ov_cache, "convert_keras", lambda *a: conversions.append(1) or convert(*a))
     written = cache.stat().st_mtime_ns
     again = openvino_network("mobilenet_thin", weights)  # no model: the cache needs none
     os.utime(weights)  # same bytes, new mtime: the SHA-256 still matches
@@ -150,7 +151,7 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
     changed.save_weights(weights)  # same size, other bytes
     network = openvino_network(ARCH, weights)
     assert conversions == [1] and network.path == cache
-    assert network.info["weights_sha256"] == ovn.weights_fingerprint(weights)["weights_sha256"]
+    assert network.info["weights_sha256"] == ov_cache.weights_fingerprint(weights)["weights_sha256"]
     assert_same_maps(network(x), eager(changed, x), x)
 
 
@@ -170,7 +171,7 @@ def test_a_cached_ir_runs_without_tensorflow_and_quietly(fp32, weights_copy, rep
 def test_read_only_folder_falls_back_to_a_temporary_one(openvino, mobilenet, mobilenet_weights,
                                                         tmp_path, monkeypatch, ski_inputs):
     weights = shutil.copy(mobilenet_weights, tmp_path / "mobilenet_thin.weights.h5")
-    monkeypatch.setattr(ovn.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(ov_cache.os, "access", lambda path, mode: False)
     network = openvino_network(ARCH, weights, mobilenet[0])
     assert network.path.parent != tmp_path and network.path.is_file()
     assert not list(tmp_path.glob("*.xml"))
