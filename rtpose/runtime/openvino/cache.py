@@ -11,10 +11,11 @@ own content is checked too: the SHA-256 of its ``.xml`` and ``.bin`` are kept be
 (``<stem>.openvino.sha256``, ``sha256sum``'s format) and checked on every load (about 1 ms per
 MB), so a damaged IR is converted again (with a warning), never silently used. Each file is
 written under a temporary name in the same folder and renamed (``rtpose.files.atomic_path``:
-``.bin`` first, then ``.xml``, the hashes last). Without a weights path, or when that folder
-is read-only or the cache cannot be replaced (immutable files, a folder in its place), the IR
-goes to a temporary folder removed when the process exits. Loading a cached IR imports neither
-TensorFlow nor Keras.
+``.bin`` first, then ``.xml``, the hashes last); the temporaries of a conversion killed with -9
+are swept before the next one writes. Without a weights path, or when that folder is read-only
+or the cache cannot be replaced (immutable files, a folder in its place), the IR goes to a
+temporary folder removed when the process exits. Loading a cached IR imports neither TensorFlow
+nor Keras.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rtpose.errors import first_line
-from rtpose.files import atomic_path, sha256
+from rtpose.files import atomic_path, remove_stale_temporaries, sha256
 from rtpose.runtime.calibration import CalibrationImages
 from rtpose.runtime.openvino.network import (
     OUTPUTS,
@@ -188,6 +189,7 @@ def _write_ir(model: ov.Model, path: Path, info: dict[str, str]) -> Path:
     for key, value in info.items():
         model.set_rt_info(value, ["rtpose", key])
     weights_bin = path.with_suffix(".bin")
+    remove_stale_temporaries(path.parent)  # those of a conversion killed with -9
     with (atomic_path(digest_path(path)) as digests, atomic_path(path) as xml,
           atomic_path(weights_bin) as tmp_bin):
         saved_bin = xml.with_suffix(".bin")  # ov.save_model writes it beside the .xml
