@@ -129,4 +129,9 @@ def test_gradio_client_processes_a_video(url, shared_data):
     capture.release()
     lines = base64.b64decode(link.split('href="data:application/x-ndjson;base64,')[1]
                              .split('"')[0]).decode().splitlines()
-    assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2, 3, 4]
+    frames = [json.loads(line) for line in lines]
+    assert [frame["frame"] for frame in frames] == [0, 1, 2, 3, 4]
+    # Tracked: every person of every frame has a non-negative ID, unique within its frame.
+    ids = [[person["person_id"] for person in frame["people"]] for frame in frames]
+    assert all(i >= 0 for frame in ids for i in frame) and any(ids), ids
+    assert all(len(set(frame)) == len(frame) for frame in ids), ids

@@ -32,13 +32,14 @@ from rtpose.draw import draw_people  # noqa: E402
 from rtpose.errors import RtposeError  # noqa: E402
 from rtpose.runtime import PRECISIONS, RUNTIMES  # noqa: E402
 from rtpose.serve.app import Answer, RequestError, Service  # noqa: E402
+from rtpose.track import Tracking  # noqa: E402
 
 LOG = logging.getLogger("rtpose.serve")
 WEBCAM_EVERY_S = 0.2  # how often the browser sends a webcam frame
 WEBCAM_SCALES = "1.0"  # live frames: one scale unless the page's Scales field says otherwise
 STAGES = (("queue", "queue_s"), ("network", "network_s"), ("maps", "maps_s"),
           ("peaks", "peaks_s"), ("association", "association_s"), ("total", "total_s"))
-# Issue 18 (person IDs on videos) and issue 19 (hands, face) add their settings here.
+# Hands and face (rtpose.wholebody) would add their settings here.
 
 
 def _one_line(call):
@@ -138,6 +139,7 @@ class Page:
                                        precision=precision, scales=scales)
         out = Path(tempfile.mkdtemp(prefix="rtpose-video-")) / "people.webm"
         writer, lines, counts = None, [], []
+        tracking = Tracking()  # person IDs across the video's frames (rtpose.track)
         try:
             for index in progress.tqdm(range(min(total, limit)), desc="frames"):
                 ok, frame = capture.read()
@@ -146,7 +148,7 @@ class Page:
                 if index == 0:
                     self.service.check_pixels(frame.shape[1], frame.shape[0])
                 answer = self._frame(request, frame)
-                people = answer.result.people
+                people = tracking.update(answer.result.people, index)
                 if writer is None:
                     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"VP80"), fps,
                                              (frame.shape[1], frame.shape[0]))
@@ -160,7 +162,8 @@ class Page:
         if not counts:
             raise RequestError(400, "the video has no frame OpenCV can read")
         summary = (f"**{len(counts)} frames**, {np.mean(counts):.1f} people per frame on "
-                   f"average" + (f" (the first {limit} frames)" if len(counts) == limit else ""))
+                   f"average, {tracking.tracker.next_id} person IDs"
+                   + (f" (the first {limit} frames)" if len(counts) == limit else ""))
         link = _download_link("\n".join(lines) + "\n", "people.jsonl",
                               "Download the people of every frame (JSON lines)",
                               "application/x-ndjson")
