@@ -10,12 +10,16 @@ OpenPose form (``to_openpose_json``)::
      "people": [{"pose_keypoints_2d": [x0, y0, c0, ..., x17, y17, c17],   # 18 CMU parts
                  "score": 25.1, "part_count": 17}]}
 
+With hands (``rtpose.wholebody``) each person also has ``hand_left_keypoints_2d`` and
+``hand_right_keypoints_2d`` (21 x 3 each), with a face ``face_keypoints_2d`` (70 x 3).
+
 COCO results form (``to_coco``): one dict per person with ``image_id``, ``category_id`` 1,
 ``keypoints`` (17 x 3 flat, COCO order) and ``score``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from rtpose.errors import RtposeError
 from rtpose.skeleton import COCO_TO_CMU, FLIP_PERMUTATION, NUM_PARTS
 
 OPENPOSE_JSON_VERSION = 1.3
+HAND_KEYPOINTS, FACE_KEYPOINTS = 21, 70  # OpenPose's hand and face keypoints
 
 
 
@@ -67,11 +72,17 @@ class People:
     keypoints: np.ndarray
     scores: np.ndarray
     part_counts: np.ndarray
+    hands: np.ndarray | None = None  # (N, 2, 21, 3): left hand, right hand; x, y, score
+    face: np.ndarray | None = None  # (N, 70, 3)
 
     def __post_init__(self) -> None:
         n = len(self.keypoints)
         if self.keypoints.shape != (n, NUM_PARTS, 3):
             raise ValueError(f"keypoints must be (N, {NUM_PARTS}, 3), got {self.keypoints.shape}")
+        for name, shape in (("hands", (n, 2, HAND_KEYPOINTS, 3)), ("face", (n, FACE_KEYPOINTS, 3))):
+            value = getattr(self, name)
+            if value is not None and value.shape != shape:
+                raise ValueError(f"{name} must be {shape}, got {value.shape}")
         if self.scores.shape != (n,) or self.part_counts.shape != (n,):
             raise ValueError(
                 f"scores and part_counts must be ({n},), got {self.scores.shape} "
@@ -100,10 +111,15 @@ class People:
         """(N, 18) bool, whether the person has the part."""
         return self.conf > 0
 
+    def with_hands_face(self, hands: np.ndarray | None, face: np.ndarray | None) -> People:
+        """The same people with ``hands`` (N, 2, 21, 3) and ``face`` (N, 70, 3)."""
+        return dataclasses.replace(self, hands=hands, face=face)
+
     def mirrored(self, width: int) -> People:
         """The same people in the image mirrored left to right (``width`` pixels wide): x
         becomes width - 1 - x (``rtpose.geometry``'s convention) and left and right parts swap
-        (``skeleton.FLIP_PERMUTATION``); missing parts stay (0, 0, 0)."""
+        (``skeleton.FLIP_PERMUTATION``); missing parts stay (0, 0, 0). Hands and face are not
+        carried over."""
         keypoints = self.keypoints[:, FLIP_PERMUTATION].copy()
         present = keypoints[:, :, 2] > 0
         keypoints[:, :, 0] = np.where(present, width - 1 - keypoints[:, :, 0], 0.0)
@@ -111,19 +127,23 @@ class People:
 
     def to_openpose_json(self) -> dict[str, Any]:
         """The OpenPose ``--write_json`` form, plus each person's score and part count."""
-        return {
-            "version": OPENPOSE_JSON_VERSION,
-            "people": [
-                {
-                    "pose_keypoints_2d": keypoints.ravel().tolist(),
-                    "score": float(score),
-                    "part_count": int(count),
-                }
-                for keypoints, score, count in zip(
-                    self.keypoints, self.scores, self.part_counts, strict=True
-                )
-            ],
-        }
+        people = [
+            {
+                "pose_keypoints_2d": keypoints.ravel().tolist(),
+                "score": float(score),
+                "part_count": int(count),
+            }
+            for keypoints, score, count in zip(
+                self.keypoints, self.scores, self.part_counts, strict=True
+            )
+        ]
+        for i, person in enumerate(people):
+            if self.hands is not None:
+                person["hand_left_keypoints_2d"] = self.hands[i, 0].ravel().tolist()
+                person["hand_right_keypoints_2d"] = self.hands[i, 1].ravel().tolist()
+            if self.face is not None:
+                person["face_keypoints_2d"] = self.face[i].ravel().tolist()
+        return {"version": OPENPOSE_JSON_VERSION, "people": people}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> People:
@@ -142,9 +162,17 @@ class People:
                 [p.get("part_count", n) for p, n in zip(people, present, strict=True)],
                 dtype=np.int64,
             )
+            hands = face = None
+            if people and all("hand_left_keypoints_2d" in p for p in people):
+                hands = np.array([[p["hand_left_keypoints_2d"], p["hand_right_keypoints_2d"]]
+                                  for p in people], dtype=np.float64)
+                hands = hands.reshape(len(people), 2, HAND_KEYPOINTS, 3)
+            if people and all("face_keypoints_2d" in p for p in people):
+                face = np.array([p["face_keypoints_2d"] for p in people], dtype=np.float64)
+                face = face.reshape(len(people), FACE_KEYPOINTS, 3)
         except (KeyError, TypeError, ValueError) as e:
             raise RtposeError(f"not an OpenPose people JSON: {e}") from e
-        return cls(keypoints, scores, counts)
+        return cls(keypoints, scores, counts, hands, face)
 
     def to_coco(
         self,
