@@ -88,23 +88,85 @@ def test_body_keypoints_and_drawing(shared_data, oracle, ours, open_pose, name):
                           np.asarray(oracle(image, RESOLUTION, RESOLUTION, output_type="np")))
 
 
-def test_hands_face_keypoints_drawing_and_json(shared_data, oracle, ours, open_pose):
+def test_face_keypoints_drawing_and_json(shared_data, oracle, ours, open_pose):
     image = _image(shared_data, "ski")
-    theirs = oracle.detect_poses(image, include_hand=True, include_face=True)
-    mine = ours.detect_poses(image, include_hand=True, include_face=True)
-    assert any(p.face for p in theirs) and any(p.left_hand or p.right_hand for p in theirs)
+    theirs = oracle.detect_poses(image, include_face=True)
+    mine = ours.detect_poses(image, include_face=True)
+    assert any(p.face for p in theirs)
     _same_poses(mine, theirs)
     height, width = image.shape[:2]
-    for processor, flags in controlnet.PROCESSORS.items():
-        body, hand, face = (flags[f"include_{k}"] for k in ("body", "hand", "face"))
-        expected = open_pose.draw_poses(theirs, height, width, body, hand, face)
-        drawn = controlnet.draw_poses(mine, height, width, body, hand, face)
-        assert np.array_equal(drawn, expected), processor
+    for body in (True, False):  # openpose_face, openpose_faceonly
+        assert np.array_equal(controlnet.draw_poses(mine, height, width, body, False, True),
+                              open_pose.draw_poses(theirs, height, width, body, False, True))
     data = controlnet.encode_poses_as_dict(mine, height, width)
     assert data == _webui_json(theirs, height, width)
-    assert np.array_equal(controlnet.draw_pose_dict(data), drawn)
+    assert np.array_equal(controlnet.draw_pose_dict(data),
+                          open_pose.draw_poses(theirs, height, width))
 
 
+def test_hand_keypoints_on_a_crop(shared_data, oracle, ours):
+    """The hand network and its peaks on crops of a real image, two crops in one batch."""
+    from rtpose import wholebody
+
+    image = cv2.imread(str(shared_data / "sample_images/ski.jpg"))
+    boxes = np.array([[0, 0, 300, 150, 48], [0, 1, 420, 200, 33]])
+    maps = wholebody.hand_maps(image, boxes, ours.hand_estimation)
+    for (_, _, x, y, side), hand in zip(boxes, maps, strict=True):
+        theirs = oracle.hand_estimation(image[y:y + side, x:x + side])
+        mine = wholebody.hand_peaks(hand, (side, side))
+        assert (mine[:, 2] != 0).any()
+        assert np.array_equal(mine[:, :2].astype(int), theirs)
+
+
+def test_boxes_are_controlnet_auxs(open_pose):
+    """Hand and face boxes of random bodies, parts missing at random, against
+    controlnet_aux's handDetect and faceDetect."""
+    from rtpose import wholebody
+
+    rng = np.random.default_rng(3)
+    height, width = 300, 400
+    keypoints = np.zeros((200, 18, 3))
+    keypoints[..., 0] = rng.integers(0, width, (200, 18))
+    keypoints[..., 1] = rng.integers(0, height, (200, 18))
+    keypoints[..., 2] = rng.uniform(0.2, 1, (200, 18)) * (rng.uniform(size=(200, 18)) < 0.8)
+    image = np.zeros((height, width, 3), np.uint8)
+    hands, faces = wholebody.hand_boxes(keypoints, (height, width)), \
+        wholebody.face_boxes(keypoints, (height, width))
+    for person, kp in enumerate(keypoints):
+        body = open_pose.BodyResult([open_pose.Keypoint(x, y) if c > 0 else None for x, y, c in kp],
+                                    0.0, 0)
+        expected = [(x, y, w, left) for x, y, w, left in open_pose.util.handDetect(body, image)]
+        mine = [(x, y, w, side == 0) for p, side, x, y, w in hands.tolist() if p == person]
+        assert mine == expected
+        face = open_pose.util.faceDetect(body, image)
+        mine_face = [tuple(b) for p, *b in faces.tolist() if p == person]
+        assert mine_face == ([face] if face is not None else [])
+
+
+def test_hand_drawing_and_json(open_pose):
+    """Every processor's drawing of poses with hands (float32, some at -1 as controlnet_aux
+    leaves parts it did not find), and the pose JSON written and read back."""
+    rng = np.random.default_rng(4)
+    height, width = 256, 320
+
+    def hand():
+        xy = rng.uniform(0, 1, (21, 2)).astype(np.float32)
+        xy[rng.uniform(size=21) < 0.2] = np.float32(-1) / np.float32(width)
+        return [controlnet.Keypoint(x, y) for x, y in xy]
+
+    poses = [controlnet.PoseResult(
+        controlnet.BodyResult([controlnet.Keypoint(*rng.uniform(0, 1, 2)) if rng.uniform() < 0.8
+                               else None for _ in range(18)], 10.0, 12),
+        hand(), hand() if i else None, hand()[:15]) for i in range(3)]
+    for processor, flags in controlnet.PROCESSORS.items():
+        body, with_hand, face = (flags[f"include_{k}"] for k in ("body", "hand", "face"))
+        expected = open_pose.draw_poses(poses, height, width, body, with_hand, face)
+        drawn = controlnet.draw_poses(poses, height, width, body, with_hand, face)
+        assert np.array_equal(drawn, expected), processor
+        assert expected.any()
+    data = controlnet.encode_poses_as_dict(poses, height, width)
+    assert data == _webui_json(poses, height, width)
+    assert np.array_equal(controlnet.draw_pose_dict(data), open_pose.draw_poses(poses, height, width))
 def _webui_json(poses, height, width):
     """sd-webui-controlnet's pose JSON of controlnet_aux's poses, as the web UI writes it."""
     def flat(keypoints):
