@@ -13,7 +13,8 @@ What controlnet_aux does, step for step (so that its pixels come out):
 - the input (PIL or RGB array; gray and RGBA become RGB) is resized so that its short side is
   ``detect_resolution``, both sides rounded to multiples of 64 (``resize_image``: Lanczos up,
   area down), and turned to BGR;
-- body: one scale, 0.5 x 368 / H; the image resized (area down, Lanczos up), padded right and
+- body: one scale, 0.5 x 368 / H (heatmaps clipped at 0, as controlnet_aux's model does);
+  the image resized (area down, Lanczos up), padded right and
   down with 128 to multiples of 8, the maps up-sampled x8 and to the image (Lanczos; area when
   shrinking), then the original's peaks and grouping (``rtpose.decode.faithful``);
 - hands and face: ``rtpose.wholebody``;
@@ -145,7 +146,9 @@ def body_maps(image: np.ndarray, network: Network) -> tuple[np.ndarray, np.ndarr
     padded[:h, :w] = resized
     heat, paf = network(padded[np.newaxis].astype(np.float32))
     maps = []
-    for out in (heat[0], paf[0]):
+    # controlnet_aux's body model has a ReLU after its last heatmap layer (Mconv7_stage6_L2 is
+    # missing from its list of layers without one): its heatmaps are never negative.
+    for out in (np.maximum(heat[0], 0), paf[0]):
         up = upsample_by_stride(np.asarray(out, np.float32))[:h, :w]
         maps.append(resize(up, (width, height)).astype(np.float64))
     return maps[0], maps[1]

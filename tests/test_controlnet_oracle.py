@@ -178,3 +178,33 @@ def _webui_json(poses, height, width):
                         "hand_left_keypoints_2d": flat(p.left_hand),
                         "hand_right_keypoints_2d": flat(p.right_hand)} for p in poses],
             "canvas_height": height, "canvas_width": width}
+
+
+@pytest.mark.parametrize("runtime", ["keras", "openvino"])
+def test_maps_equal_the_torch_networks(pth, oracle, runtime, tmp_path):
+    """Body, hand and face maps of the converted weights equal torch's to 1e-4."""
+    from rtpose.models import load_model
+    from rtpose.runtime import make_network
+    from rtpose.runtime.part_runtime import part_network
+
+    if runtime == "openvino":
+        pytest.importorskip("openvino", reason="the openvino extra: pip install -e .[openvino]")
+    weights = {name: controlnet._converted(pth / file, name, pth / "converted")
+               for name, file in controlnet.PTH_FILES.items()}
+    rng = np.random.default_rng(5)
+    batch = rng.uniform(0, 255, (2, 64, 96, 3)).astype(np.float32)
+    tensor = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) / 256 - 0.5)
+    model, arch = load_model("cmu", weights["body"])
+    heat, paf = make_network(model, arch, runtime, weights["body"])(batch)
+    with torch.no_grad():
+        torch_paf, torch_heat = oracle.body_estimation.model(tensor)
+        torch_hand = oracle.hand_estimation.model(tensor)
+        torch_face = oracle.face_estimation.model(tensor)[-1]
+    # controlnet_aux's body model ends its heatmaps with a ReLU (rtpose.controlnet.body_maps)
+    for mine, theirs in ((np.maximum(heat, 0), torch_heat), (paf, torch_paf),
+                         (part_network("hand", weights["hand"], runtime)(batch), torch_hand),
+                         (part_network("face", weights["face"], runtime)(batch), torch_face)):
+        theirs = theirs.numpy().transpose(0, 2, 3, 1)
+        assert mine.shape == theirs.shape
+        assert np.abs(theirs).max() > 0.1  # maps of some size: the comparison means something
+        np.testing.assert_allclose(mine, theirs, atol=1e-4)
