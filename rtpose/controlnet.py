@@ -23,8 +23,8 @@ What controlnet_aux does, step for step (so that its pixels come out):
   points, white face dots of radius 3; the canvas then resized (bilinear) to the input resized
   to ``image_resolution``.
 
-Processors (``PROCESSORS``) name controlnet_aux's ``include_*`` settings. The hand and face keypoints
-are float32 and a coordinate at the crop's left or top edge becomes -1 / W, as controlnet_aux's
+Processors (``PROCESSORS``) name controlnet_aux's ``include_*`` settings. The hand and face
+keypoints are float32 and a coordinate at the crop's left or top edge becomes -1 / W, as controlnet_aux's
 are; the face list holds the parts found, the face network's background map's peak included.
 The CMU weights are for non-commercial use only.
 """
@@ -49,10 +49,12 @@ from rtpose.wholebody import (
     BOXSIZE,
     STRIDE,
     HandsFace,
-    Network as HeatmapNetwork,
     detect_hands_face,
     resize,
     upsample_by_stride,
+)
+from rtpose.wholebody import (
+    Network as HeatmapNetwork,
 )
 
 PROCESSORS = {
@@ -270,6 +272,19 @@ class OpenposeDetector:
             include_hand = include_face = hand_and_face
         if "return_pil" in kwargs:
             output_type = "pil" if kwargs["return_pil"] else "np"
+        canvas, _, _ = self.run(input_image, detect_resolution, image_resolution, include_body,
+                                include_hand, include_face)
+        if output_type == "pil":
+            from PIL import Image
+
+            return Image.fromarray(canvas)
+        return canvas
+
+    def run(self, input_image: Any, detect_resolution: int = 512, image_resolution: int = 512,
+            include_body: bool = True, include_hand: bool = False, include_face: bool = False
+            ) -> tuple[np.ndarray, list[PoseResult], tuple[int, int]]:
+        """``__call__``'s picture (RGB array), with the poses and the (H, W) of the canvas they
+        were drawn on (the input at ``detect_resolution``), e.g. for ``encode_poses_as_dict``."""
         image = hwc3(np.asarray(input_image, dtype=np.uint8))
         image = resize_image(image, detect_resolution)
         height, width = image.shape[:2]
@@ -278,11 +293,7 @@ class OpenposeDetector:
         target = resize_image(image, image_resolution)
         canvas = cv2.resize(canvas, (target.shape[1], target.shape[0]),
                             interpolation=cv2.INTER_LINEAR)
-        if output_type == "pil":
-            from PIL import Image
-
-            return Image.fromarray(canvas)
-        return canvas
+        return canvas, poses, (height, width)
 
 
 def _download(repo: str, filename: str, cache_dir: Any, local_files_only: bool) -> Path:

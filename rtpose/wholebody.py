@@ -233,3 +233,44 @@ def detect_hands_face(image: np.ndarray, keypoints: np.ndarray,
             peaks = np.where(found[:, None], peaks + [x, y, 0], 0.0)
             face[person], background[person] = peaks[:FACE_KEYPOINTS], peaks[FACE_KEYPOINTS]
     return HandsFace(hands, face, boxes_h, boxes_f, background)
+
+
+def part_networks_from_args(args) -> tuple[Network | None, Network | None]:
+    """The hand and face networks that ``--hands`` and ``--face`` ask for, on the body's runtime
+    (keras, else openvino) and precision (fp32 for int8); a missing weights file is one line
+    saying how to get it."""
+    from rtpose.runtime.part_runtime import part_network
+
+    runtime = args.runtime if args.runtime in ("keras", "openvino") else "openvino"
+    precision = args.precision if args.precision in ("fp32", "bf16") else "fp32"
+    return tuple(part_network(name, runtime=runtime, precision=precision) if wanted else None
+                 for name, wanted in (("hand", args.hands), ("face", args.face)))
+
+
+def add_hands_face_args(parser) -> None:
+    """``--hands`` and ``--face``."""
+    parser.add_argument("--hands", action="store_true",
+                        help="also the hands (OpenPose's hand network on boxes from the body; "
+                        "bash model/get_cmu_model.sh --hands --no-body)")
+    parser.add_argument("--face", action="store_true",
+                        help="also the face (OpenPose's face network; "
+                        "bash model/get_cmu_model.sh --face --no-body)")
+
+
+def draw_hands_face(image: np.ndarray, people) -> np.ndarray:
+    """``image`` with the people's hands (edges in 20 hues, blue points) and face (white dots)
+    drawn as ControlNet draws them."""
+    from rtpose.controlnet import Keypoint, draw_facepose, draw_handpose
+
+    height, width = image.shape[:2]
+
+    def points(array: np.ndarray) -> list:
+        return [Keypoint(x / width, y / height) if c != 0 else Keypoint(-1.0, -1.0)
+                for x, y, c in array.tolist()]
+
+    for i in range(len(people)):
+        for side in range(2 if people.hands is not None else 0):
+            image = draw_handpose(image, points(people.hands[i, side]))
+        if people.face is not None:
+            image = draw_facepose(image, points(people.face[i]))
+    return image

@@ -166,7 +166,10 @@ def test_hand_drawing_and_json(open_pose):
         assert expected.any()
     data = controlnet.encode_poses_as_dict(poses, height, width)
     assert data == _webui_json(poses, height, width)
-    assert np.array_equal(controlnet.draw_pose_dict(data), open_pose.draw_poses(poses, height, width))
+    assert np.array_equal(controlnet.draw_pose_dict(data),
+                          open_pose.draw_poses(poses, height, width))
+
+
 def _webui_json(poses, height, width):
     """sd-webui-controlnet's pose JSON of controlnet_aux's poses, as the web UI writes it."""
     def flat(keypoints):
@@ -174,7 +177,8 @@ def _webui_json(poses, height, width):
             return None
         return [v for k in keypoints
                 for v in ([float(k.x), float(k.y), 1.0] if k is not None else [0.0, 0.0, 0.0])]
-    return {"people": [{"pose_keypoints_2d": flat(p.body.keypoints), "face_keypoints_2d": flat(p.face),
+    return {"people": [{"pose_keypoints_2d": flat(p.body.keypoints),
+                        "face_keypoints_2d": flat(p.face),
                         "hand_left_keypoints_2d": flat(p.left_hand),
                         "hand_right_keypoints_2d": flat(p.right_hand)} for p in poses],
             "canvas_height": height, "canvas_width": width}

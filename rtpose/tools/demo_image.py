@@ -1,6 +1,8 @@
 """Find the people in an image, draw their skeletons, and write them as OpenPose JSON.
 
     python demo_image.py --image sample_images/ski.jpg [--output result.png] [--json people.json]
+
+--hands and --face add OpenPose's hand and face keypoints (rtpose.wholebody).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from rtpose.tools.common import (
     one_line_errors,
     pipeline_from_args,
 )
+from rtpose.wholebody import (
+    add_hands_face_args,
+    detect_hands_face,
+    draw_hands_face,
+    part_networks_from_args,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,16 +35,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="write the people as OpenPose JSON to this file")
     add_model_args(parser)
     add_inference_args(parser)
+    add_hands_face_args(parser)
     args = parser.parse_args(argv)
 
     with one_line_errors():
         check_writable(args.output, args.json)
         image = read_image(args.image)
         pipeline = pipeline_from_args(args)
+        hand, face = part_networks_from_args(args)
         result = pipeline.run(image)
-        write_image(args.output, draw_people(image, result.people, result.peaks))
+        people, drawn = result.people, draw_people(image, result.people, result.peaks)
+        if hand is not None or face is not None:
+            found = detect_hands_face(image, people.keypoints, hand, face)
+            people = people.with_hands_face(found.hands, found.face)
+            drawn = draw_hands_face(drawn, people)
+        write_image(args.output, drawn)
         if args.json is not None:
-            write_json(args.json, result.people.to_openpose_json())
+            write_json(args.json, people.to_openpose_json())
 
     t = result.timings
     first_stage = "upsampling" if pipeline.decoder == "faithful" else "operators"
