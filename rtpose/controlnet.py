@@ -25,8 +25,8 @@ What controlnet_aux does, step for step (so that its pixels come out):
 
 Processors (``PROCESSORS``) name controlnet_aux's ``include_*`` settings. The hand and face
 keypoints are float32 and a coordinate at the crop's left or top edge becomes -1 / W, as
-controlnet_aux's are; the face list holds the parts found, the face network's background map's peak included.
-The CMU weights are for non-commercial use only.
+controlnet_aux's are; the face list holds the parts found, the face network's background
+map's peak included. The CMU weights are for non-commercial use only.
 """
 
 from __future__ import annotations
