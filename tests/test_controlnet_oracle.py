@@ -89,7 +89,7 @@ def test_body_keypoints_and_drawing(shared_data, oracle, ours, open_pose, name):
 
 
 def test_face_keypoints_drawing_and_json(shared_data, oracle, ours, open_pose):
-    image = _image(shared_data, "ski")
+    image = _image(shared_data, "000000000802.jpg")  # four faces: the oracle's face net is slow
     theirs = oracle.detect_poses(image, include_face=True)
     mine = ours.detect_poses(image, include_face=True)
     assert any(p.face for p in theirs)
@@ -105,17 +105,18 @@ def test_face_keypoints_drawing_and_json(shared_data, oracle, ours, open_pose):
 
 
 def test_hand_keypoints_on_a_crop(shared_data, oracle, ours):
-    """The hand network and its peaks on crops of a real image, two crops in one batch."""
+    """The hand network and its peaks on a crop of a real image, batched with another crop
+    (the oracle's hand network at four scales up to 736 px is slow: one crop is compared)."""
     from rtpose import wholebody
 
     image = cv2.imread(str(shared_data / "sample_images/ski.jpg"))
     boxes = np.array([[0, 0, 300, 150, 48], [0, 1, 420, 200, 33]])
     maps = wholebody.hand_maps(image, boxes, ours.hand_estimation)
-    for (_, _, x, y, side), hand in zip(boxes, maps, strict=True):
-        theirs = oracle.hand_estimation(image[y:y + side, x:x + side])
-        mine = wholebody.hand_peaks(hand, (side, side))
-        assert (mine[:, 2] != 0).any()
-        assert np.array_equal(mine[:, :2].astype(int), theirs)
+    _, _, x, y, side = boxes[0]
+    theirs = oracle.hand_estimation(image[y:y + side, x:x + side])
+    mine = wholebody.hand_peaks(maps[0], (side, side))
+    assert (mine[:, 2] != 0).sum() > 10 and (theirs != 0).any()
+    assert np.array_equal(mine[:, :2].astype(int), theirs)
 
 
 def test_boxes_are_controlnet_auxs(open_pose):
