@@ -240,11 +240,13 @@ def part_networks_from_args(args) -> tuple[Network | None, Network | None]:
     (keras, else openvino) and precision (fp32 for int8); a missing weights file is one line
     saying how to get it."""
     from rtpose.runtime.part_runtime import part_network
+    from rtpose.tools.common import quiet_native_stderr
 
     runtime = args.runtime if args.runtime in ("keras", "openvino") else "openvino"
     precision = args.precision if args.precision in ("fp32", "bf16") else "fp32"
-    return tuple(part_network(name, runtime=runtime, precision=precision) if wanted else None
-                 for name, wanted in (("hand", args.hands), ("face", args.face)))
+    with quiet_native_stderr(not getattr(args, "verbose", False)):
+        return tuple(part_network(name, runtime=runtime, precision=precision) if wanted else None
+                     for name, wanted in (("hand", args.hands), ("face", args.face)))
 
 
 def add_hands_face_args(parser) -> None:

@@ -21,13 +21,13 @@ them (``bash model/get_cmu_model.sh --hands --face``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 from keras import layers
 
 from rtpose.errors import WeightsError, first_line
+from rtpose.models import PART_NETWORKS, get_part_network  # noqa: F401 (re-exported)
 
 STRIDE = 8
 STAGES = 6
@@ -38,33 +38,6 @@ _BACKBONE = (
     ("conv4_1", 512), ("conv4_2", 512), ("conv4_3", 512), ("conv4_4", 512),
     ("conv5_1", 512), ("conv5_2", 512), ("conv5_3_CPM", 128),
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class PartNetwork:
-    """One of the two networks: its name, maps (keypoints + background), where its converted
-    weights go (relative to the repository root) and its ``.pth`` on Hugging Face."""
-
-    name: str
-    keypoints: int
-    weights: str
-    pth: str
-
-    @property
-    def channels(self) -> int:
-        return self.keypoints + 1
-
-
-PART_NETWORKS: dict[str, PartNetwork] = {
-    "hand": PartNetwork("hand", 21, "model/keras/hand.weights.h5", "hand_pose_model.pth"),
-    "face": PartNetwork("face", 70, "model/keras/face.weights.h5", "facenet.pth"),
-}
-
-
-def get_part_network(name: str) -> PartNetwork:
-    if name not in PART_NETWORKS:
-        raise ValueError(f"unknown network {name!r}; choose from {', '.join(PART_NETWORKS)}")
-    return PART_NETWORKS[name]
 
 
 def _conv(x, name: str, filters: int, kernel: int, relu: bool):

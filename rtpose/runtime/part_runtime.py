@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from rtpose.errors import ModelNotFoundError, first_line
-from rtpose.models import REPO_ROOT
-from rtpose.models.cmu_hand_face import PART_NETWORKS
+from rtpose.models import PART_NETWORKS, REPO_ROOT
 from rtpose.runtime.network import RuntimeUnavailableError
 
 RUNTIMES = ("keras", "openvino")

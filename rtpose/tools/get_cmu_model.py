@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rtpose.convert import cmu_source
 from rtpose.convert.pth import convert_pth, network_of_state, read_pth
-from rtpose.models.cmu_hand_face import PART_NETWORKS
+from rtpose.models import PART_NETWORKS
 from rtpose.tools.common import one_line_errors
 
 OUTPUT = Path("model/keras/model.weights.h5")
