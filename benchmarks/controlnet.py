@@ -176,14 +176,20 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _shift(found, expected) -> float:
-    """Mean distance (in pixels of a 512-px side) between the body keypoints present in both,
-    people taken in order."""
+    """Mean distance (in pixels of a 512-px side) from each of controlnet_aux's body keypoints
+    to the same part of the nearest person found (people whose parts differ are matched by the
+    parts they share)."""
     shifts = []
     for mine, theirs in zip(found, expected, strict=True):
-        for a, b in zip(mine, theirs, strict=False):
-            for k, j in zip(a.body.keypoints, b.body.keypoints, strict=True):
-                if k is not None and j is not None:
-                    shifts.append(512 * np.hypot(k.x - j.x, k.y - j.y))
+        for person in theirs:
+            best = None
+            for other in mine:
+                pairs = [512 * np.hypot(k.x - j.x, k.y - j.y)
+                         for k, j in zip(person.body.keypoints, other.body.keypoints, strict=True)
+                         if k is not None and j is not None]
+                if pairs and (best is None or np.mean(pairs) < np.mean(best)):
+                    best = pairs
+            shifts += best or []
     return float(np.mean(shifts)) if shifts else float("nan")
 
 
