@@ -148,3 +148,29 @@ def test_hands_without_the_weights_is_one_line(repo_root, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "bash model/get_cmu_model.sh --hands" in lines[0]
     assert not (tmp_path / "out.png").exists()
+
+
+def test_the_page_commands_are_accepted(repo_root, capsys, monkeypatch):
+    """docs/whole-body.md's commands: their scripts exist and take the flags it gives them."""
+    import runpy
+    import shlex
+
+    from test_readme import _commands
+
+    commands = _commands((repo_root / "docs" / "whole-body.md").read_text())
+    assert len(commands) >= 3
+    monkeypatch.syspath_prepend(str(repo_root))
+    for command in commands:
+        words = shlex.split(command)
+        if words[1] == "-m":
+            words = [words[0], words[2].replace(".", "/") + ".py", *words[3:]]
+        script = repo_root / words[1]
+        assert script.is_file(), command
+        if words[0] == "bash":
+            continue
+        main = runpy.run_path(str(script), run_name="docs_check")["main"]
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--help"])
+        assert exit_info.value.code == 0
+        accepted = capsys.readouterr().out
+        assert all(w in accepted for w in words[2:] if w.startswith("--")), command
