@@ -10,6 +10,7 @@ weights' fingerprint; ``rtpose.runtime.openvino_runtime``); a fresh cache loads 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,6 @@ def _openvino_forward(network: str, weights: Path, precision: str, threads: int 
         model = _convert(network, weights)
         info = {"format": ovr.CACHE_FORMAT, "precision": "fp32", "arch": f"cmu_{network}",
                 **ovr.weights_fingerprint(weights)}
-        import os
-
         target = path if os.access(path.parent, os.W_OK) else ovr._temporary_folder() / path.name
         model = ovr.read_ir(ovr._write_ir(model, target, info))
     config = {"INFERENCE_PRECISION_HINT": ovr._INFERENCE_PRECISION[precision],
