@@ -221,7 +221,7 @@ class OpenposeDetector:
         if folder.is_dir():
             paths = {key: folder / name for key, name in names.items()}
         else:
-            paths = {key: _download(str(pretrained_model_or_path), name, cache_dir,
+            paths = {key: _download(str(pretrained_model_or_path), name, key, cache_dir,
                                     local_files_only) for key, name in names.items()}
         weights = {key: _converted(path, key, weights_dir) for key, path in paths.items()}
         from rtpose.models import load_model
@@ -296,11 +296,17 @@ class OpenposeDetector:
         return canvas, poses, (height, width)
 
 
-def _download(repo: str, filename: str, cache_dir: Any, local_files_only: bool) -> Path:
+def _download(repo: str, filename: str, network: str, cache_dir: Any,
+              local_files_only: bool) -> Path:
+    """A ``.pth`` of a Hugging Face repository; the pinned files of ``lllyasviel/Annotators``
+    at the pinned revision, checked by size and sha256."""
     from rtpose.convert import cmu_source
 
-    if repo == cmu_source.REPO_ID and not local_files_only:
-        return cmu_source.download_pth(None, cache_dir, filename)
+    if (repo == cmu_source.REPO_ID and not local_files_only
+            and filename == cmu_source.pinned_file(network).filename):
+        path = cmu_source.download_pth(None, cache_dir, filename)
+        return cmu_source.check_pth(path, "delete it from the Hugging Face cache and run again",
+                                    network)
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as e:
