@@ -24,7 +24,7 @@ from rtpose.stream.images import write_image
 from rtpose.tools.common import one_line_errors
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGE = ROOT.parent / "shared" / "data" / "coco_mini" / "val2017" / "000000011813.jpg"
+IMAGE = ROOT.parent / "shared" / "data" / "coco_mini" / "val2017" / "000000217285.jpg"
 OUTPUT = ROOT / "docs" / "images" / "controlnet.png"
 
 
