@@ -47,14 +47,16 @@ def timed(run, repeats: int) -> tuple[float, float]:
     return 1000 * float(np.median(walls)), 1000 * (time.process_time() - cpu) / repeats
 
 
-def row(name: str, wall: float, cpu: float, reference: float | None) -> str:
-    ratio = f"{reference / wall:6.1f}x" if reference else "   ref "
-    return f"| {name:<38} | {wall:9.0f} | {cpu:9.0f} | {ratio} |"
+def row(name: str, wall: float, cpu: float, reference: tuple[float, float] | None) -> str:
+    """A table row; ``reference``: controlnet_aux's (wall, CPU) ms, for the ratios."""
+    ratios = (f"{reference[0] / wall:6.1f}x | {reference[1] / cpu:6.1f}x" if reference
+              else "   ref  |    ref ")
+    return f"| {name:<38} | {wall:9.0f} | {cpu:9.0f} | {ratios} |"
 
 
 def header(title: str) -> None:
-    print(f"\n{title}\n| {'':<38} | {'wall ms':>9} | {'CPU ms':>9} | faster |")
-    print(f"|{'-' * 40}|{'-' * 11}|{'-' * 11}|--------|")
+    print(f"\n{title}\n| {'':<38} | {'wall ms':>9} | {'CPU ms':>9} | x wall  | x CPU   |")
+    print(f"|{'-' * 40}|{'-' * 11}|{'-' * 11}|---------|---------|")
 
 
 def crowded_images(count: int) -> list[Path]:
@@ -131,9 +133,9 @@ def main(argv: list[str] | None = None) -> None:
             batch = batch.astype(np.float32)
             tensor = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) / 256 - .5)
             with torch.no_grad():
-                reference, cpu = timed(lambda m=torch_models[name], t=tensor: m(t), args.repeats)
+                reference = timed(lambda m=torch_models[name], t=tensor: m(t), args.repeats)
             shape = "x".join(map(str, batch.shape[:3]))
-            print(row(f"{name} {shape} torch", reference, cpu, None))
+            print(row(f"{name} {shape} torch", *reference, None))
             for precision in precisions:
                 if name == "body":
                     net = openvino_network("cmu", weights["body"], precision=precision)
@@ -158,10 +160,10 @@ def main(argv: list[str] | None = None) -> None:
                 with torch.no_grad():
                     return [oracle.detect_poses(im, **flags) for im in images]
 
-            reference, cpu = timed(oracle_run, 1)
             n = len(images)
+            reference = tuple(ms / n for ms in timed(oracle_run, 1))
             expected = oracle_run()
-            print(row(f"{processor} controlnet_aux", reference / n, cpu / n, None)
+            print(row(f"{processor} controlnet_aux", *reference, None)
                   + f" {sum(map(len, expected))} people")
             for precision, detector in ours.items():
                 def run(detector=detector, flags=flags):
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                 found = run()
                 same = "same poses" if found == expected else \
                     f"mean body shift {_shift(found, expected):.2f} px"
-                print(row(f"{processor} rtpose {precision}", wall / n, cpu / n, reference / n)
+                print(row(f"{processor} rtpose {precision}", wall / n, cpu / n, reference)
                       + f" {sum(map(len, found))} people, {same}")
 
 
