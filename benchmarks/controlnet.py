@@ -29,7 +29,8 @@ import numpy as np
 
 from benchmarks.machine import machine_header
 from rtpose.controlnet import OpenposeDetector, _converted, resize_image
-from rtpose.runtime.openvino_runtime import _core, cpu_has_bf16, openvino_network
+from rtpose.runtime.openvino.cache import openvino_network
+from rtpose.runtime.openvino.network import _core, cpu_has_bf16
 from rtpose.runtime.part_runtime import part_network
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -31,12 +31,8 @@ from rtpose.convert.tf_graph import (
 from rtpose.errors import RtposeError
 from rtpose.models import get_architecture
 from rtpose.models.mobilenet_thin import build_mobilenet_thin
-from rtpose.runtime.openvino_runtime import (
-    OpenVinoError,
-    OpenVinoNetwork,
-    cpu_has_bf16,
-    openvino_network,
-)
+from rtpose.runtime.openvino.cache import openvino_network
+from rtpose.runtime.openvino.network import OpenVinoError, OpenVinoNetwork, cpu_has_bf16
 
 
 def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

@@ -2,12 +2,12 @@
 
 Runtimes: ``predict`` (Keras ``model.predict``, the original demo's call), ``keras`` (one
 ``tf.function`` graph), ``xla`` (the same, ``jit_compile=True``), ``onnx`` (onnxruntime),
-``openvino`` (OpenVINO Runtime, ``rtpose.runtime.openvino_runtime``) and ``litert`` (LiteRT with its
+``openvino`` (OpenVINO Runtime, ``rtpose.runtime.openvino``) and ``litert`` (LiteRT with its
 XNNPACK delegate, measured here only). Precisions (``--precision``), each where the runtime
 has it: ``fp32`` (all), ``bf16`` (openvino), ``int8`` (openvino: NNCF; litert: the TFLite
 converter's full-integer quantisation) and ``fp16`` (litert: fp16 weights). int8 is calibrated
-on coco_mini train2017 images (MobileNet-thin: all of them, as ``rtpose.runtime.openvino_runtime``
-does; random-weight CMU and LiteRT: 8, as only the speed counts).
+on coco_mini train2017 images (MobileNet-thin: all of them, as ``rtpose.runtime.calibration``
+reads them; random-weight CMU and LiteRT: 8, as only the speed counts).
 
 ``--openvino-modes`` adds OpenVINO variants: ``latency`` (one compiled model for every input
 size, the default), ``static`` (one compiled model per input size) and ``throughput`` (the
@@ -58,14 +58,13 @@ from benchmarks.coco_mini import COCO_MINI
 from benchmarks.machine import machine_header
 from rtpose.errors import RtposeError
 from rtpose.models import ARCHITECTURES, load_model
+from rtpose.runtime.calibration import CalibrationImages, calibration_batches
 from rtpose.runtime.export import export_model
 from rtpose.runtime.keras_runtime import KerasNetwork
 from rtpose.runtime.onnx_runtime import OnnxNetwork
-from rtpose.runtime.openvino_runtime import (
-    OpenVinoNetwork,
-    calibration_batches,
-    openvino_ir,
-)
+from rtpose.runtime.openvino.cache import openvino_ir
+from rtpose.runtime.openvino.network import OpenVinoNetwork
+from rtpose.store import resolve
 
 SCALES = (0.5, 1.0, 1.5, 2.0)
 BOXSIZE, STRIDE, PAD_VALUE = 368, 8, 128
@@ -161,7 +160,7 @@ def make_calls(model, arch, weights: Path | None, args, folder: Path,
             elif runtime == "litert":
                 calls[label] = LiteRtNetwork(model, precision, folder, first_shape)
             else:
-                calibration = CALIBRATION
+                calibration = CalibrationImages(CALIBRATION, arch.stride)
                 if precision == "int8" and weights is None:
                     calibration = calibration_batches(CALIBRATION, arch.stride,
                                                       SPEED_ONLY_CALIBRATION)
@@ -249,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                         default=["latency"],
                         help="latency: one model for all sizes (default); static: one per "
                              "size; throughput: the throughput hint")
-    parser.add_argument("--mobilenet-weights", type=Path,
-                        default=Path("model/keras/mobilenet_thin.weights.h5"))
+    parser.add_argument("--mobilenet-weights", type=Path, default=None,
+                        help="default: rtpose.store's mobilenet_thin (checkout, then store)")
     parser.add_argument("--image", type=Path, help="input image (default: 640x480 noise)")
     parser.add_argument("--size", nargs="+", type=input_size,
                         help="noise inputs at scale 1, N (square) or HxW, one row each "
@@ -270,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.mobilenet_weights is None and "mobilenet_thin" in args.arch:
+        args.mobilenet_weights = resolve("mobilenet_thin", fetch_missing=False)
     if args.backend:
         compare_backends(args)
         return

@@ -8,10 +8,10 @@ For each setting (1 scale; 4 scales 0.5, 1, 1.5, 2) and each val image, the netw
 (the compiled runtime of ``rtpose.runtime``, resizing and padding included), then every decoder
 decodes the same outputs, the fast one first (as in the pipeline, straight after the network):
 
-- ``fast``: ``rtpose.decode``'s fast method (the pipeline's default). Its "maps" stage
+- ``fast``: ``rtpose.decode``'s fast decoder (the pipeline's default). Its "maps" stage
   up-samples nothing: it is the lookup, or for a new image size the construction, of its
   operators.
-- ``faithful``: ``rtpose.decode``'s faithful method (up-sampling, peaks, association).
+- ``faithful``: ``rtpose.decode``'s faithful decoder (up-sampling, peaks, association).
 - ``loops``: the same up-sampling, then ``tests/reference_grouping.py``, the original's
   algorithm as plain Python loops.
 
@@ -42,7 +42,7 @@ from rtpose.coco.evaluate import load_coco, score_keypoints
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.decode.faithful import average_maps
 from rtpose.people import People
-from rtpose.pipeline import Inferred, PosePipeline
+from rtpose.pipeline import NetworkOutputs, PosePipeline
 from rtpose.tools.common import add_model_args, network_from_args
 from tests.reference_grouping import find_peaks_loops, group_peaks_loops
 
@@ -70,7 +70,7 @@ def stage_times(network_s: float, maps_s: float, peaks_s: float,
             "association": association_s, "post": post, "total": network_s + post}
 
 
-def decode_loops(inferred: Inferred) -> tuple[People, dict]:
+def decode_loops(inferred: NetworkOutputs) -> tuple[People, dict]:
     """The loop version of the original: up-sampling, then reference_grouping.py."""
     start = time.perf_counter()
     heatmaps, pafs = average_maps(inferred.outputs, inferred.geometry)
@@ -86,7 +86,7 @@ def decode_loops(inferred: Inferred) -> tuple[People, dict]:
 
 
 def decode(name: str, pipelines: dict[str, PosePipeline],
-           inferred: Inferred) -> tuple[People, dict]:
+           inferred: NetworkOutputs) -> tuple[People, dict]:
     """People and stage times of decoder ``name``."""
     if name == "loops":
         return decode_loops(inferred)

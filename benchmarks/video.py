@@ -40,10 +40,11 @@ from benchmarks.machine import machine_header
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.draw import draw_people
 from rtpose.errors import ModelNotFoundError, RtposeError
-from rtpose.models import ARCHITECTURES, find_default_weights, load_model
+from rtpose.models import ARCHITECTURES, load_model
 from rtpose.pipeline import PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, make_network
-from rtpose.runtime.openvino_runtime import HINTS, OpenVinoNetwork
+from rtpose.runtime.openvino.network import HINTS, OpenVinoNetwork
+from rtpose.store import resolve
 from rtpose.stream.sources import open_source
 from rtpose.stream.stream import FrameTiming, StreamSummary, draw_fps, run_stream
 
@@ -58,7 +59,7 @@ def load(name: str):
     """The architecture's Keras model, architecture, weights path (None: random weights) and
     label ("real"/"random")."""
     try:
-        _, weights = find_default_weights(name, ROOT)
+        weights = resolve(name, fetch_missing=False)
     except ModelNotFoundError:
         if name == "mobilenet_thin":
             raise

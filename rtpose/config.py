@@ -98,7 +98,7 @@ class Preset:
 
 
 # ``original``: the CMU algorithm as it is. ``accurate``: chosen on coco_mini train2017 (see
-# README, COCO evaluation): flip averaging, and lower thresholds on peaks and on a person's
+# docs/evaluation.md): flip averaging, and lower thresholds on peaks and on a person's
 # mean score (the averaged maps' peaks are lower, most of all over several scales); the best
 # of thre1 0.1/0.05/0.02/0.01 x min_mean_score 0.4/0.3/0.2/0.1 at 1 and at 4 scales. With flip
 # averaging, sub-pixel keypoints lost AP there (0.002-0.003), so it keeps the peak pixels.

@@ -230,7 +230,7 @@ class OpenposeDetector:
 
         network = None
         if runtime == "openvino":
-            from rtpose.runtime.openvino_runtime import cached_openvino_network
+            from rtpose.runtime.openvino.cache import cached_openvino_network
 
             network = cached_openvino_network(weights["body"], precision)
         if network is None:

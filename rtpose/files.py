@@ -12,11 +12,14 @@
   with :data:`INTERRUPTED_EXIT` (130, the shell's code for Ctrl+C).
 - :func:`interrupts_deferred` holds Ctrl+C and SIGTERM back until a block ends, so that what the
   block writes (one frame into several outputs) is written whole or not at all.
+- :func:`sha256` checks that a file is the one expected (downloads, the original weights).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -78,6 +81,15 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file (read 1 MiB at a time)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -125,9 +137,15 @@ class FolderLock:
         self._fd: int | None = None
 
     def __enter__(self) -> FolderLock:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / self.NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock; ``RtposeError`` in one line when the folder is another's, is not a
+        folder, or cannot be written (read-only, a full disk)."""
+        try:
+            if self.folder.exists() and not self.folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(self.folder))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder / self.NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise RtposeError(self._cannot_write(e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -136,10 +154,25 @@ class FolderLock:
             pid = f" (pid {holder})" if holder.isdigit() else ""
             raise RtposeError(f"{self.folder} is in use by another {self.user}{pid}; wait for it "
                               f"to finish or choose {self.elsewhere}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            if os.pwrite(fd, f"{os.getpid()}\n".encode(), 0) == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as e:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise RtposeError(self._cannot_write(e)) from None
         self._fd = fd
         return self
+
+    def _cannot_write(self, error: OSError) -> str:
+        where = error.filename if error.errno == errno.ENOTDIR and error.filename else (
+            self.folder)
+        reason = (error.strerror or str(error)).lower()
+        if error.errno in (errno.ENOTDIR, errno.EEXIST):
+            reason = "a file is there, not a folder" if Path(where).exists() else (
+                "a file is in its path, not a folder")
+        return f"cannot write into {where} for the {self.user}: {reason}; choose {self.elsewhere}"
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:

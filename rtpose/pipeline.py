@@ -21,13 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE, GroupingParams, InferenceParams
-from rtpose.decode import METHODS, Stopwatch, decode
+from rtpose.decode import DECODERS, Stopwatch, decode, faithful
 from rtpose.errors import RtposeError
 from rtpose.geometry import MAX_INPUT_PIXELS, Geometry, merge_mirrored, network_inputs
 from rtpose.people import People
 from rtpose.runtime.network import Network, PendingMaps
-
-DECODERS = METHODS
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class Timings:
 
 
 @dataclass(frozen=True, eq=False)
-class Inferred:
+class NetworkOutputs:
     """``PosePipeline.infer``'s result: per scale the network's (heatmaps (h, w, 19), PAFs
     (h, w, 38)) (averaged with the mirror's with ``InferenceParams.flip``), the image geometry,
     and the seconds the network took."""
@@ -68,12 +66,12 @@ class PendingInference:
     (``PendingMaps.network_s``: not the time spent waiting behind another image's batches) and
     the flip merge."""
 
-    def __init__(self, inferred: Inferred | None = None, pending: Sequence[PendingMaps] = (),
+    def __init__(self, inferred: NetworkOutputs | None = None, pending: Sequence[PendingMaps] = (),
                  geometry: Geometry | None = None, flip: bool = False, prepare_s: float = 0.0):
         self._inferred, self._pending, self._geometry = inferred, list(pending), geometry
         self._flip, self._prepare_s = flip, prepare_s
 
-    def result(self) -> Inferred:
+    def result(self) -> NetworkOutputs:
         if self._inferred is None:
             outputs, network_s = [], self._prepare_s
             for pending in self._pending:
@@ -81,7 +79,7 @@ class PendingInference:
                 start = time.perf_counter()
                 outputs.append(_image_outputs(heat, paf, self._flip))
                 network_s += pending.network_s + time.perf_counter() - start
-            self._inferred = Inferred(outputs, self._geometry, network_s)
+            self._inferred = NetworkOutputs(outputs, self._geometry, network_s)
             self._pending = []
         return self._inferred
 
@@ -126,9 +124,9 @@ class PosePipeline:
         self.decoder = decoder
         self.max_pixels = max_pixels
 
-    def infer(self, image: np.ndarray) -> Inferred:
+    def infer(self, image: np.ndarray) -> NetworkOutputs:
         """The network's outputs at every scale for a BGR uint8 image (H, W, 3)."""
-        _check_image(image)
+        self._check_image(image)
         start = time.perf_counter()
         outputs, pads = [], []
         for batch, pad in network_inputs(image, self.inference, self.network.stride,
@@ -136,7 +134,7 @@ class PosePipeline:
             outputs.append(_image_outputs(*self.network(batch), self.inference.flip))
             pads.append(pad)
         geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
-        return Inferred(outputs, geometry, time.perf_counter() - start)
+        return NetworkOutputs(outputs, geometry, time.perf_counter() - start)
 
     @property
     def can_submit(self) -> bool:
@@ -149,7 +147,7 @@ class PosePipeline:
         runs; otherwise the network runs here. ``result()`` waits for ``infer``'s result."""
         if not self.can_submit:
             return PendingInference(self.infer(image))
-        _check_image(image)
+        self._check_image(image)
         pending, pads, prepare_s = [], [], 0.0
         start = time.perf_counter()
         for batch, pad in network_inputs(image, self.inference, self.network.stride,
@@ -162,7 +160,7 @@ class PosePipeline:
         geometry = Geometry((image.shape[0], image.shape[1]), tuple(pads), self.network.stride)
         return PendingInference(None, pending, geometry, self.inference.flip, prepare_s)
 
-    def decode(self, inferred: Inferred) -> PoseResult:
+    def decode(self, inferred: NetworkOutputs) -> PoseResult:
         """People from ``infer``'s result, with every stage's time."""
         clock = Stopwatch()
         peaks, people = decode(inferred.outputs, inferred.geometry, self.grouping, self.decoder,
@@ -178,6 +176,13 @@ class PosePipeline:
     def __call__(self, image: np.ndarray) -> People:
         return self.run(image).people
 
+    def _check_image(self, image: np.ndarray) -> None:
+        """A BGR image, and one the decoder can afford (before the network runs)."""
+        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
+            raise RtposeError(f"expected a BGR image of shape (H, W, 3), got {image.shape}")
+        if self.decoder == "faithful":
+            faithful.check_image_size(*image.shape[:2])
+
 
 def _image_outputs(heat, paf, flip: bool) -> tuple[np.ndarray, np.ndarray]:
     """One image's ``(heat, paf)`` from a batch's: the image's own, or with ``flip`` the batch
@@ -185,7 +190,3 @@ def _image_outputs(heat, paf, flip: bool) -> tuple[np.ndarray, np.ndarray]:
     heat, paf = np.asarray(heat), np.asarray(paf)
     return merge_mirrored(heat, paf) if flip else (heat[0], paf[0])
 
-
-def _check_image(image: np.ndarray) -> None:
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
-        raise RtposeError(f"expected a BGR image of shape (H, W, 3), got {image.shape}")

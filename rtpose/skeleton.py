@@ -99,3 +99,13 @@ COCO_TO_CMU: tuple[int, ...] = tuple(PARTS.index(name) for name in COCO_KEYPOINT
 NECK = PARTS.index("neck")
 LEFT_SHOULDER = PARTS.index("left_shoulder")
 RIGHT_SHOULDER = PARTS.index("right_shoulder")
+
+# COCO's per-keypoint OKS constants (sigmas, COCO order), and the same per CMU part; the neck,
+# which COCO lacks, takes the shoulders'.
+COCO_SIGMAS: tuple[float, ...] = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+)
+PART_SIGMAS: tuple[float, ...] = tuple(
+    COCO_SIGMAS[COCO_TO_CMU.index(p)] if p in COCO_TO_CMU else COCO_SIGMAS[5]
+    for p in range(NUM_PARTS))

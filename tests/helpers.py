@@ -1,17 +1,23 @@
 """Inputs shared by several test modules: the original demo's network input for an image, the
 saved MobileNet-thin outputs on ski.jpg (``original_formats/ski_mobilenet_thin_netout.npz``),
-plain functions as networks (run at once or asynchronously), and a pipeline that sees one person
-per frame without a model."""
+plain functions as networks (run at once or asynchronously), a pipeline that sees one person
+per frame without a model, a clock that tests advance, and the processes, ports and one-line
+errors of the fault tests."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from synthetic import make_people, render_maps
 
 from rtpose.config import CMU_GROUPING, InferenceParams
@@ -139,3 +145,87 @@ def crashing_pipeline(args, threads: int | None = None) -> PosePipeline:
     """``person_pipeline`` with ``crashing_network``."""
     params = InferenceParams(boxsize=args.boxsize or 184, scales=args.scales)
     return PosePipeline(FunctionNetwork(crashing_network), params, CMU_GROUPING)
+
+
+def stalling_network(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``person_network``, but the process stops itself (``SIGSTOP``, as a read that never
+    returns would stall it) on a bright red input."""
+    if batch[0, :, :, 2].mean() > 190:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return person_network(batch)
+
+
+def stalling_pipeline(args, threads: int | None = None) -> PosePipeline:
+    """``person_pipeline`` with ``stalling_network``."""
+    params = InferenceParams(boxsize=args.boxsize or 184, scales=args.scales)
+    return PosePipeline(FunctionNetwork(stalling_network), params, CMU_GROUPING)
+
+
+class FakeClock:
+    """``time.perf_counter`` that a test moves on: the real clock plus every ``advance``, so
+    that a stand-in network "takes" seconds without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._real = time.perf_counter
+
+    def __call__(self) -> float:
+        return self._real() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def python(repo_root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` from the repository root, as a user would."""
+    return subprocess.run([sys.executable, *args], cwd=repo_root, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(repo_root)})
+
+
+def one_line_error(stderr: str, start: str = "error: ") -> str:
+    """The last line of ``stderr``, checked to be the one-line message (no traceback)."""
+    assert "Traceback" not in stderr, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(start), stderr[-3000:]
+    return last
+
+
+def exit_message(excinfo: pytest.ExceptionInfo[SystemExit]) -> str:
+    """The message of a ``SystemExit``, checked to be one ``error: `` line."""
+    message = str(excinfo.value.code)
+    assert message.startswith("error: ") and "\n" not in message, message
+    return message
+
+
+def temporaries(folder: Path) -> list[str]:
+    """Names of the temporaries in ``folder`` (``rtpose.files``' and converters' ``.partial``)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp-")
+                  or p.name.endswith(".partial"))
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def use_person_pipeline(monkeypatch, *tools) -> list:
+    """Give each tool module ``person_pipeline`` for its ``pipeline_from_args``; returns the list
+    of the flags it is called with, to see whether (and when) a tool built its model."""
+    calls = []
+
+    def pipeline(args, *_, **__):
+        calls.append(args)
+        return person_pipeline(args)
+
+    for tool in tools:
+        monkeypatch.setattr(tool, "pipeline_from_args", pipeline)
+    return calls

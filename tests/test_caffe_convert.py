@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from weight_files import caffemodel_bytes, cut_prototxt, random_layers
 
-from rtpose.convert.caffe import CaffeFormatError, conv_weights, read_caffemodel, read_prototxt
+from rtpose.convert.caffe import conv_weights
+from rtpose.convert.caffemodel import CaffeFormatError, read_caffemodel
+from rtpose.convert.prototxt import read_prototxt
 from rtpose.models.cmu import build_cmu_model, load_cmu_weights
 
 RNG = np.random.default_rng(1)

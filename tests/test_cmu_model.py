@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from weight_files import write_keras2_h5
 
-from rtpose.convert.caffe import read_prototxt
+from rtpose.convert.prototxt import read_prototxt
 from rtpose.errors import WeightsError
 from rtpose.models.cmu import (
     OUTPUT_ORDER,

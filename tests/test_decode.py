@@ -13,7 +13,7 @@ from synthetic import make_people, random_people, render_maps
 
 from rtpose.config import CMU_GROUPING, InferenceParams
 from rtpose.data.labels import encode_labels
-from rtpose.decode import decode, lowres
+from rtpose.decode import DECODERS, decode, lowres
 from rtpose.decode.faithful import average_maps
 from rtpose.decode.operators import Banded
 from rtpose.decode.peaks import find_peaks, gaussian_smooth
@@ -25,8 +25,8 @@ FOUR_SCALES = (0.5, 1.0, 1.5, 2.0)
 
 
 def faithful(outputs, geometry, params=CMU_GROUPING):
-    """(peaks, people) of the faithful method."""
-    return decode(outputs, geometry, params, method="faithful")
+    """(peaks, people) of the faithful decoder."""
+    return decode(outputs, geometry, params, decoder="faithful")
 
 
 def assert_same_peaks(fast, slow):
@@ -244,11 +244,11 @@ def test_operators_are_cached_and_check_their_maps():
         heat, _ = outputs[0]
         lowres.LowResPafs(first, [np.zeros((*heat.shape[:2], NUM_PAFS - 2), np.float32)])
     with pytest.raises(RtposeError, match="unknown decoder 'slow'"):
-        decode(outputs, geometry, method="slow")
+        decode(outputs, geometry, decoder="slow")
 
 
-@pytest.mark.parametrize("method", ["fast", "faithful"])
-def test_training_labels_decode_back_to_their_people(method):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_training_labels_decode_back_to_their_people(decoder):
     """Encoder and decoder mirror each other: the labels that training asks the network to
     predict for generated people (``encode_labels``, stride 8) decode to the same people."""
     rng = np.random.default_rng(11)
@@ -257,7 +257,7 @@ def test_training_labels_decode_back_to_their_people(method):
     heat, paf = encode_labels(truth, (46, 46), STRIDE)
     geometry = Geometry((368, 368), ((0, 0),), STRIDE)
     _, people = decode([(heat.astype(np.float32), paf.astype(np.float32))], geometry,
-                       method=method)
+                       decoder=decoder)
     assert len(people) == 3
     order = np.argsort(people.xy[:, 1, 0])  # by neck x, as the truth is
     found = people.keypoints[order[[0, 2, 1]]]

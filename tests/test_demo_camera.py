@@ -33,7 +33,7 @@ def test_video_to_mp4_and_json_lines(shared_data, mobilenet_weights, tmp_path, c
     street = shared_data / "videos" / "street_5frames.mp4"
     video, lines = tmp_path / "out.mp4", tmp_path / "out.jsonl"
     main(["--video", str(street), "--no-display", "--output", str(video), "--json", str(lines),
-          "--model", str(mobilenet_weights)])
+          "--model", str(mobilenet_weights), "--smooth", "--min-cutoff", "0.5", "--beta", "2"])
 
     capture = cv2.VideoCapture(str(video))
     source = cv2.VideoCapture(str(street))
@@ -50,10 +50,14 @@ def test_video_to_mp4_and_json_lines(shared_data, mobilenet_weights, tmp_path, c
         (i, pytest.approx(i * 0.2)) for i in range(5)]
     people = [People.from_json(r) for r in records]
     assert all(len(p) >= 2 for p in people)  # pedestrians in every frame
+    for frame in people:  # tracked (and smoothed): a different non-negative ID each
+        ids = frame.person_ids.tolist()
+        assert len(ids) == len(set(ids)) and min(ids) >= 0
     assert people[0].keypoints.shape[1:] == (18, 3)
 
     out = capsys.readouterr().out
     assert "5 frames from video" in out and "fps" in out and "grouping" in out
+    assert "person IDs" in out
 
 
 def test_missing_camera_and_video_are_one_line_errors(tmp_path):

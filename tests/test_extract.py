@@ -212,7 +212,9 @@ def test_each_format_reads_back_into_the_same_people(dataset, tmp_path, fake_mod
     frame = json.loads((tmp_path / "openpose" / "a" / "a_000000000003_keypoints.json").read_text())
     assert frame["version"] == 1.3
     person = frame["people"][0]
-    assert person["person_id"] == [-1] and len(person["pose_keypoints_2d"]) == 18 * 3
+    assert person["person_id"] == [0] and len(person["pose_keypoints_2d"]) == 18 * 3  # tracked
+    image = json.loads((tmp_path / "openpose" / "p2_keypoints.json").read_text())
+    assert image["people"][0]["person_id"] == [-1]  # an image is not tracked
     assert person["face_keypoints_2d"] == person["hand_left_keypoints_3d"] == []
     assert load_poses(tmp_path / "jsonl" / "a.jsonl").timestamps.tolist() == pytest.approx(
         [i / 10 for i in range(6)])
@@ -354,12 +356,12 @@ def test_manifest_survives_a_torn_line_and_keeps_the_last_record(tmp_path):
     path = tmp_path / "manifest.jsonl"
     with Manifest(path, {"format": "jsonl", "scales": (1.0,)}) as book:
         book.record("a.mp4", status="failed", reason="bad")
-        book.record("a.mp4", status="done", frames=3)
+        book.record("a.mp4", status="done", frames=3, output="a.jsonl")
     with open(path, "ab") as file:
         file.write(b'{"input": "b.mp4", "sta')  # killed while writing
     with Manifest(path, {"format": "jsonl", "scales": (1.0,)}) as book:
         assert book.status("a.mp4") == "done" and book.status("b.mp4") is None
-        book.record("b.mp4", status="done", frames=1)
+        book.record("b.mp4", status="done", frames=1, output="b.jsonl")
     assert list(read_manifest(path)) == ["a.mp4", "b.mp4"]
     assert all(json.loads(line) for line in path.read_text().splitlines())
     (tmp_path / "other.jsonl").write_text("hello\n")
@@ -378,12 +380,13 @@ def test_stores_publish_whole_outputs_only(tmp_path):
     assert (tmp_path / "a" / "x.jsonl").read_text() == "1\n" and not staged.exists()
 
     folder = store.stage("a/v", folder=True)
-    (folder / "f1.json").write_text("{}")
+    (folder / "v_000000000001_keypoints.json").write_text("{}")
     store.publish(folder, "a/v")
     again = store.stage("a/v", folder=True)
-    (again / "f2.json").write_text("{}")
+    (again / "v_000000000002_keypoints.json").write_text("{}")
     store.publish(again, "a/v")  # replaces the folder whole
-    assert sorted(p.name for p in (tmp_path / "a" / "v").iterdir()) == ["f2.json"]
+    assert sorted(p.name for p in (tmp_path / "a" / "v").iterdir()) == [
+        "v_000000000002_keypoints.json"]
 
     left = store.stage("a/x.jsonl")  # a killed worker's temporary
     left.write_text("half")
@@ -402,10 +405,11 @@ def test_stores_publish_whole_outputs_only(tmp_path):
     assert not staged.exists()
 
 
-def test_npz_bytes_depend_only_on_the_arrays(tmp_path):
+def test_npz_bytes_depend_only_on_the_arrays(tmp_path, monkeypatch):
     arrays = {"frames": np.arange(3), "keypoints": np.ones((2, 18, 3), np.float32)}
     write_npz(tmp_path / "a.npz", arrays)
-    time.sleep(2.1)  # past the zip format's 2-second clock
+    later = time.time() + 3600  # the second file an hour later, past the zip's 2-second clock
+    monkeypatch.setattr(time, "time", lambda: later)
     write_npz(tmp_path / "b.npz", arrays)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     with np.load(tmp_path / "a.npz") as data:

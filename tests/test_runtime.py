@@ -52,7 +52,7 @@ def test_keras_network_is_one_graph_for_all_sizes(mobilenet, ski_inputs):
     assert network.runtime == "keras"
     for x in ski_inputs:
         assert_same_maps(network(x), eager(model, arch, x), x)
-    assert network._forward.graph.experimental_get_tracing_count() == 1
+    assert network.traces == 1
 
 
 def test_onnx_network_caches_its_export(mobilenet, mobilenet_weights, ski_inputs, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from helpers import free_port
 
 from rtpose.data.client import DataGeneratorClient, DataServerTimeout
 from rtpose.data.wire import decode_message, encode_message
@@ -31,12 +32,6 @@ def cpp_messages(shared_data):
     with np.load(shared_data / "original_formats" / "rmpe_wire_first3.npz") as npz:
         frames = [npz[key] for key in FRAME_KEYS]
     return [[f[i].tobytes() for f in frames] for i in range(len(frames[0]))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(repo_root: Path, dataset: Path, port: int, *args: str) -> subprocess.Popen:

@@ -8,7 +8,7 @@ import pytest
 from helpers import ski_outputs
 
 from rtpose.config import GroupingParams
-from rtpose.decode import METHODS, decode
+from rtpose.decode import DECODERS, decode
 from rtpose.decode.peaks import peaks_and_patches, subpixel
 from rtpose.geometry import Geometry
 from rtpose.skeleton import NUM_HEATMAPS, NUM_PAFS
@@ -47,11 +47,11 @@ def test_both_decoders_find_low_resolution_gaussians_to_a_tenth_of_a_pixel():
     outputs = [(low, np.zeros((*low.shape[:2], NUM_PAFS), np.float32))]
     geometry = Geometry((height, width), ((0, 0),), 8)
     found = {}
-    for method in METHODS:
-        peaks, people = decode(outputs, geometry, GroupingParams(refine=True), method)
+    for decoder in DECODERS:
+        peaks, people = decode(outputs, geometry, GroupingParams(refine=True), decoder)
         assert len(people) == 0
-        found[method] = np.array([p[0, :2] for p in peaks[:len(CENTRES)]])
-        assert np.abs(found[method] - CENTRES).max() <= 0.1
+        found[decoder] = np.array([p[0, :2] for p in peaks[:len(CENTRES)]])
+        assert np.abs(found[decoder] - CENTRES).max() <= 0.1
     np.testing.assert_allclose(found["fast"], found["faithful"], atol=1e-3)
 
 
@@ -65,14 +65,14 @@ def test_peaks_on_the_edge_keep_their_pixel_across_it():
     assert x == 0 and abs(y - 20.8) <= 0.1
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("scales", [(1.0,), (0.5, 1.0, 1.5, 2.0)])
-def test_refining_keeps_the_people_of_the_peak_pixels(shared_data, scales, method):
+def test_refining_keeps_the_people_of_the_peak_pixels(shared_data, scales, decoder):
     """The saved MobileNet-thin outputs on ski.jpg: the same people, parts and scores; each
     keypoint moves by at most half a pixel, most of them by some."""
     outputs, geometry = ski_outputs(shared_data, scales)
-    _, plain = decode(outputs, geometry, GroupingParams(), method)
-    peaks, refined = decode(outputs, geometry, GroupingParams(refine=True), method)
+    _, plain = decode(outputs, geometry, GroupingParams(), decoder)
+    peaks, refined = decode(outputs, geometry, GroupingParams(refine=True), decoder)
     assert len(plain) == 5
     np.testing.assert_array_equal(refined.present, plain.present)
     np.testing.assert_array_equal(refined.conf, plain.conf)

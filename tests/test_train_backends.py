@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from rtpose.models import get_architecture
 from rtpose.train import callbacks as cb
-from rtpose.train import trainer
+from rtpose.train.checkpoints import load_checkpoint
 from rtpose.train.optimizer import MultiSGD
 
 # In the backend's process: MobileNet-thin (2 stages) at crop 64, batch 2, weights drawn in the
@@ -84,28 +83,6 @@ def test_first_three_steps_match_tensorflow(backend: str, tensorflow_steps, repo
 CROP = 64
 
 
-@pytest.fixture(scope="module")
-def servers(repo_root: Path, shared_data: Path):
-    """Training and validation ``host:port`` on the 3 original samples at crop ``CROP``."""
-    dataset = shared_data / "original_formats" / "train_dataset_first3.h5"
-    procs, addresses = [], []
-    for flags in (("--seed", "7"), ("--no-augment",)):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        procs.append(subprocess.Popen(
-            [sys.executable, "training/dataset_server.py", str(dataset), str(port),
-             "--crop-size", str(CROP), "--quiet", *flags],
-            cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        addresses.append(f"127.0.0.1:{port}")
-    yield addresses
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=30)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_training_resumes_on_a_backend(backend: str, servers: list[str], repo_root: Path,
@@ -126,8 +103,8 @@ def test_training_resumes_on_a_backend(backend: str, servers: list[str], repo_ro
         assert done.returncode == 0, done.stderr[-3000:]
     assert f"resuming from {weights_dir / 'last.keras'} at epoch 2 of 2" in done.stdout
     assert [row["epoch"] for row in cb.read_log(weights_dir / cb.TRAINING_LOG)] == [0, 1]
-    model = trainer.load_checkpoint(weights_dir / "last.keras",
-                                    get_architecture("mobilenet_thin"), 1)
+    model = load_checkpoint(weights_dir / "last.keras",
+                            get_architecture("mobilenet_thin"), 1)
     assert int(model.optimizer.iterations) == 2
     assert isinstance(model.optimizer, MultiSGD)
     assert any(np.any(np.asarray(m) != 0) for m in model.optimizer.momentums)
@@ -140,8 +117,9 @@ import numpy as np
 from benchmarks.train_step import synthetic_batch
 from rtpose.models import get_architecture
 from rtpose.train.config import TrainConfig
-from rtpose.train.trainer import (BatchFeed, build_training_model, compile_for_training,
-                                  data_parallel)
+from rtpose.train.distribute import data_parallel
+from rtpose.train.feed import BatchFeed
+from rtpose.train.trainer import build_training_model, compile_for_training
 architecture = get_architecture("mobilenet_thin")
 batch = synthetic_batch(4, 32, 1, seed=2)
 result = {}

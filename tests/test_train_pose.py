@@ -1,4 +1,4 @@
-"""training/train_pose.py and rtpose.train.trainer: initialisation, bookkeeping, real runs.
+"""training/train_pose.py and rtpose.train: initialisation, bookkeeping, real runs.
 
 The slow tests train on loopback from ``training/dataset_server.py`` serving the original
 3-sample HDF5 (``original_formats/train_dataset_first3.h5``) at a small crop.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,24 +17,19 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from helpers import free_port
 
 from rtpose.errors import RtposeError, WeightsError
 from rtpose.models import get_architecture
 from rtpose.tools.train_pose import build_parser, config_from_args
 from rtpose.train import callbacks as cb
-from rtpose.train import trainer
+from rtpose.train import checkpoints, distribute, trainer
 from rtpose.train.cluster import read_tf_config
 from rtpose.train.config import TrainConfig
-from rtpose.train.init import VGG19_LAYERS, copy_weights_by_name, read_vgg19_h5
+from rtpose.train.initial_weights import VGG19_LAYERS, copy_weights_by_name, read_vgg19_h5
 from rtpose.train.optimizer import MultiSGD
 
 CROP = 128
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_script(repo_root: Path, *args: str, cwd: Path | None = None,
@@ -45,32 +39,6 @@ def run_script(repo_root: Path, *args: str, cwd: Path | None = None,
         [sys.executable, script, *args], cwd=cwd or repo_root, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, "PYTHONPATH": str(repo_root)},
     )
-
-
-def start_server(repo_root: Path, dataset: Path, *flags: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "training/dataset_server.py", str(dataset), str(port),
-         "--crop-size", str(CROP), "--quiet", *flags],
-        cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    return proc, f"127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def servers(repo_root: Path, shared_data: Path):
-    """Training and validation ``host:port`` on the 3 original samples at crop ``CROP``, one
-    worker each: a seeded augmenting server, and a fixed validation set (``--no-augment``), so
-    that any 3k consecutive validation samples are the same samples."""
-    dataset = shared_data / "original_formats" / "train_dataset_first3.h5"
-    procs, addresses = zip(*(start_server(repo_root, dataset, *flags)
-                             for flags in (("--seed", "7"), ("--no-augment",))), strict=True)
-    yield addresses
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=30)
 
 
 def write_keras2_vgg19(path: Path, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
@@ -270,8 +238,9 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 from rtpose.models import get_architecture
 from rtpose.train.config import TrainConfig
-from rtpose.train.trainer import (BatchFeed, build_training_model, compile_for_training,
-                                  make_strategy)
+from rtpose.train.distribute import make_strategy
+from rtpose.train.feed import BatchFeed
+from rtpose.train.trainer import build_training_model, compile_for_training
 
 rng = np.random.default_rng(0)
 batch, crop, stages = 4, 32, 2
@@ -374,10 +343,10 @@ def test_bad_tf_config_stops_train_pose_before_keras(repo_root: Path, tmp_path: 
 
 
 def test_tf_config_on_another_backend_is_refused(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(trainer.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(distribute.keras.backend, "backend", lambda: "jax")
     with pytest.raises(RtposeError, match="TF_CONFIG describes a TensorFlow cluster but "
                                           "KERAS_BACKEND is jax"):
-        trainer.data_parallel(True, read_tf_config(tf_config(["h:1", "g:1"], 0)))
+        distribute.data_parallel(True, read_tf_config(tf_config(["h:1", "g:1"], 0)))
 
 
 # MultiWorkerMirroredStrategy first: it sets up TensorFlow's runtime, which must not have started.
@@ -385,7 +354,7 @@ STRATEGIES = """
 import json, sys
 import tensorflow as tf
 from rtpose.train.cluster import read_tf_config
-from rtpose.train.trainer import make_strategy
+from rtpose.train.distribute import make_strategy
 strategy = make_strategy(True, read_tf_config(sys.argv[1]))
 print(json.dumps([isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy),
                   strategy.num_replicas_in_sync, strategy.cluster_resolver.task_id,
@@ -394,11 +363,11 @@ print(json.dumps([isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy
 
 
 def test_each_device_of_a_cluster_pulls_its_share_of_a_batch():
-    assert trainer.per_device_batch(10, 2) == 5
-    assert trainer.per_device_batch(10, 1) == 10
+    assert distribute.per_device_batch(10, 2) == 5
+    assert distribute.per_device_batch(10, 1) == 10
     with pytest.raises(RtposeError, match=r"^--batch-size 10 does not divide among the 3 "
                                           r"devices of the cluster: use a multiple of 3$"):
-        trainer.per_device_batch(10, 3)
+        distribute.per_device_batch(10, 3)
 
 
 @pytest.mark.slow
@@ -454,7 +423,7 @@ def test_two_workers_train_in_step_and_resume(repo_root: Path, servers: tuple[st
     logs = [cb.read_log(folder / cb.TRAINING_LOG) for folder in folders]
     assert [row["epoch"] for row in logs[0]] == [0, 1] and logs[0] == logs[1]
     architecture = get_architecture("mobilenet_thin")
-    models = [trainer.load_checkpoint(folder / cb.LAST_CHECKPOINT, architecture, 1)
+    models = [checkpoints.load_checkpoint(folder / cb.LAST_CHECKPOINT, architecture, 1)
               for folder in folders]
     assert [int(m.optimizer.iterations) for m in models] == [4, 4]
     for a, b in zip(*(m.get_weights() for m in models), strict=True):

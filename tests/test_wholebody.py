@@ -79,7 +79,7 @@ def test_conversion_checks_every_name_and_shape(tmp_path):
 
 def test_converted_maps_keras_and_openvino(converted):
     pytest.importorskip("openvino", reason="the openvino runtime: pip install -e .[openvino]")
-    from rtpose.runtime.openvino_runtime import openvino_cache_path
+    from rtpose.runtime.openvino.cache import openvino_cache_path
     from rtpose.runtime.part_runtime import part_network
 
     batch = RNG.uniform(0, 255, (2, 64, 80, 3)).astype(np.float32)

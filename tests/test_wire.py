@@ -93,3 +93,38 @@ def test_encode_rejects_wrong_arrays():
         encode_message(np.zeros((3, 8, 8)), np.zeros((1, 1)), np.zeros((57, 1, 1)))
     with pytest.raises(WireError, match="label"):
         encode_message(np.zeros((3, 8, 8), np.uint8), np.zeros((1, 1)), np.zeros((56, 1, 1)))
+
+
+def _with_mask(frames, descr, shape, data):
+    """``frames`` with the mask's header entry and frame replaced."""
+    header = json.loads(frames[0])
+    header[1] = {"descr": descr, "shape": shape, "fortran_order": False}
+    return [json.dumps(header).encode(), frames[1], data, frames[3]]
+
+
+@pytest.mark.parametrize(
+    "descr, shape, data, message",
+    [
+        ("<f8", "(46,46)", bytes(7), "frame holds 7 bytes, header says"),  # a short mask frame
+        ("<f8", "(46,46)", bytes(46 * 46 * 8 + 3), "header says"),  # not whole values
+        ("|O", "(46,46)", bytes(46 * 46 * 8), "not a plain numeric type"),  # object dtype
+        ("<U2", "(46,46)", bytes(46 * 46 * 8), "not a plain numeric type"),  # strings
+        ("[('a', '<f8')]", "(46,46)", bytes(46 * 46 * 8), "bad array header"),  # not a dtype
+        ("<f8", "(-46,46)", bytes(8), "negative size"),
+        ("<f8", "((((", bytes(8), "bad array header"),
+    ],
+)
+def test_short_frames_and_non_numeric_dtypes_are_wire_errors(cpp_messages, descr, shape, data,
+                                                             message):
+    """Round 2, group 12: a 7-byte mask frame or an object dtype ended in numpy's ValueError."""
+    with pytest.raises(WireError, match=message) as error:
+        decode_message(_with_mask(cpp_messages[0], descr, shape, data))
+    assert "\n" not in str(error.value)
+
+
+def test_structured_dtypes_are_refused(cpp_messages):
+    header = json.loads(cpp_messages[0][0])
+    header[1]["descr"] = {"names": ["a", "b"], "formats": ["<f4", "<f4"]}
+    frames = [json.dumps(header).encode(), *cpp_messages[0][1:]]
+    with pytest.raises(WireError, match="not a plain numeric type"):
+        decode_message(frames)

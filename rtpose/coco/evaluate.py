@@ -1,8 +1,9 @@
 """COCO keypoint evaluation: run a pose pipeline over a COCO split and score it with pycocotools.
 
-Conventions (those that reproduce the original 2017 evaluation's AP on coco_mini, see README):
-keypoints at the integer peak pixels (offset 0), the person score is the original's total score,
-and the evaluation covers every image of the annotation file (people found or not).
+Conventions (those that reproduce the original 2017 evaluation's AP on coco_mini, see
+docs/evaluation.md): keypoints at the integer peak pixels (offset 0), the person score is the
+original's total score, and the evaluation covers every image of the annotation file (people
+found or not).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from rtpose.errors import RtposeError
+from rtpose.stream.images import MAX_IMAGE_PIXELS, check_input_file, read_image
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
@@ -188,7 +189,8 @@ def score_keypoints(coco_gt, results: list[dict] | str | Path,
     problem = results_problem(coco_gt, results)
     if problem:
         raise RtposeError(f"{source}: {problem}")
-    ids = sorted(coco_gt.getImgIds()) if image_ids is None else list(image_ids)
+    ids = evaluated_ids(coco_gt) if image_ids is None else list(image_ids)
+    check_people(coco_gt, ids, "the ground truth")
     if not results:
         return KeypointStats(values=(0.0,) * len(STAT_NAMES), table="no detections")
     out = io.StringIO()
@@ -203,27 +205,58 @@ def score_keypoints(coco_gt, results: list[dict] | str | Path,
     return KeypointStats(values=tuple(float(v) for v in ev.stats), table=table)
 
 
+def evaluated_ids(coco_gt, limit: int | None = None) -> list[int]:
+    """The ids of the images evaluated: all of ``coco_gt``'s (or its first ``limit``), sorted."""
+    return sorted(coco_gt.getImgIds())[:limit]
+
+
+def check_people(coco_gt, ids: Sequence[int], source: str | Path) -> None:
+    """``RtposeError`` unless the images ``ids`` of ``coco_gt`` hold at least one person with
+    keypoints (not a crowd): without one, COCO's AP is undefined (pycocotools prints -1)."""
+    people = [ann for ann in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=list(ids)))
+              if ann.get("num_keypoints", 0) > 0 and not ann.get("iscrowd", 0)]
+    if not people:
+        raise RtposeError(f"{source}: no person with keypoints on the {len(ids)} image"
+                          f"{'s' if len(ids) != 1 else ''} evaluated, so there is nothing to "
+                          "score (COCO's AP would be undefined)")
+
+
+def check_images(coco_gt, images_dir: str | Path, ids: Sequence[int]) -> None:
+    """``RtposeError`` naming the first of the images ``ids`` that is missing or unreadable in
+    ``images_dir`` and how many are, checked before any work."""
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise RtposeError(f"no folder {images_dir}")
+    paths = [images_dir / info["file_name"] for info in coco_gt.loadImgs(list(ids))]
+    missing = [path for path in paths if not path.is_file()]
+    if missing:
+        raise RtposeError(f"{len(missing)} of the {len(paths)} images are missing from "
+                          f"{images_dir}, e.g. {missing[0].name}")
+    for path in paths:
+        check_input_file(path, "image")
+
+
 def run_pipeline(pipeline, coco_gt, images_dir: str | Path, limit: int | None = None,
-                 offset: float = 0.0, score: str = "total", progress: bool = True) -> EvaluationRun:
+                 offset: float = 0.0, score: str = "total", progress: bool = True,
+                 max_image_pixels: int | None = MAX_IMAGE_PIXELS) -> EvaluationRun:
     """Run ``pipeline.run(image)`` (an ``rtpose.pipeline.PosePipeline``) on the images of
     ``coco_gt`` in image-id order and collect COCO results and per-stage timings (seconds)."""
-    return run_pipelines([pipeline], coco_gt, images_dir, limit, offset, score, progress)[0]
+    return run_pipelines([pipeline], coco_gt, images_dir, limit, offset, score, progress,
+                         max_image_pixels)[0]
 
 
 def run_pipelines(pipelines: Sequence, coco_gt, images_dir: str | Path, limit: int | None = None,
-                  offset: float = 0.0, score: str = "total",
-                  progress: bool = True) -> list[EvaluationRun]:
+                  offset: float = 0.0, score: str = "total", progress: bool = True,
+                  max_image_pixels: int | None = MAX_IMAGE_PIXELS) -> list[EvaluationRun]:
     """``run_pipeline`` for several pipelines at once, one run each: every image goes through
-    each pipeline in turn, so that a change of machine load affects their timings alike."""
+    each pipeline in turn, so that a change of machine load affects their timings alike.
+    Images larger than ``max_image_pixels`` are refused (``rtpose.stream.images.read_image``)."""
     images_dir = Path(images_dir)
-    ids = sorted(coco_gt.getImgIds())[:limit]
     runs = [EvaluationRun() for _ in pipelines]
-    for image_id in tqdm(ids, desc="images", unit="img", disable=not progress):
+    for image_id in tqdm(evaluated_ids(coco_gt, limit), desc="images", unit="img",
+                         disable=not progress):
         info = coco_gt.loadImgs(image_id)[0]
-        path = images_dir / info["file_name"]
-        image = cv2.imread(str(path))
-        if image is None:
-            raise RtposeError(f"cannot read image {path}")
+        image = read_image(images_dir / info["file_name"], max_pixels=max_image_pixels)
         for pipeline, run in zip(pipelines, runs, strict=True):
             result = pipeline.run(image)
             t = result.timings

@@ -9,20 +9,30 @@ checked by size and sha256. It is a plain state dict keyed by the Caffe layer na
 
 The download goes through ``huggingface_hub.hf_hub_download``, so its cache (``HF_HOME``,
 ``HF_HUB_CACHE``), resumed downloads, ``HF_ENDPOINT`` mirrors, ``HF_HUB_OFFLINE`` and tokens
-apply. The CMU weights are licensed by CMU for non-commercial use only.
+apply. A copy already in the cache is used without asking the network (the revision is a commit
+hash: it never changes). Otherwise the Hub is first asked once for the file's headers, with a
+short timeout, a few times, each retry said on stderr; a server that does not answer is reported
+as such (refused, unresolved, or connected but silent), not left to the hub's own retries
+(minutes of silence). The CMU weights are licensed by CMU for non-commercial use only.
 """
 
 from __future__ import annotations
 
-import hashlib
+import http.client
 import logging
 import os
-from collections.abc import Iterator
+import socket
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from rtpose.errors import FetchError
+from rtpose.files import sha256
 
 REPO_ID = "lllyasviel/Annotators"
 FILENAME = "body_pose_model.pth"
@@ -68,7 +78,8 @@ def network_of_file(path: str | Path) -> str:
     by_size = [n for n, pinned in files if pinned.size == size]
     return (by_name or by_size or ["body"])[0]
 BY_HAND = "bash model/get_cmu_model.sh --pth FILE"
-_CHUNK = 1 << 20
+TIMEOUT_S = 10.0  # for the server's first answer, per try
+TRIES = 3
 
 
 def endpoint(override: str | None = None) -> str:
@@ -107,29 +118,91 @@ def _quiet_hub() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def check_answers(url: str, timeout_s: float = TIMEOUT_S, tries: int = TRIES,
+                  say: Callable[[str], None] = _say) -> None:
+    """Return once the server of ``url`` answers a HEAD request (any answer: a redirect or an
+    error status is the hub's to read); try ``tries`` times, ``timeout_s`` each, each retry said
+    through ``say``; else ``FetchError`` saying what happened: a name that does not resolve, a
+    refused connection, no connection, or a connection accepted and never answered."""
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme == "https"
+    connection = http.client.HTTPSConnection if secure else http.client.HTTPConnection
+    where = parts.netloc
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    for attempt in range(1, tries + 1):
+        conn = connection(parts.hostname, parts.port, timeout=timeout_s)
+        try:
+            try:
+                conn.connect()
+            except socket.gaierror:
+                raise FetchError(f"cannot resolve the host name of {where}") from None
+            except ConnectionRefusedError:
+                reason = f"{where} refused the connection"
+            except TimeoutError:
+                reason = f"{where} did not accept a connection within {timeout_s:g} s"
+            except OSError as e:
+                reason = f"no connection to {where} ({e.strerror or e})"
+            else:
+                try:
+                    conn.request("HEAD", path or "/")
+                    conn.getresponse()
+                    return
+                except TimeoutError:
+                    reason = (f"{where} accepted the connection but sent no answer within "
+                              f"{timeout_s:g} s")
+                except (OSError, http.client.HTTPException) as e:
+                    reason = f"{where} closed the connection without an answer ({e})"
+        finally:
+            conn.close()
+        if attempt < tries:
+            say(f"warning: {reason}; trying again ({attempt + 1} of {tries})")
+            time.sleep(min(2.0 ** (attempt - 1), 4.0))
+    raise FetchError(f"{reason} ({tries} tries of {timeout_s:g} s)")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
 def download_pth(hub: str | None = None, cache_dir: str | Path | None = None,
+                 timeout_s: float = TIMEOUT_S, say: Callable[[str], None] = _say,
                  filename: str = FILENAME) -> Path:
     """``filename`` (default ``body_pose_model.pth``) at the pinned revision, from the Hugging
-    Face cache or downloaded into it; ``FetchError`` with one line naming what was tried when it
-    cannot be had."""
+    Face cache or downloaded into it; ``FetchError`` with one line naming what was tried when it cannot be had.
+    ``timeout_s``: how long the server may take to answer, per try (``check_answers``)."""
     hub = endpoint(hub)
     tried = f"{filename} of {REPO_ID} at revision {REVISION} from {hub}"
     try:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
         from huggingface_hub.utils import LocalEntryNotFoundError
     except ImportError as e:
         raise FetchError(
             f"cannot download {tried}: huggingface_hub is not installed "
             f"(pip install huggingface_hub); {_by_hand(hub, filename)}"
         ) from e
+    cached = try_to_load_from_cache(REPO_ID, filename, cache_dir=cache_dir, revision=REVISION)
+    if isinstance(cached, str):
+        return Path(cached)
+    # A proxy (which http.client would not use) or offline mode: the hub alone decides.
+    host = urllib.parse.urlsplit(hub).hostname or ""
+    if not _offline() and not (urllib.request.getproxies() and
+                               not urllib.request.proxy_bypass(host)):
+        try:
+            check_answers(file_url(hub, filename), timeout_s, say=say)
+        except FetchError as e:
+            raise FetchError(f"cannot download {tried}: {e}; {_by_hand(hub, filename)}") from e
     try:
         with _quiet_hub():
             path = hf_hub_download(
-                REPO_ID, filename, revision=REVISION, endpoint=hub, cache_dir=cache_dir
+                REPO_ID, filename, revision=REVISION, endpoint=hub, cache_dir=cache_dir,
+                etag_timeout=timeout_s,
             )
     except LocalEntryNotFoundError as e:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
-        reason = "HF_HUB_OFFLINE is set" if offline else "no connection"
+        reason = "HF_HUB_OFFLINE is set" if _offline() else "no connection"
         raise FetchError(
             f"cannot download {tried}: {reason}, and no copy in the Hugging Face cache; "
             f"{_by_hand(hub, filename)}"
@@ -142,15 +215,6 @@ def download_pth(hub: str | None = None, cache_dir: str | Path | None = None,
             f"cannot download {tried}: {type(e).__name__}: {reason}; {_by_hand(hub, filename)}"
         ) from e
     return Path(path)
-
-
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_pth(path: str | Path, remedy: str, network: str = "body") -> Path:
@@ -171,3 +235,16 @@ def check_pth(path: str | Path, remedy: str, network: str = "body") -> Path:
         raise FetchError(
             f"{path} has sha256 {digest}, {pinned.filename} has {pinned.sha256}; {remedy}")
     return path
+
+
+def fetch_cmu(target: Path, source: Path | None = None) -> Path:
+    """Keras weights ``target`` from ``body_pose_model.pth``: ``source`` if given, else
+    downloaded through huggingface_hub (its progress bar), each checked by size and sha256.
+    The store's fetcher (``rtpose.store``)."""
+    from rtpose.convert.pth import convert_pth
+
+    if source is None:
+        source = check_pth(download_pth(), "delete it from the Hugging Face cache and run again")
+    else:
+        check_pth(source, f"download {file_url(endpoint())} again")
+    return convert_pth(source, target)

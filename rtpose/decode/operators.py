@@ -1,4 +1,4 @@
-"""The faithful method's up-sampling and smoothing as matrices acting on the network's outputs.
+"""The faithful decoder's up-sampling and smoothing as matrices acting on the network's outputs.
 
 For one scale, ``rtpose.geometry.upsample_maps`` is linear and acts on each axis separately:
 a channel X (h, w) becomes ``M_y @ X @ M_x.T`` (H, W) in the image frame, with M_y (H, h) and

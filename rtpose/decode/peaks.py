@@ -1,7 +1,7 @@
 """Heatmap peaks in the image frame: the original's local maxima of each part's smoothed heatmap.
 
 ``find_peaks`` works on full-size heatmaps (H, W, >=18) averaged over the scales (the faithful
-method); ``rtpose.decode.lowres.find_peaks_lowres`` finds the same peaks from the network's
+decoder); ``rtpose.decode.lowres.find_peaks_lowres`` finds the same peaks from the network's
 low-resolution outputs. Peaks are per part an (n, 3) float64 array of x, y (integer pixels, see
 ``rtpose.geometry``) and the unsmoothed averaged heatmap's value, in row-major order.
 """
@@ -92,7 +92,7 @@ def _peaks_in(heat: np.ndarray, box: tuple[int, int, int, int],
     reach = SMOOTH_RADIUS + 1
     cy0, cy1 = max(y0 - reach, 0), min(y1 + reach, height)
     cx0, cx1 = max(x0 - reach, 0), min(x1 + reach, width)
-    from scipy.ndimage import gaussian_filter  # the faithful method only: a slow import
+    from scipy.ndimage import gaussian_filter  # the faithful decoder only: a slow import
 
     smooth = np.pad(gaussian_filter(heat[cy0:cy1, cx0:cx1], sigma=PEAK_SIGMA), 1)
     # The box and its neighbours shifted by one pixel, in the padded crop's coordinates.

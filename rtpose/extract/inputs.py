@@ -12,15 +12,19 @@ Each input gets a relative name, mirrored under the output folder:
 List files hold one path per line; blank lines and lines starting with ``#`` are skipped;
 relative paths are relative to the list file's folder. Folders are walked in name order,
 skipping hidden files and folders and the output folder; their files of other types are
-skipped and counted. A file named directly is always an input, whatever its type (one of an
-unknown type then fails, recorded like any bad input).
+skipped and counted. A glob's matches in the output folder are skipped too, and so are the
+outputs of earlier runs (``outputs``: those the manifest records, and the manifest), wherever
+they are found: outputs never become inputs. A folder that cannot be read is an error, never
+skipped in silence. A file named directly is always an input, whatever its type (one of an
+unknown type, or that is not a regular file, then fails, recorded like any bad input).
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Sequence
+import stat
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -70,19 +74,25 @@ def collect_inputs(
     lists: Sequence[str | Path] = (),
     exclude: str | Path | None = None,
     cwd: str | Path | None = None,
+    outputs: Collection[str | Path] = (),
 ) -> Inputs:
     """The inputs named by ``paths`` (files, folders, globs) and the list files ``lists``.
 
-    ``exclude``: a folder never walked into (the output folder). Raises ``RtposeError`` when a
-    path names nothing, a list file cannot be read, nothing is found, or two inputs would write
-    the same outputs (same name but for the extension).
+    ``exclude``: a folder never walked into (the output folder); ``outputs``: files and
+    folders that are never inputs (the manifest, the outputs it records). Raises
+    ``RtposeError`` when a path names nothing, a list file or a folder cannot be read, nothing
+    is found, or two inputs would write the same outputs (same name but for the extension).
     """
     cwd = Path(cwd or os.getcwd()).resolve()
     excluded = Path(exclude).resolve() if exclude is not None else None
+    ours = {Path(os.path.abspath(path)) for path in outputs}
     found: dict[str, Item] = {}
     skipped = 0
 
     def add(path: Path, name: str) -> None:
+        absolute = Path(os.path.abspath(path))
+        if ours and (absolute in ours or not ours.isdisjoint(absolute.parents)):
+            return
         item = Item(str(path), name, kind_of(path))
         previous = found.get(name)
         if previous is not None and previous.path != item.path:
@@ -97,7 +107,7 @@ def collect_inputs(
             skipped += others
             for file in files:
                 add(file, file.relative_to(path).as_posix())
-        elif path.is_file():
+        elif path.exists() and not path.is_dir():  # a file, or a FIFO or device that fails
             add(path, _relative_name(path, cwd))
         elif GLOB_CHARACTERS & set(text):
             base = _glob_base(text, cwd)
@@ -105,6 +115,8 @@ def collect_inputs(
             if not matches:
                 raise RtposeError(f"no file matches {text}")
             for match in map(Path, matches):
+                if _inside(match.resolve(), excluded) and not _inside(base, excluded):
+                    continue  # the output folder, or a file in it
                 if match.is_dir():
                     files, others = _walk(match, excluded)
                     skipped += others
@@ -126,10 +138,21 @@ def collect_inputs(
     return Inputs(tuple(found[name] for name in sorted(found)), skipped)
 
 
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and (path == folder or folder in path.parents)
+
+
 def _walk(folder: Path, excluded: Path | None) -> tuple[list[Path], int]:
-    """The image and video files below ``folder`` in name order, and the number of others."""
+    """The image and video files below ``folder`` in name order, and the number of others;
+    ``RtposeError`` for a folder that cannot be read."""
+
+    def unreadable(error: OSError) -> None:
+        reason = (error.strerror or str(error)).lower()
+        raise RtposeError(f"cannot read folder {error.filename}: {reason}; "
+                          "make it readable, or move it out of the inputs")
+
     files, others = [], 0
-    for root, dirs, names in os.walk(folder):
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
                          and (excluded is None or Path(root, d).resolve() != excluded))
         for name in sorted(names):
@@ -163,6 +186,9 @@ def _glob_base(pattern: str, cwd: Path) -> Path:
 
 def _read_list(path: Path) -> list[str]:
     try:
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            kind = "a folder" if path.is_dir() else "not a regular file (a FIFO or a device)"
+            raise RtposeError(f"cannot read list file {path}: {kind}")
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise RtposeError(f"cannot read list file {path}: {e.strerror or e}") from None

@@ -14,8 +14,7 @@ Ray is an optional extra: ``pip install 'rtpose[ray]'``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rtpose.errors import RtposeError, first_line
@@ -52,81 +51,87 @@ class RayWorker:
         return self.worker.process(item)
 
 
-@contextmanager
-def ray_connection(address: str | None) -> Iterator[Any]:
-    """Ray, connected to the cluster at ``address`` (``ray.init``'s; None: the running one,
-    or a new local one) for the block; a connection this made is closed at its end."""
-    ray = import_ray()
-    started = not ray.is_initialized()
-    if started:
+class RayEngine:
+    """The ``Engine`` of Ray actors on the cluster at ``address`` (``ray.init``'s; None: the
+    running one, or a new local one), connected for the ``with`` block; a connection this made
+    is closed at its end."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
+        self.ray: Any = None
+        self._started = False
+
+    def __enter__(self) -> RayEngine:
+        ray = import_ray()
+        self._started = not ray.is_initialized()
+        if self._started:
+            try:
+                ray.init(address=self.address, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as error:
+                where = self.address or "a local instance"
+                raise RtposeError(f"cannot start Ray at {where}: {first_line(error)}") from None
+        self.ray = ray
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._started:
+            self.ray.shutdown()
+        self.ray, self._started = None, False
+
+    def cpus(self) -> int:
+        """The CPUs of the connected Ray cluster."""
+        return max(int(self.ray.cluster_resources().get("CPU", 1)), 1)
+
+    def run(
+        self,
+        items: Sequence[Item],
+        factory: bytes,
+        settings: Settings,
+        workers: int,
+        threads: int,
+        on_result: Callable[[Item, Result], None],
+        on_frames: Callable[[int], None] = lambda n: None,
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``rtpose.extract.engine.Engine.run``, with ``workers`` actors."""
+        ray = self.ray
+        actor_class = ray.remote(num_cpus=threads, max_restarts=0)(RayWorker)
+        pending = deque(items)
+        actors: list[Any] = []
+        tasks: dict[Any, tuple[Any, Item]] = {}
+
+        def start_actor() -> Any:
+            actor = actor_class.remote(factory, settings, threads)
+            actors.append(actor)
+            return actor
+
         try:
-            ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, ValueError, RuntimeError) as error:
-            where = address or "a local instance"
-            raise RtposeError(f"cannot start Ray at {where}: {first_line(error)}") from None
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def cluster_cpus(ray: Any) -> int:
-    """The CPUs of the connected Ray cluster."""
-    return max(int(ray.cluster_resources().get("CPU", 1)), 1)
-
-
-def run_ray(
-    items: Sequence[Item],
-    factory: bytes,
-    settings: Settings,
-    workers: int,
-    threads: int,
-    on_result: Callable[[Item, Result], None],
-    on_frames: Callable[[int], None] = lambda n: None,
-    on_ready: Callable[[], None] = lambda: None,
-) -> None:
-    """``rtpose.extract.local.run_local``'s contract, on the Ray cluster connected to (see
-    ``ray_connection``)."""
-    ray = import_ray()
-    actor_class = ray.remote(num_cpus=threads, max_restarts=0)(RayWorker)
-    pending = deque(items)
-    actors: list[Any] = []
-    tasks: dict[Any, tuple[Any, Item]] = {}
-
-    def start_actor() -> Any:
-        actor = actor_class.remote(factory, settings, threads)
-        actors.append(actor)
-        return actor
-
-    try:
-        for _ in range(workers):
-            start_actor()
-        _check_ready(ray, actors)
-        on_ready()
-        idle = list(actors)
-        while pending or tasks:
-            while idle and pending:
-                actor, item = idle.pop(), pending.popleft()
-                tasks[actor.process.remote(item)] = (actor, item)
-            done, _ = ray.wait(list(tasks), num_returns=1, timeout=WAIT_S)
-            for ref in done:
-                actor, item = tasks.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayActorError as error:
-                    result = Result(item.name, "failed", reason=f"the Ray worker died while "
-                                    f"reading it: {first_line(error)}")
-                    actors.remove(actor)
-                    actor = start_actor()
-                    _check_ready(ray, [actor])
-                on_frames(result.frames)
-                on_result(item, result)
-                idle.append(actor)
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-
+            for _ in range(workers):
+                start_actor()
+            _check_ready(ray, actors)
+            on_ready()
+            idle = list(actors)
+            while pending or tasks:
+                while idle and pending:
+                    actor, item = idle.pop(), pending.popleft()
+                    tasks[actor.process.remote(item)] = (actor, item)
+                done, _ = ray.wait(list(tasks), num_returns=1, timeout=WAIT_S)
+                for ref in done:
+                    actor, item = tasks.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayActorError as error:
+                        result = Result(item.name, "failed", reason=f"the Ray worker died while "
+                                        f"reading it: {first_line(error)}")
+                        actors.remove(actor)
+                        actor = start_actor()
+                        _check_ready(ray, [actor])
+                    on_frames(result.frames)
+                    on_result(item, result)
+                    idle.append(actor)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
 
 
 def _check_ready(ray: Any, actors: list[Any]) -> None:

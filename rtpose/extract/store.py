@@ -7,14 +7,16 @@ half-written:
 - ``LocalStore``: the temporary name is beside the final one, hidden and marked with the
   writer's process id (``rtpose.files.temporary_name``: ``.tmp-PID-XXXXXXXX.<name>``), and
   ``publish`` is a rename (``os.replace``; a folder that is already there is moved aside
-  first). Files are flushed to disk (``fsync``) before the rename. Temporaries of an output
-  left by a killed run are removed by ``clean_stale`` before that output is written again
-  (only that output's: on a folder shared between machines, other inputs' temporaries may be
-  another machine's work in progress).
+  first, and only when it holds nothing but files of the same output: a folder of anything
+  else is never deleted). Files are flushed to disk (``fsync``) before the rename.
+  Temporaries of an output left by a killed run are removed by ``clean_stale`` before that
+  output is written again (only that output's: on a folder shared between machines, other
+  inputs' temporaries may be another machine's work in progress).
 - ``FsspecStore`` (``s3://``, ``gs://``, ``memory://``, …; needs fsspec and the protocol's
   package): outputs are written to a local temporary folder and uploaded whole by
   ``publish``. An object store shows an object only once its upload completes; a folder's
   files appear one by one, and the run's manifest alone says which outputs are complete.
+  ``memory://`` lives in one process: workers cannot share it (``shared`` is False).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import tempfile
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import Protocol
+from urllib.parse import unquote, urlparse
 
 from rtpose.errors import RtposeError
 from rtpose.files import temporary_name
@@ -40,6 +43,7 @@ class Store(Protocol):
 
     location: str
     local: bool
+    shared: bool
 
     def exists(self, name: str) -> bool: ...
 
@@ -54,14 +58,14 @@ class Store(Protocol):
     def upload(self, local: Path, name: str) -> None: ...
 
 
+UNSHARED_PROTOCOLS = ("memory",)  # an fsspec file system that lives in one process
+
+
 def open_store(location: str | Path) -> Store:
     """A ``LocalStore`` for a path or a ``file://`` URL, else an ``FsspecStore``."""
-    text = str(location)
-    if "://" not in text:
-        return LocalStore(Path(text))
-    if text.startswith("file://"):
-        return LocalStore(Path(text[len("file://"):]))
-    return FsspecStore(text)
+    if is_url(location):
+        return FsspecStore(str(location))
+    return LocalStore(local_path(location))
 
 
 def is_url(location: str | Path) -> bool:
@@ -69,10 +73,23 @@ def is_url(location: str | Path) -> bool:
     return "://" in str(location) and not str(location).startswith("file://")
 
 
+def local_path(location: str | Path) -> Path:
+    """A path, or a ``file://`` URL's path (``file:///abs/x`` → ``/abs/x``; percent-escapes
+    decoded); ``RtposeError`` for a ``file://`` URL naming another host."""
+    text = str(location)
+    if not text.startswith("file://"):
+        return Path(text)
+    url = urlparse(text)
+    if url.netloc not in ("", "localhost"):
+        raise RtposeError(f"{text}: a file URL must name this machine (file:///path)")
+    return Path(unquote(url.path))
+
+
 class LocalStore:
     """Outputs under a local (or shared, e.g. NFS) folder ``root``."""
 
     local = True
+    shared = True
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -96,8 +113,12 @@ class LocalStore:
         return staged
 
     def publish(self, staged: Path, name: str) -> None:
+        """Put ``staged`` in place as ``name``; ``RtposeError`` (nothing replaced) when
+        something else is in the way: a folder where a file goes, a file where a folder
+        goes, or a folder holding files that are not this output's."""
         final = self.path(name)
         if staged.is_dir():
+            _check_replaceable(final, PurePosixPath(name).name)
             for file in staged.iterdir():
                 _fsync(file)
             aside = temporary_name(final)
@@ -106,6 +127,8 @@ class LocalStore:
             os.replace(staged, final)
             shutil.rmtree(aside, ignore_errors=True)
         else:
+            if final.is_dir() and not final.is_symlink():
+                raise RtposeError(f"cannot write {final}: a folder is in the way")
             _fsync(staged)
             os.replace(staged, final)
         _fsync(final.parent)
@@ -141,6 +164,9 @@ class FsspecStore:
             self.fs, self.root = fsspec.core.url_to_fs(url)
         except (ImportError, ValueError) as e:
             raise RtposeError(f"cannot write to {url}: {e}") from None
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (
+            self.fs.protocol,)
+        self.shared = not set(protocols) & set(UNSHARED_PROTOCOLS)
         self.location = url.rstrip("/")
         self._scratch = Path(tempfile.mkdtemp(prefix="rtpose-extract-"))
 
@@ -178,6 +204,27 @@ class FsspecStore:
 
     def upload(self, local: Path, name: str) -> None:
         self.fs.put_file(str(local), self._remote(name))
+
+
+def _check_replaceable(final: Path, stem: str) -> None:
+    """``final`` may be replaced by a video's OpenPose folder: absent, or a folder of nothing
+    but files of the same output (an earlier or a killed run's ``<stem>_<12 digits>_keypoints
+    .json`` frame files, and their temporaries), never anything else."""
+    if not final.exists() and not final.is_symlink():
+        return
+    if final.is_symlink() or not final.is_dir():
+        raise RtposeError(f"cannot write {final}: a file is in the way")
+    ours = re.compile(rf"(\.tmp-\d+-[0-9a-f]{{8}}\.)?{re.escape(stem)}_\d{{12}}"
+                      r"_keypoints\.json")
+    try:
+        foreign = sorted(entry.name for entry in final.iterdir()
+                         if not ours.fullmatch(entry.name))
+    except OSError as e:
+        raise RtposeError(f"cannot write {final}: {e.strerror or e}") from e
+    if foreign:
+        raise RtposeError(f"cannot write {final}: the folder holds files this extraction did "
+                          f"not write ({foreign[0]}{', ...' if len(foreign) > 1 else ''}); "
+                          "move them or choose another output folder")
 
 
 def _fsync(path: Path) -> None:

@@ -13,10 +13,13 @@ Both engines run this class: the local one in spawned processes, the Ray one as 
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import re
+import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,11 +28,18 @@ import cv2
 import numpy as np
 
 from rtpose.errors import RtposeError, first_line
+from rtpose.extract.datasets import DatasetOptions
 from rtpose.extract.inputs import Item
 from rtpose.extract.store import open_store
 from rtpose.extract.writers import Writer, make_writers
 from rtpose.stream.images import read_image
-from rtpose.stream.sources import Frame, FrameSource
+from rtpose.stream.sources import (
+    FRAME_COUNT_SLACK,
+    FRAME_COUNT_TOLERANCE,
+    Frame,
+    FrameSource,
+    open_video,
+)
 from rtpose.stream.stream import StopStream, run_stream
 
 if TYPE_CHECKING:
@@ -37,24 +47,24 @@ if TYPE_CHECKING:
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-# A video that decodes fewer frames than its header states is truncated or corrupt, but some
-# containers (Matroska, WebM) only estimate the count from the duration: a shortfall of up to
-# 1 frame passes, up to 2 % of the count passes with a warning, more fails the input.
-FRAME_COUNT_SLACK = 1
-FRAME_COUNT_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
 class Settings:
     """What a run's outputs depend on, besides the model: the output folder or URL, the format
     (``rtpose.extract.writers.FORMATS``), every how many frames, at most how many frames per
-    input, and whether to render the skeletons."""
+    input, and whether to render the skeletons; the largest image or video frame read, in
+    pixels (a larger input fails before it is decoded; None: no limit); whether to track the
+    people of videos (person IDs), and the dataset formats' and offline smoothing's options."""
 
     output: str
     format: str
     every: int = 1
     max_frames: int | None = None
     render: bool = False
+    max_image_pixels: int | None = None
+    track: bool = True
+    options: DatasetOptions = DatasetOptions()
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class Worker:
         self.settings = settings
         self.pipeline: PosePipeline = pickle.loads(factory)(threads)
         self.store = open_store(settings.output)
+        if settings.track:  # the tracker's matching, loaded with the model, not in an input
+            import scipy.optimize  # noqa: F401
 
     def process(
         self,
@@ -110,17 +122,20 @@ class Worker:
             if item.kind == "unknown":
                 raise RtposeError(f"{item.path}: not an image or video file name "
                                   f"(unknown extension {Path(item.path).suffix!r})")
-            with open_input(item, self.settings.every, warnings.append) as (source, decoded):
+            with open_input(item, self.settings.every, warnings.append,
+                            self.settings.max_image_pixels) as source:
                 fps = source.fps / self.settings.every if source.fps > 0 else 0.0
                 writers = make_writers(self.store, item, self.settings.format,
-                                       self.settings.render, fps, source.size)
+                                       self.settings.render, fps, source.size,
+                                       self.settings.options)
                 collect = _Collect(writers, self.settings.every, should_stop, on_frame)
-                summary = run_stream(source, self.pipeline, [collect], self.settings.max_frames)
+                summary = run_stream(source, self.pipeline, [collect], self.settings.max_frames,
+                                     track="auto" if self.settings.track else None)
                 if summary.stopped_by in ("user", "interrupt"):
                     _abort(writers)
                     return result("stopped", collect.frames, collect.people)
                 if summary.stopped_by is None:
-                    _check_frame_count(item, source.frame_count or 0, decoded.value,
+                    _check_frame_count(item, source.frame_count or 0, source.decoded,
                                        warnings.append)
             for writer in writers:
                 writer.commit()
@@ -128,9 +143,26 @@ class Worker:
         except RtposeError as error:
             _abort(writers)
             return result("failed", reason=first_line(error))
+        except OSError as error:  # a full disk, a folder that became read-only, ...
+            _abort(writers)
+            return result("failed", reason=os_error_reason(error))
         except Exception as error:  # recorded with its type: one input never stops the batch
             _abort(writers)
             return result("failed", reason=f"{type(error).__name__}: {first_line(error)}")
+
+
+def os_error_reason(error: OSError) -> str:
+    """An ``OSError`` in one plain line: ``cannot write /out/a.jsonl: no space left on
+    device`` (the path as the user knows it: a temporary's name without its marks)."""
+    what = error.strerror or first_line(error)
+    what = what[:1].lower() + what[1:]
+    filename = error.filename
+    if filename is None:
+        return f"input/output error: {what}"
+    path = Path(os.fsdecode(filename))
+    path = path.with_name(re.sub(r"^\.tmp-\d+-[0-9a-f]{8}\.", "", path.name))
+    verb = "write" if error.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT) else "use"
+    return f"cannot {verb} {path}: {what}"
 
 
 def _check_frame_count(item: Item, stated: int, decoded: int,
@@ -156,7 +188,10 @@ class _Collect:
     def write(self, frame: Frame, result: PoseResult, drawn: np.ndarray | None) -> None:
         index = frame.index * self.every  # the source's frame number
         for writer in self.writers:
-            writer.write(index, frame.timestamp_s, result.people, frame.image, result.peaks)
+            try:
+                writer.write(index, frame.timestamp_s, result.people, frame.image, result.peaks)
+            except OSError as e:
+                raise RtposeError(writer.cannot_write(e)) from e
         self.frames += 1
         self.people += len(result.people)
         self.on_frame()
@@ -172,64 +207,39 @@ def _abort(writers: list[Writer]) -> None:
             pass
 
 
-class _Count:
-    def __init__(self) -> None:
-        self.value = 0
-
-
-class _Opened:
-    """``with open_input(...) as (source, decoded)``: the frame source and the number of
-    frames decoded (or skipped) from the file so far."""
-
-    def __init__(self, source: FrameSource, decoded: _Count) -> None:
-        self.source, self.decoded = source, decoded
-
-    def __enter__(self) -> tuple[FrameSource, _Count]:
-        return self.source, self.decoded
-
-    def __exit__(self, *exc_info) -> None:
-        self.source.close()
-
-
-def open_input(item: Item, every: int = 1,
-               warn: Callable[[str], None] | None = None) -> _Opened:
-    """``item`` as a frame source: an image as one frame, a video's every ``every``-th
-    frame (the others are skipped without being converted). Raises ``RtposeError`` (one
-    line) when the file cannot be read or holds no frame."""
-    path = Path(item.path)
-    decoded = _Count()
-    if path.is_file() and path.stat().st_size == 0:
-        raise RtposeError(f"cannot read {item.kind} {path}: the file is empty")
-    if item.kind == "image":
-        frames = iter([(0.0, read_image(path, warn))])
-        decoded.value = 1
-        return _Opened(FrameSource(f"image {path}", frames, live=False, fps=0.0,
-                                   frame_count=1), decoded)
-    if not path.is_file():
-        raise RtposeError(f"cannot read video {path}: no such file")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        capture.release()
-        raise RtposeError(f"cannot read video {path}: not a video OpenCV can decode")
-
-    def frames() -> Iterator[tuple[float, np.ndarray]]:
-        while True:
-            if decoded.value % every == 0:
-                ok, image = capture.read()
-            else:
-                ok, image = capture.grab(), None
-            if not ok:
-                return
-            decoded.value += 1
-            if image is not None:
-                yield capture.get(cv2.CAP_PROP_POS_MSEC) / 1000, image
-
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+def _check_readable(path: Path, kind: str) -> None:
+    """``RtposeError`` naming what is wrong when ``path`` is not a non-empty regular file this
+    process may read: checked before a decoder, which would say only that it cannot decode
+    it (or wait for ever on a FIFO)."""
     try:
-        source = FrameSource(f"video {path}", frames(), live=False, fps=fps,
-                             frame_count=max(count, 0), release=capture.release)
-    except RtposeError:
-        raise RtposeError(f"cannot read video {path}: no frame could be decoded (empty, "
-                          "corrupt, or a codec OpenCV lacks)") from None
-    return _Opened(source, decoded)
+        mode = path.stat().st_mode
+        if stat.S_ISREG(mode):
+            with open(path, "rb") as file:
+                empty = not file.read(1)
+    except FileNotFoundError:
+        raise RtposeError(f"cannot read {kind} {path}: no such file") from None
+    except OSError as error:
+        raise RtposeError(f"cannot read {kind} {path}: "
+                          f"{(error.strerror or first_line(error)).lower()}") from None
+    if stat.S_ISDIR(mode):
+        raise RtposeError(f"cannot read {kind} {path}: a folder")
+    if not stat.S_ISREG(mode):
+        what = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else (
+            "a device")
+        raise RtposeError(f"cannot read {kind} {path}: not a regular file ({what})")
+    if empty:
+        raise RtposeError(f"cannot read {kind} {path}: the file is empty")
+
+
+def open_input(item: Item, every: int = 1, warn: Callable[[str], None] | None = None,
+               max_pixels: int | None = None) -> FrameSource:
+    """``item`` as a frame source: an image as one frame, a video's every ``every``-th
+    frame (``rtpose.stream.sources.open_video``). Raises ``RtposeError`` (one line) when the
+    file cannot be read (missing, not a regular file, not readable, empty, more than
+    ``max_pixels`` pixels in an image or frame) or holds no frame."""
+    path = Path(item.path)
+    _check_readable(path, item.kind)
+    if item.kind == "image":
+        frames = iter([(0.0, read_image(path, warn, max_pixels))])
+        return FrameSource(f"image {path}", frames, live=False, fps=0.0, frame_count=1)
+    return open_video(path, max_pixels, every)  # safe on names that are not UTF-8

@@ -8,8 +8,8 @@ fourth frame processed); an image is frame 0.
   frame: a video's in a folder ``a/x/`` as ``x_<frame:012d>_keypoints.json``, an image's as
   ``a/x_keypoints.json``. Each person has ``pose_keypoints_2d`` (18 COCO-model parts in
   OpenPose's COCO order, which is the CMU order: x0, y0, c0, ..., x17, y17, c17), OpenPose's
-  ``person_id`` ``[-1]`` and empty face, hand and 3-D arrays, plus rtpose's ``score`` and
-  ``part_count`` (``rtpose.people``).
+  ``person_id`` (``[id]`` in a tracked video, else ``[-1]``) and empty face, hand and 3-D
+  arrays, plus rtpose's ``score`` and ``part_count`` (``rtpose.people``).
 - ``jsonl``: ``a/x.jsonl``, one line per frame, as ``rtpose.stream.outputs.JsonLinesOutput``:
   ``{"frame": 0, "timestamp": 0.0, "people": [{"pose_keypoints_2d": [...], "score": ...,
   "part_count": ...}]}`` (timestamp: the frame's presentation time, seconds).
@@ -17,8 +17,12 @@ fourth frame processed); an image is frame 0.
   int64, ``timestamps`` (F,) float64, ``counts`` (F,) int64 people per frame, ``keypoints``
   (P, 18, 3) float32 (P = all frames' people, frame after frame; positions exact, part scores
   rounded to float32), ``scores`` (P,) float64,
-  ``part_counts`` (P,) int64, ``fps`` () float64, ``size`` (2,) int64 width, height. Written
-  compressed, with fixed zip dates: the same people give the same bytes.
+  ``part_counts`` (P,) int64, ``fps`` () float64, ``size`` (2,) int64 width, height; in a
+  tracked video ``person_ids`` (P,) int64, and ``filled`` (P, 18) bool after ``--smooth``.
+  Written compressed, with fixed zip dates: the same people give the same bytes.
+- ``kinetics``, ``pyskl``, ``csv``: skeleton datasets, see ``rtpose.extract.datasets``.
+- ``--smooth``: the formats' writers get every person's whole track smoothed, at the end of
+  the input (``rtpose.track.offline``); the rendering draws the people as found.
 - ``--render``: ``a/x_rendered.mp4`` (the video with skeletons, at the processed frames'
   rate) or ``a/x_rendered.jpg``.
 """
@@ -35,11 +39,14 @@ import numpy as np
 
 from rtpose.draw import draw_people
 from rtpose.errors import RtposeError
+from rtpose.extract import datasets
 from rtpose.extract.inputs import Item
 from rtpose.extract.store import Store
 from rtpose.people import OPENPOSE_JSON_VERSION, People
+from rtpose.track import OfflineParams
 
-FORMATS = ("openpose", "jsonl", "npz")
+FORMATS = ("openpose", "jsonl", "npz", *datasets.DATASET_FORMATS)
+SUFFIXES = {"jsonl": "jsonl", "npz": "npz", "kinetics": "json", "pyskl": "pkl", "csv": "csv"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no clock in the bytes
 OPENPOSE_EMPTY_FIELDS = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
                          "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d",
@@ -50,13 +57,18 @@ def output_name(item: Item, format: str) -> str:
     """The name of ``item``'s output in ``format`` (a folder for a video in ``openpose``)."""
     if format == "openpose":
         return item.stem if item.kind == "video" else f"{item.stem}_keypoints.json"
-    if format in ("jsonl", "npz"):
-        return f"{item.stem}.{format}"
+    if format in SUFFIXES:
+        return f"{item.stem}.{SUFFIXES[format]}"
     raise RtposeError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
 
 
 def render_name(item: Item) -> str:
     return f"{item.stem}_rendered.{'mp4' if item.kind == 'video' else 'jpg'}"
+
+
+def output_names(item: Item, format: str, render: bool) -> list[str]:
+    """Every output of ``item``: ``format``'s, then the rendering's if ``render``."""
+    return [output_name(item, format), *([render_name(item)] if render else [])]
 
 
 def openpose_frame_name(stem: str, frame: int) -> str:
@@ -68,9 +80,12 @@ def openpose_json(people: People) -> dict:
     """One frame in OpenPose 1.7's ``--write_json`` form, with rtpose's score and count."""
     persons = []
     for person in people.to_openpose_json()["people"]:
-        full = {"person_id": [-1], "pose_keypoints_2d": person["pose_keypoints_2d"]}
+        full = {"person_id": [person.get("person_id", -1)],
+                "pose_keypoints_2d": person["pose_keypoints_2d"]}
         full.update((field, []) for field in OPENPOSE_EMPTY_FIELDS)
         full.update(score=person["score"], part_count=person["part_count"])
+        if "filled" in person:
+            full["filled"] = person["filled"]
         persons.append(full)
     return {"version": OPENPOSE_JSON_VERSION, "people": persons}
 
@@ -93,8 +108,16 @@ class Writer:
         """Finish the temporary file (before ``commit`` or ``abort``)."""
 
     def commit(self) -> None:
-        self.close()
-        self.store.publish(self.staged, self.name)
+        try:
+            self.close()
+            self.store.publish(self.staged, self.name)
+        except OSError as e:
+            raise RtposeError(self.cannot_write(e)) from e
+
+    def cannot_write(self, error: OSError) -> str:
+        """A failed write in one line: ``cannot write /out/a.jsonl: no space left on device``."""
+        reason = error.strerror or str(error)
+        return f"cannot write {self.store.location}/{self.name}: {reason[:1].lower()}{reason[1:]}"
 
     def abort(self) -> None:
         try:
@@ -158,6 +181,12 @@ class NpzWriter(Writer):
             "fps": np.array(self.fps, np.float64),
             "size": np.array(self.size, np.int64),
         }
+        if self.people and all(p.person_ids is not None for p in self.people):
+            arrays["person_ids"] = np.concatenate([p.person_ids for p in self.people])
+        if any(p.filled is not None for p in self.people):
+            arrays["filled"] = np.concatenate([
+                p.filled if p.filled is not None else np.zeros((len(p), 18), bool)
+                for p in self.people])
         write_npz(self.staged, arrays)
         self.people = None
 
@@ -192,19 +221,30 @@ class RenderWriter(Writer):
 
 
 def make_writers(store: Store, item: Item, format: str, render: bool, fps: float,
-                 size: tuple[int, int]) -> list[Writer]:
+                 size: tuple[int, int],
+                 options: datasets.DatasetOptions | None = None) -> list[Writer]:
     """The writers of ``item``'s outputs: ``format``'s, and the rendering if ``render``.
-    ``fps``: the processed frames' rate; ``size``: (width, height)."""
+    ``fps``: the processed frames' rate; ``size``: (width, height); ``options``: the dataset
+    formats' and offline smoothing's."""
+    options = options or datasets.DatasetOptions()
     writers: list[Writer] = []
     try:
+        name = output_name(item, format)  # raises for an unknown format
         if format == "openpose":
             writers.append(OpenPoseWriter(store, item))
         elif format == "jsonl":
             writers.append(JsonLinesWriter(store, item))
         elif format == "npz":
             writers.append(NpzWriter(store, item, fps, size))
-        else:
-            output_name(item, format)  # raises
+        elif format == "kinetics":
+            writers.append(datasets.KineticsWriter(store, item, name, options, size))
+        elif format == "pyskl":
+            writers.append(datasets.PysklWriter(store, item, name, options, size))
+        elif format == "csv":
+            writers.append(datasets.CsvWriter(store, item, name))
+        if options.smooth and item.kind == "video":
+            writers = [datasets.SmoothedWriters(
+                writers, OfflineParams(options.max_gap, options.sigma))]
         if render:
             writers.append(RenderWriter(store, item, fps, size))
     except BaseException:

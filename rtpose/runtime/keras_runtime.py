@@ -49,6 +49,13 @@ class KerasNetwork:
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return split_outputs(self._arch, self._forward(np.asarray(batch, dtype=np.float32)))
 
+    @property
+    def traces(self) -> int | None:
+        """How many graphs TensorFlow has traced for the forward pass (1 for every size and
+        scale); ``None`` on JAX and PyTorch, which keep no such count."""
+        graph = getattr(self._forward, "graph", None)
+        return None if graph is None else graph.experimental_get_tracing_count()
+
 
 def _tensorflow(model: keras.Model, jit_compile: bool) -> Callable[[np.ndarray], Sequence]:
     import tensorflow as tf

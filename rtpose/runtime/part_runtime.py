@@ -5,7 +5,7 @@
 float32 BGR 0..255 ``(N, H, W, 3)`` (H, W multiples of 8; every crop of an image in one batch),
 heat float32 C-contiguous ``(N, H/8, W/8, C)`` (C = 22 hand, 71 face). The OpenVINO IR is
 converted once and cached beside the weights as the body's is (``<stem>.openvino.xml``, with the
-weights' fingerprint; ``rtpose.runtime.openvino_runtime``); a fresh cache loads without Keras.
+weights' fingerprint; ``rtpose.runtime.openvino.cache``); a fresh cache loads without Keras.
 """
 
 from __future__ import annotations
@@ -78,28 +78,29 @@ def part_network(network: str, weights: str | Path | None = None, runtime: str =
 
 
 def _openvino_forward(network: str, weights: Path, precision: str, threads: int | None):
-    from rtpose.runtime import openvino_runtime as ovr
+    from rtpose.runtime.openvino import cache as ovc
+    from rtpose.runtime.openvino import network as ovn
 
-    core = ovr._core()
-    if precision == "bf16" and not ovr.cpu_has_bf16(core):
-        raise ovr.OpenVinoError("bf16 needs a CPU with bf16 instructions (AVX512_BF16 or AMX), "
+    core = ovn._core()
+    if precision == "bf16" and not ovn.cpu_has_bf16(core):
+        raise ovn.OpenVinoError("bf16 needs a CPU with bf16 instructions (AVX512_BF16 or AMX), "
                                 "and this one has none: use --precision fp32")
-    path = ovr.openvino_cache_path(weights, "fp32")
-    model = ovr._fresh_cache(path, weights, "fp32")
+    path = ovc.openvino_cache_path(weights, "fp32")
+    model = ovc._fresh_cache(path, weights, "fp32")
     if model is None:
         model = _convert(network, weights)
-        info = {"format": ovr.CACHE_FORMAT, "precision": "fp32", "arch": f"cmu_{network}",
-                **ovr.weights_fingerprint(weights)}
-        target = path if os.access(path.parent, os.W_OK) else ovr._temporary_folder() / path.name
-        model = ovr.read_ir(ovr._write_ir(model, target, info))
-    config = {"INFERENCE_PRECISION_HINT": ovr._INFERENCE_PRECISION[precision],
+        info = {"format": ovc.CACHE_FORMAT, "precision": "fp32", "arch": f"cmu_{network}",
+                **ovc.weights_fingerprint(weights)}
+        target = path if os.access(path.parent, os.W_OK) else ovc._temporary_folder() / path.name
+        model = ovn.read_ir(ovc._write_ir(model, target, info))
+    config = {"INFERENCE_PRECISION_HINT": ovn._INFERENCE_PRECISION[precision],
               "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config.update(INFERENCE_NUM_THREADS=int(threads), ENABLE_CPU_PINNING=False)
     try:
         compiled = core.compile_model(model, "CPU", config)
     except RuntimeError as e:
-        raise ovr.OpenVinoError(f"{path}: OpenVINO cannot compile it: {first_line(e)}") from e
+        raise ovn.OpenVinoError(f"{path}: OpenVINO cannot compile it: {first_line(e)}") from e
     request = compiled.create_infer_request()
 
     def forward(batch: np.ndarray) -> np.ndarray:
@@ -111,9 +112,9 @@ def _openvino_forward(network: str, weights: Path, precision: str, threads: int 
 
 def _convert(network: str, weights: Path) -> Any:
     """The Keras network as an OpenVINO model: input ``image`` (free N, H, W), output ``heat``."""
-    from rtpose.runtime import openvino_runtime as ovr
+    from rtpose.runtime.openvino import network as ovn
 
-    ov = ovr.import_openvino()
+    ov = ovn.import_openvino()
     import tensorflow as tf
 
     from rtpose.models.cmu_hand_face import load_part_model
@@ -124,7 +125,7 @@ def _convert(network: str, weights: Path) -> Any:
     try:
         converted = ov.convert_model(forward.get_concrete_function())
     except Exception as e:  # OpenVINO's frontends raise several unrelated types
-        raise ovr.OpenVinoError(f"OpenVINO cannot convert the {network} network: "
+        raise ovn.OpenVinoError(f"OpenVINO cannot convert the {network} network: "
                                 f"{first_line(e)}") from e
     converted.inputs[0].get_tensor().set_names({"image"})
     converted.outputs[0].get_tensor().set_names({OUTPUT})

@@ -18,6 +18,11 @@ with OpenVINO's ``throughput`` hint, one inference stream per frame, the two sid
 (``demo_camera.py``'s default): more frames per second, and each frame's latency grows by
 about one frame time. On one ``latency`` stream, the second frame only waits its turn.
 
+Tracking (``rtpose.track``) is an option of the stream: ``track="auto"`` (the default) gives
+the people of a video or camera person IDs (``People.person_ids``), and leaves image sources
+untouched; a ``Tracking`` object chooses its parameters and the One Euro filter; None turns it
+off.
+
     with open_source(video=Path("clip.mp4")) as source, VideoOutput("out.mp4", source) as video:
         summary = run_stream(source, pipeline, [video])
     print(summary.fps, summary.mean_latency_s)
@@ -30,9 +35,9 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -44,6 +49,7 @@ from rtpose.stream.sources import Frame, FrameSource
 
 if TYPE_CHECKING:
     from rtpose.pipeline import PosePipeline, PoseResult
+    from rtpose.track import Tracking
 
 POLL_S = 0.1  # how often a blocked stage looks at the stop flag
 JOIN_TIMEOUT_S = 10.0
@@ -124,74 +130,124 @@ def run_stream(
     outputs: Sequence[Output] = (),
     max_frames: int | None = None,
     in_flight: int = 1,
+    track: Tracking | Literal["auto"] | None = "auto",
 ) -> StreamSummary:
     """Run ``pipeline`` on every frame of ``source`` (the newest ones of a live source) and hand
     each result (and its drawn frame, if an output draws) to ``outputs``, in frame order.
     ``in_flight``: how many frames the network may hold at once when it runs asynchronously
-    (``pipeline.can_submit``; one otherwise).
+    (``pipeline.can_submit``; one otherwise). ``track``: see the module docstring.
 
     Ends at the end of the source, after ``max_frames`` frames, when an output raises
     ``StopStream``, or on Ctrl+C (``KeyboardInterrupt`` is caught: the summary says so, and the
     caller closes its outputs as usual). An exception in a stage is raised here.
     """
-    if in_flight < 1:
-        raise ValueError(f"in_flight must be at least 1, got {in_flight}")
-    stop = threading.Event()
-    captured: queue.Queue = queue.Queue(maxsize=1)
-    # Frames submitted and not yet taken by this thread: at most in_flight (async) ...
-    slots = threading.Semaphore(in_flight) if pipeline.can_submit and in_flight > 1 else None
-    # ... or, computed here in the network thread, one waiting while the next is computed.
-    computed: queue.Queue = queue.Queue(maxsize=1 if slots is None else in_flight)
-    drops = _Counter()
-    frames = source if source.live else itertools.islice(source, max_frames)
-    threads = [
-        threading.Thread(target=_capture, args=(frames, source.live, captured, stop, drops),
-                         name="rtpose-capture", daemon=True),
-        threading.Thread(target=_network,
-                         args=(pipeline, captured, computed, stop, slots, source.live),
-                         name="rtpose-network", daemon=True),
-    ]
+    results = PoseStream(source, pipeline, max_frames, in_flight, track)
     timings: list[FrameTiming] = []
     counter = _FpsCounter()
     draws = any(output.draws for output in outputs)
     stopped_by = None
     start = time.perf_counter()
-    for thread in threads:
-        thread.start()
     try:
-        while max_frames is None or len(timings) < max_frames:
-            item = _get(computed, stop)
-            if item is _END:
-                break
-            if isinstance(item, _Failed):
-                raise item.error
-            frame, capture_time, pending = item
-            inferred = pending.result()
-            if slots is not None:
-                slots.release()
-            result = pipeline.decode(inferred)
+        for frame, capture_time, result in results:
             fps = counter.tick()
             drawn = None
             if draws:
                 drawn = draw_people(frame.image, result.people, result.peaks)
                 draw_fps(drawn, fps)
             timings.append(FrameTiming(frame.index, time.perf_counter() - capture_time,
-                                       inferred.network_s, result.timings.postprocess_s))
+                                       result.timings.network_s, result.timings.postprocess_s))
             with interrupts_deferred():  # a frame goes into every output or none
                 for output in outputs:
                     output.write(frame, result, drawn)
-        else:
-            stopped_by = "max_frames"
+            if max_frames is not None and len(timings) >= max_frames:
+                stopped_by = "max_frames"
+                break
     except StopStream:
         stopped_by = "user"
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:
         elapsed = time.perf_counter() - start
-        stop.set()
+        results.close()
+    return StreamSummary(tuple(timings), results.dropped, elapsed, stopped_by)
+
+
+class PoseStream:
+    """The pipelined stream as an iterator of ``(frame, capture_time, result)`` in frame order
+    (``result``: ``PoseResult``, its people tracked with ``track`` as in ``run_stream``), for
+    ``run_stream`` and ``rtpose.Model.video``. The capture and network threads start on the
+    first ``next`` and stop when the source ends, on ``close()`` (or when the iterator is
+    collected), or on an exception, which is raised here. ``dropped``: the frames a live source
+    dropped so far."""
+
+    def __init__(self, source: FrameSource, pipeline: PosePipeline,
+                 max_frames: int | None = None, in_flight: int = 1,
+                 track: Tracking | Literal["auto"] | None = "auto") -> None:
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, got {in_flight}")
+        track = default_tracking(source) if track == "auto" else track
+        self._drops = _Counter()
+        self._results = self._run(source, pipeline, max_frames, in_flight, track)
+
+    @property
+    def dropped(self) -> int:
+        return self._drops.value
+
+    def __iter__(self) -> PoseStream:
+        return self
+
+    def __next__(self) -> tuple[Frame, float, PoseResult]:
+        return next(self._results)
+
+    def close(self) -> None:
+        self._results.close()
+
+    def _run(self, source: FrameSource, pipeline: PosePipeline, max_frames: int | None,
+             in_flight: int, track: Tracking | None
+             ) -> Iterator[tuple[Frame, float, PoseResult]]:
+        stop = threading.Event()
+        captured: queue.Queue = queue.Queue(maxsize=1)
+        # Frames submitted and not yet taken by this thread: at most in_flight (async) ...
+        slots = threading.Semaphore(in_flight) if pipeline.can_submit and in_flight > 1 else None
+        # ... or, computed here in the network thread, one waiting while the next is computed.
+        computed: queue.Queue = queue.Queue(maxsize=1 if slots is None else in_flight)
+        frames = source if source.live else itertools.islice(source, max_frames)
+        threads = [
+            threading.Thread(target=_capture,
+                             args=(frames, source.live, captured, stop, self._drops),
+                             name="rtpose-capture", daemon=True),
+            threading.Thread(target=_network,
+                             args=(pipeline, captured, computed, stop, slots, source.live),
+                             name="rtpose-network", daemon=True),
+        ]
         for thread in threads:
-            thread.join(JOIN_TIMEOUT_S)
-    return StreamSummary(tuple(timings), drops.value, elapsed, stopped_by)
+            thread.start()
+        try:
+            while (item := _get(computed, stop)) is not _END and item is not None:
+                if isinstance(item, _Failed):
+                    raise item.error
+                frame, capture_time, pending = item
+                inferred = pending.result()
+                if slots is not None:
+                    slots.release()
+                result = pipeline.decode(inferred)
+                if track is not None:
+                    result = replace(result, people=track.update(result.people, frame.index,
+                                                                 frame.timestamp_s))
+                yield frame, capture_time, result
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(JOIN_TIMEOUT_S)
+
+
+def default_tracking(source: FrameSource) -> Tracking | None:
+    """``Tracking()`` for a video or a camera (a source with a frame rate), None for images."""
+    if source.fps <= 0:
+        return None
+    from rtpose.track import Tracking
+
+    return Tracking()
 
 
 def _capture(frames, live: bool, out: queue.Queue, stop: threading.Event, drops: _Counter):

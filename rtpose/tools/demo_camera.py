@@ -7,17 +7,21 @@ One scale (--scales 1.0) unless --scales says otherwise; capture, network and dr
 their own threads (rtpose.stream). With --runtime openvino, two frames are in the network at once
 (--in-flight, each on its own OpenVINO stream): more frames per second, and about one frame
 time more latency; --in-flight 1 for the least latency. SIGTERM stops it as Ctrl+C does: the video
-and JSON lines written so far are finished and kept.
+and JSON lines written so far are finished and kept. Each person gets an ID that stays the same
+across frames (drawn beside the head; --no-track turns it off); --smooth filters the keypoints
+(One Euro filter, --min-cutoff and --beta).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
 from rtpose.files import sigterm_as_interrupt
+from rtpose.stream.images import check_distinct, check_writable
 from rtpose.stream.outputs import (
     JsonLinesOutput,
     ProgressOutput,
@@ -29,10 +33,13 @@ from rtpose.stream.sources import open_source
 from rtpose.stream.stream import run_stream
 from rtpose.tools.common import (
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
+    add_tracking_args,
     one_line_errors,
     pipeline_from_args,
     positive_int,
+    tracking_from_args,
 )
 
 STOP_REASONS = {"user": "quit in the window", "interrupt": "Ctrl+C or SIGTERM"}
@@ -56,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
                              "2: more fps; 1: the least latency); the other runtimes run one")
     add_model_args(parser)
     add_inference_args(parser)
+    add_tracking_args(parser)
+    add_max_image_pixels_arg(parser)
     parser.set_defaults(scales=(1.0,))
     args = parser.parse_args(argv)
     camera = 0 if args.camera is None and args.video is None else args.camera
@@ -63,7 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 
     with one_line_errors(), sigterm_as_interrupt(), ExitStack() as stack:
-        frames = stack.enter_context(open_source(camera=camera, video=args.video))
+        track = tracking_from_args(args)
+        check_distinct({"--video": args.video}, {"--output": args.output, "--json": args.json})
+        check_writable(args.output, args.json)
+        frames = stack.enter_context(open_source(camera=camera, video=args.video,
+                                                 max_pixels=args.max_image_pixels))
         show = not args.no_display and has_display()
         window = [stack.enter_context(Window(frames.name))] if show else []
         hint = "throughput" if args.in_flight > 1 else "latency"
@@ -74,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.json is not None:
             outputs.append(stack.enter_context(JsonLinesOutput(args.json)))
         summary = run_stream(frames, pipeline, outputs + window, args.max_frames,
-                             args.in_flight)
+                             args.in_flight, track)
 
     scales = len(pipeline.inference.scales)
     print(f"{len(summary.frames)} frames from {frames.name} in {summary.elapsed_s:.1f} s: "
@@ -84,10 +97,17 @@ def main(argv: list[str] | None = None) -> None:
           f"ms/frame, {summary.dropped} frames dropped")
     if summary.stopped_by in STOP_REASONS:
         print(f"stopped early: {STOP_REASONS[summary.stopped_by]}")
+    if track is not None:
+        print(f"{track.tracker.next_id} person IDs")
     for path in (args.output, args.json):
-        if path is not None:
+        if path is not None and path.is_file():
             print(f"wrote {path}")
-
+    shortfall = frames.shortfall() if summary.stopped_by is None else None
+    if shortfall is not None:
+        message, failed = shortfall
+        print(f"{'error' if failed else 'warning'}: {message}", file=sys.stderr)
+        if failed:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,16 @@ import argparse
 from pathlib import Path
 
 from rtpose.draw import draw_people
-from rtpose.stream.images import check_writable, read_image, write_image, write_json
+from rtpose.stream.images import (
+    check_distinct,
+    check_writable,
+    read_image,
+    write_image,
+    write_json,
+)
 from rtpose.tools.common import (
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
     one_line_errors,
     pipeline_from_args,
@@ -36,11 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     add_model_args(parser)
     add_inference_args(parser)
     add_hands_face_args(parser)
+    add_max_image_pixels_arg(parser)
     args = parser.parse_args(argv)
 
     with one_line_errors():
+        check_distinct({"--image": args.image}, {"--output": args.output, "--json": args.json})
         check_writable(args.output, args.json)
-        image = read_image(args.image)
+        image = read_image(args.image, max_pixels=args.max_image_pixels)
         pipeline = pipeline_from_args(args)
         hand, face = part_networks_from_args(args)
         result = pipeline.run(image)

@@ -9,14 +9,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rtpose.coco.evaluate import load_coco, run_pipeline, score_keypoints
+from rtpose.coco.evaluate import (
+    check_images,
+    check_people,
+    evaluated_ids,
+    load_coco,
+    run_pipeline,
+    score_keypoints,
+)
 from rtpose.people import SCORE_RULES
-from rtpose.stream.images import check_writable, write_json
+from rtpose.stream.images import check_distinct, check_writable, write_json
 from rtpose.tools.common import (
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
     one_line_errors,
     pipeline_from_args,
+    positive_int,
 )
 
 
@@ -27,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", type=Path, help="folder of the annotation file's images")
     source.add_argument("--results", type=Path, help="score this COCO results JSON instead")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="only the first N images (N >= 1)")
     parser.add_argument("--output", type=Path, default=Path("coco_results.json"),
                         help="where to write the results JSON (default: coco_results.json)")
     parser.add_argument("--score", choices=sorted(SCORE_RULES), default="total",
@@ -36,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="added to keypoint x and y (default 0: the integer peak pixel)")
     add_model_args(parser)
     add_inference_args(parser)
+    add_max_image_pixels_arg(parser)
     args = parser.parse_args(argv)
 
     with one_line_errors():
@@ -43,9 +54,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.results is not None:
             print(score_keypoints(coco_gt, args.results).table)
             return
+        check_distinct({"--annotations": args.annotations}, {"--output": args.output})
         check_writable(args.output)
+        ids = evaluated_ids(coco_gt, args.limit)
+        check_people(coco_gt, ids, args.annotations)
+        check_images(coco_gt, args.images, ids)
         pipeline = pipeline_from_args(args)
-        run = run_pipeline(pipeline, coco_gt, args.images, args.limit, args.offset, args.score)
+        run = run_pipeline(pipeline, coco_gt, args.images, args.limit, args.offset, args.score,
+                           max_image_pixels=args.max_image_pixels)
         write_json(args.output, run.results)
         stats = score_keypoints(coco_gt, run.results, run.image_ids)
     network_s, post_s = run.mean_timing("network"), run.mean_timing("postprocess")

@@ -6,38 +6,50 @@
 
 Every input's outputs are mirrored under --output (see rtpose.extract.writers for the formats),
 each written under a temporary name and renamed when complete; poses/manifest.jsonl records
-every input as done or failed. Running the same command again skips what is done and retries
-what failed only with --retry. Bad inputs are recorded and the batch goes on. Exit status: 0 when
-every input is done, 3 when any is recorded as failed, 1 on an error, 130 when interrupted.
+every input as done or failed, and first the effective parameters (after --config, --preset
+and the flags): a later run into the same folder must have the same. Running the same command
+again skips what is done and retries what failed only with --retry. Bad inputs are recorded and
+the batch goes on. Exit status: 0 when every input is done, 3 when any is recorded as failed, 1
+on an error, 130 when interrupted. People of a video get person IDs (--no-track: none); --smooth
+smooths every track over the whole video. kinetics, pyskl and csv write skeleton datasets
+(rtpose.extract.datasets); kinetics and pyskl also a corpus file at the end of the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import sys
 from pathlib import Path
 
+from rtpose.errors import RtposeError
+from rtpose.extract.datasets import LAYOUTS, DatasetOptions, dataset_classes
 from rtpose.extract.inputs import collect_inputs
+from rtpose.extract.manifest import MANIFEST_NAME, read_manifest
 from rtpose.extract.run import ENGINES, Summary, extract
-from rtpose.extract.store import is_url
+from rtpose.extract.store import is_url, local_path
 from rtpose.extract.worker import Settings
 from rtpose.extract.writers import FORMATS
-from rtpose.files import INTERRUPTED_EXIT, sigterm_as_interrupt
-from rtpose.models import find_default_weights
+from rtpose.files import INTERRUPTED_EXIT, FolderLock, sigterm_as_interrupt
 from rtpose.runtime import resolve_runtime
+from rtpose.store import resolve
 from rtpose.tools.common import (
     DEFAULT_CONFIG,
     add_inference_args,
+    add_max_image_pixels_arg,
     add_model_args,
+    add_tracking_args,
     one_line_errors,
+    params_from_args,
     pipeline_from_args,
     positive_int,
 )
 
 FAILED_EXIT = 3
 FAILURES_SHOWN = 10
+STALL_TIMEOUT_S = 300.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (or an fsspec URL, e.g. s3://bucket/poses)")
     parser.add_argument("--format", choices=FORMATS, default="openpose",
                         help="openpose: OpenPose's --write_json files, one per frame (default); "
-                        "jsonl: one JSON line per frame; npz: one file per input")
+                        "jsonl: one JSON line per frame; npz: one file per input; kinetics: "
+                        "ST-GCN's Kinetics-skeleton JSON per video; pyskl: pyskl/mmaction2's "
+                        "skeleton pickle of the corpus; csv: one row per person per frame")
     parser.add_argument("--render", action="store_true",
                         help="also write the frames with their skeletons (<name>_rendered.mp4 "
                         "or .jpg)")
@@ -61,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="process at most this many frames of each video")
     parser.add_argument("--retry", action="store_true",
                         help="retry the inputs that the manifest records as failed")
-    parser.add_argument("--manifest", type=Path, default=None,
+    parser.add_argument("--manifest", default=None,
                         help="the run's record (default: manifest.jsonl in the output folder; "
                         "required for an output URL)")
     parser.add_argument("--workers", type=positive_int, default=1,
@@ -75,9 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", default=None,
                         help="the Ray cluster to join, as ray.init takes it (e.g. auto, or "
                         "ray://head:10001); default: the running one, else a new local one")
+    add_max_image_pixels_arg(parser)
+    parser.add_argument("--stall-timeout", type=_seconds, default=STALL_TIMEOUT_S,
+                        metavar="SECONDS", help="an input whose worker makes no progress (no "
+                        "frame) for this long fails and the worker is replaced (local engine; "
+                        f"default {STALL_TIMEOUT_S:g})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("skeleton datasets (kinetics, pyskl)")
+    group.add_argument("--labels", type=Path, default=None, metavar="FILE",
+                       help="each video's label: a JSON object or lines 'video,label' "
+                       "(default: the video's folder name)")
+    group.add_argument("--layout", choices=LAYOUTS, default="coco17",
+                       help="pyskl: COCO's 17 keypoints (default; pyskl's pretrained models) or "
+                       "the 18 OpenPose parts")
+    group.add_argument("--max-persons", type=positive_int, default=2,
+                       help="pyskl: persons kept per video, by track (default 2)")
     add_model_args(parser)
     add_inference_args(parser)
+    add_tracking_args(parser, offline=True)
     parser.set_defaults(scales=(1.0,))
     return parser
 
@@ -90,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # bad files are told in one line
     with one_line_errors(), sigterm_as_interrupt():
         summary = run(args)
-    _report(summary, args.manifest or Path(args.output) / "manifest.jsonl")
+    _report(summary, args.manifest or Path(args.output) / MANIFEST_NAME)
     if summary.interrupted:
         sys.exit(INTERRUPTED_EXIT)
     if summary.any_failed:
@@ -99,23 +128,61 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: argparse.Namespace) -> Summary:
     """The extraction that ``args`` (of ``build_parser()``) ask for."""
-    output = args.output if is_url(args.output) else str(Path(args.output).resolve())
-    inputs = collect_inputs(args.inputs, args.lists, exclude=None if is_url(output) else output)
     # Workers may run elsewhere (another folder, another node): every path absolute.
-    args.model = Path(args.model if args.model is not None
-                      else find_default_weights(args.arch)[1]).resolve()
+    if not is_url(args.output):
+        args.output = str(local_path(args.output).resolve())
+    if args.manifest is not None:
+        args.manifest = local_path(args.manifest).resolve()
+    manifest = args.manifest or (None if is_url(args.output)
+                                 else Path(args.output) / MANIFEST_NAME)
+    inputs = collect_inputs(args.inputs, args.lists,
+                            exclude=None if is_url(args.output) else args.output,
+                            outputs=_earlier_outputs(args.output, manifest))
+    args.model = resolve(args.model or args.arch).resolve()
     if args.config is None and DEFAULT_CONFIG.is_file():
         args.config = DEFAULT_CONFIG
     if args.config is not None:
         args.config = args.config.resolve()
-    settings = Settings(output, args.format, args.every, args.max_frames, args.render)
+    if args.smooth and args.no_track:
+        raise RtposeError("--smooth needs tracking: drop --no-track")
+    labels = None if args.labels is None else str(args.labels.resolve())
+    options = DatasetOptions(args.layout, args.max_persons,
+                             dataset_classes(inputs.items, labels)
+                             if args.format in ("kinetics", "pyskl") else (), labels, args.smooth,
+                             args.max_gap, args.sigma)
+    settings = Settings(args.output, args.format, args.every, args.max_frames, args.render,
+                        args.max_image_pixels, not args.no_track, options)
     print(f"{len(inputs.items)} inputs ({_kinds(inputs.items)})"
           + (f"; {inputs.skipped} other files skipped" if inputs.skipped else ""))
     return extract(
         inputs.items, functools.partial(pipeline_from_args, args), settings,
         workers=args.workers, threads=args.threads, engine=args.engine,
         ray_address=args.ray_address, manifest=args.manifest, retry=args.retry,
-        model_settings=_model_settings(args), progress=not args.no_progress)
+        model_settings=_model_settings(args), progress=not args.no_progress,
+        stall_timeout=args.stall_timeout)
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
+def _earlier_outputs(output: str, manifest: Path | None) -> list[Path]:
+    """The manifest, the lock and the outputs the manifest records: never inputs."""
+    if manifest is None:
+        return []
+    records = read_manifest(manifest) if manifest.is_file() else {}
+    named = {record[key] for record in records.values() if record["status"] == "done"
+             for key in ("output", "rendered") if isinstance(record.get(key), str)}
+    if is_url(output):
+        return [manifest]
+    return [manifest, Path(output) / FolderLock.NAME, *(Path(output) / name for name in named)]
 
 
 def _kinds(items) -> str:
@@ -126,11 +193,17 @@ def _kinds(items) -> str:
 
 
 def _model_settings(args: argparse.Namespace) -> dict:
-    """What the outputs depend on, besides the format: kept in the manifest."""
-    names = ("arch", "precision", "scales", "boxsize", "thre1", "thre2", "decoder", "max_pixels")
-    return {"model": str(args.model), "config": None if args.config is None else
-            str(args.config), **{name: getattr(args, name) for name in names},
-            "runtime": resolve_runtime(args.runtime, args.precision)}
+    """What the outputs depend on, besides the format: kept in the manifest. The effective
+    parameters, once the config file, the preset and the flags are merged (what the config
+    file says, not its path)."""
+    try:
+        inference, grouping = params_from_args(args)
+    except OSError as e:
+        raise RtposeError(f"cannot read config {args.config}: {e.strerror or e}") from None
+    return {"model": str(args.model), "arch": args.arch, "precision": args.precision,
+            "runtime": resolve_runtime(args.runtime, args.precision),
+            "inference": dataclasses.asdict(inference), "grouping": dataclasses.asdict(grouping),
+            "decoder": args.decoder, "max_pixels": args.max_pixels}
 
 
 def _report(summary: Summary, manifest: Path | str) -> None:
@@ -139,6 +212,8 @@ def _report(summary: Summary, manifest: Path | str) -> None:
           f"{summary.people} people")
     if summary.skipped:
         print(f"{summary.skipped} inputs already done (skipped)")
+    if summary.corpus:
+        print(f"wrote {summary.corpus} (every done input)")
     for name, warning in summary.warnings[:FAILURES_SHOWN]:
         print(f"warning: {name}: {warning}")
     failures = summary.failed + summary.failed_before

@@ -16,9 +16,11 @@ import argparse
 from pathlib import Path
 
 from rtpose.convert import cmu_source
-from rtpose.convert.pth import convert_pth, network_of_state, read_pth
+from rtpose.convert.pth import convert_pth, network_of_state, pth_shapes, read_pth
+from rtpose.errors import ConversionError
 from rtpose.models import PART_NETWORKS
-from rtpose.tools.common import one_line_errors
+from rtpose.stream.images import check_folder_writable, check_writable
+from rtpose.tools.common import add_verbose_arg, one_line_errors, start_tensorflow
 
 OUTPUT = Path("model/keras/model.weights.h5")
 
@@ -67,12 +69,26 @@ def main(argv: list[str] | None = None) -> None:
         help="repository root that the default output is relative to",
     )
     parser.add_argument("--output", type=Path, help=f"Keras weights (default: ROOT/{OUTPUT})")
+    parser.add_argument(
+        "--timeout", type=float, default=cmu_source.TIMEOUT_S,
+        help="seconds the server may take to answer, per try, before trying again "
+        f"({cmu_source.TRIES} tries; default {cmu_source.TIMEOUT_S:g})")
+    add_verbose_arg(parser)
     args = parser.parse_args(argv)
     if args.no_verify and args.pth is None:
         parser.error("--no-verify only applies to a file given with --pth")
+    if not args.timeout > 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
     outputs = {"body": args.output or args.root / OUTPUT}
     outputs.update({name: args.root / spec.weights for name, spec in PART_NETWORKS.items()})
     with one_line_errors():
+        # Before downloading and converting: where the weights go.
+        for output in outputs.values():
+            if not output.name.endswith(".weights.h5"):
+                raise ConversionError(f"--output must end with .weights.h5: {output}")
+            check_folder_writable(output.parent, "--output's folder")
+            if output.parent.is_dir():
+                check_writable(output)
         if args.pth is not None:
             jobs = [(_network_of(pth, not args.no_verify), pth) for pth in args.pth]
             for network, pth in jobs:
@@ -90,10 +106,14 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"fetching {pinned.filename} ({pinned.size / 1e6:.0f} MB) of "
                       f"{cmu_source.REPO_ID} from {cmu_source.endpoint(args.endpoint)}; "
                       f"{cmu_source.LICENCE}")
-                pth = cmu_source.download_pth(args.endpoint, args.cache_dir, pinned.filename)
+                pth = cmu_source.download_pth(args.endpoint, args.cache_dir, args.timeout,
+                                              filename=pinned.filename)
                 cmu_source.check_pth(pth, "delete it from the Hugging Face cache and run again",
                                      network)
                 jobs.append((network, pth))
+        for _, pth in jobs:
+            pth_shapes(pth)  # a file that is not a state dict fails at once, before TensorFlow
+        start_tensorflow(args.verbose)  # its start-up lines dropped, before Keras starts it
         for network, pth in jobs:
             convert_pth(pth, outputs[network], network=network)
             print(f"wrote {outputs[network]} from {pth}")

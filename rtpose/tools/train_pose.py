@@ -6,6 +6,7 @@ Keras is imported only once the flags are parsed, so ``--help`` and usage errors
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from rtpose.errors import RtposeError
 from rtpose.files import INTERRUPTED_EXIT
+from rtpose.stream.images import check_folder_writable
+from rtpose.tools.common import add_verbose_arg, start_tensorflow
 from rtpose.train.cluster import read_tf_config
 from rtpose.train.config import LAST_CHECKPOINT, VGG19_FILE, TrainConfig
 
@@ -92,12 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for a batch before giving up on the servers "
                         "(default: %(default)s)")
     p.add_argument("--stages", type=int, default=d.stages, help=argparse.SUPPRESS)
+    add_verbose_arg(p)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The run described by parsed flags."""
-    return TrainConfig(**vars(args))
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k != "verbose"})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -110,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         cluster = read_tf_config(os.environ.get("TF_CONFIG")) if args.distribute else None
         if cluster is not None:  # checked before Keras loads; its tasks write to sub-folders
             weights_dir = cluster.folder(weights_dir)
+        check_folder_writable(config.logs_dir, "--logs-dir")  # --weights-dir: its FolderLock
+        if importlib.util.find_spec("tensorflow") is not None:
+            start_tensorflow(args.verbose)  # its start-up lines dropped, before Keras starts it
         from rtpose.train.trainer import train
 
         train(config)

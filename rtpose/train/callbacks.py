@@ -31,7 +31,7 @@ from rtpose.errors import RtposeError
 from rtpose.files import atomic_path, write_text
 from rtpose.models import nonfinite_weights
 from rtpose.train.config import LAST_CHECKPOINT
-from rtpose.train.init import copy_weights_by_name
+from rtpose.train.initial_weights import copy_weights_by_name
 
 BEST_WEIGHTS = "weights.best.weights.h5"
 EPOCH_WEIGHTS = "weights.{epoch:04d}.weights.h5"

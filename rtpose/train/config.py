@@ -11,8 +11,8 @@ from pathlib import Path
 
 from rtpose.errors import RtposeError
 from rtpose.models import get_architecture
+from rtpose.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"  # Keras' ImageNet VGG19, no top
 LAST_CHECKPOINT = "last.keras"  # in the weights directory: the training model, for resuming
 

@@ -6,7 +6,7 @@ weights cannot be downloaded in CI. The hands and face are drawn only where Open
 face networks are in place (``bash model/get_cmu_model.sh --hands --face``): their maps come only
 with the CMU files.
 
-    python readme/make_controlnet_picture.py [--image ../shared/data/coco_mini/val2017/X.jpg]
+    python docs/make_controlnet_picture.py [--image ../shared/data/coco_mini/val2017/X.jpg]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from rtpose.controlnet import OpenposeDetector, resize_image
-from rtpose.runtime.openvino_runtime import openvino_network
+from rtpose.runtime.openvino.cache import openvino_network
 from rtpose.runtime.part_runtime import part_network
 from rtpose.stream.images import write_image
 from rtpose.tools.common import one_line_errors
