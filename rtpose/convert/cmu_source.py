@@ -173,7 +173,8 @@ def download_pth(hub: str | None = None, cache_dir: str | Path | None = None,
                  filename: str = FILENAME) -> Path:
     """``filename`` (default ``body_pose_model.pth``) at the pinned revision, from the Hugging
     Face cache or downloaded into it; ``FetchError`` with one line naming what was tried when it
-    cannot be had. ``timeout_s``: how long the server may take to answer, per try (``check_answers``)."""
+    cannot be had. ``timeout_s``: how long the server may take to answer, per try
+    (``check_answers``)."""
     hub = endpoint(hub)
     tried = f"{filename} of {REPO_ID} at revision {REVISION} from {hub}"
     try:
