@@ -249,3 +249,28 @@ def fetch_cmu(target: Path, source: Path | None = None) -> Path:
     else:
         check_pth(source, f"download {file_url(endpoint())} again")
     return convert_pth(source, target)
+
+
+def fetch_part(network: str, target: Path, source: Path | None = None) -> Path:
+    """Keras weights ``target`` of the ``hand`` or ``face`` network from its pinned ``.pth``
+    (``hand_pose_model.pth``, ``facenet.pth``): ``source`` if given, else downloaded, checked by
+    size and sha256 as ``fetch_cmu``'s."""
+    from rtpose.convert.pth import convert_pth
+
+    filename = pinned_file(network).filename
+    if source is None:
+        source = check_pth(download_pth(filename=filename),
+                           "delete it from the Hugging Face cache and run again", network)
+    else:
+        check_pth(source, f"download {file_url(endpoint(), filename)} again", network)
+    return convert_pth(source, target, network=network)
+
+
+def fetch_hand(target: Path, source: Path | None = None) -> Path:
+    """The store's fetcher of the hand network (``fetch_part``)."""
+    return fetch_part("hand", target, source)
+
+
+def fetch_face(target: Path, source: Path | None = None) -> Path:
+    """The store's fetcher of the face network (``fetch_part``)."""
+    return fetch_part("face", target, source)

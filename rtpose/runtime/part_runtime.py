@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rtpose.errors import ModelNotFoundError, first_line
-from rtpose.models import PART_NETWORKS, REPO_ROOT
+from rtpose.models import PART_NETWORKS
 from rtpose.runtime.network import RuntimeUnavailableError
 
 RUNTIMES = ("keras", "openvino")
@@ -30,15 +30,19 @@ def fetch_command(network: str) -> str:
     return f"bash model/get_cmu_model.sh {flag} --no-body"
 
 
-def default_weights(network: str, repo_root: Path | None = None) -> Path:
-    """``model/keras/<network>.weights.h5`` of the repository, or a one-line
-    ``ModelNotFoundError`` that says how to get it."""
-    spec = PART_NETWORKS[network]
-    path = (repo_root or REPO_ROOT) / spec.weights
-    if not path.is_file():
+def default_weights(network: str) -> Path:
+    """The ``hand`` or ``face`` weights where the store finds them (``rtpose.store.locate``:
+    the checkout's ``model/keras/<network>.weights.h5``, then the store), or a one-line
+    ``ModelNotFoundError`` that says how to get them."""
+    from rtpose import store
+
+    path = store.locate(network)
+    if path is None:
+        places = ", ".join(str(p) for p in store.candidates(network))
         raise ModelNotFoundError(
-            f"no {network} network weights at {path}: run `{fetch_command(network)}` (OpenPose's "
-            f"{spec.pth} from Hugging Face; the CMU weights are for non-commercial use only)")
+            f"no {network} network weights in {places}: run `{fetch_command(network)}` or "
+            f"`rtpose fetch {network}` (OpenPose's {PART_NETWORKS[network].pth} from Hugging "
+            "Face; the CMU weights are for non-commercial use only)")
     return path
 
 
