@@ -235,18 +235,39 @@ def detect_hands_face(image: np.ndarray, keypoints: np.ndarray,
     return HandsFace(hands, face, boxes_h, boxes_f, background)
 
 
-def part_networks_from_args(args) -> tuple[Network | None, Network | None]:
-    """The hand and face networks that ``--hands`` and ``--face`` ask for, on the body's runtime
-    (keras, else openvino) and precision (fp32 for int8); a missing weights file is one line
-    saying how to get it."""
-    from rtpose.runtime.part_runtime import part_network
-    from rtpose.tools.common import quiet_native_stderr
+def with_hands_face(image: np.ndarray, people, hand_network: Network | None = None,
+                    face_network: Network | None = None):
+    """``people`` (``rtpose.people.People`` found in the BGR uint8 ``image``) with their hands
+    and face from ``detect_hands_face``; as given when neither network is."""
+    if hand_network is None and face_network is None:
+        return people
+    found = detect_hands_face(image, people.keypoints, hand_network, face_network)
+    return people.with_hands_face(found.hands, found.face)
 
-    runtime = args.runtime if args.runtime in ("keras", "openvino") else "openvino"
-    precision = args.precision if args.precision in ("fp32", "bf16") else "fp32"
-    with quiet_native_stderr(not getattr(args, "verbose", False)):
-        return tuple(part_network(name, runtime=runtime, precision=precision) if wanted else None
-                     for name, wanted in (("hand", args.hands), ("face", args.face)))
+
+def part_networks(hands: bool, face: bool, runtime: str = "openvino", precision: str = "fp32",
+                  threads: int | None = None,
+                  verbose: bool = False) -> tuple[Network | None, Network | None]:
+    """The hand and face networks asked for (None for the others), with the weights the store
+    finds (``rtpose.store``), on the body's ``runtime`` (keras, else openvino) and
+    ``precision`` (fp32 for int8); missing weights are one line saying how to get them."""
+    from rtpose.native import quiet_native_stderr
+    from rtpose.runtime import resolve_runtime
+    from rtpose.runtime.part_runtime import part_network
+
+    runtime = resolve_runtime(runtime, precision)
+    runtime = runtime if runtime in ("keras", "openvino") else "openvino"
+    precision = precision if precision in ("fp32", "bf16") else "fp32"
+    with quiet_native_stderr(not verbose):
+        return tuple(part_network(name, runtime=runtime, precision=precision, threads=threads)
+                     if wanted else None for name, wanted in (("hand", hands), ("face", face)))
+
+
+def part_networks_from_args(args) -> tuple[Network | None, Network | None]:
+    """``part_networks`` of ``--hands``, ``--face``, ``--runtime``, ``--precision`` and
+    ``--verbose``."""
+    return part_networks(args.hands, args.face, args.runtime, getattr(args, "precision", "fp32"),
+                         verbose=getattr(args, "verbose", False))
 
 
 def add_hands_face_args(parser) -> None:
