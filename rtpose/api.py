@@ -137,28 +137,17 @@ class Model:
     """A pose model ready to run: ``model(image) -> People``. Made by ``rtpose.load``.
 
     ``pipeline``: the ``PosePipeline`` (network, parameters, decoder); ``weights``: the
-    weights file it came from; ``hand_network`` and ``face_network``: OpenPose's hand and face
-    networks (``rtpose.wholebody``) or None.
+    weights file it came from. Loaded with ``hands``/``face``, the pipeline holds OpenPose's hand
+    and face networks (``rtpose.wholebody``).
 
     >>> model = rtpose.load("mobilenet_thin", scales=(1.0,))
     >>> model.architecture, model.runtime
     ('mobilenet_thin', 'openvino')
     """
 
-    def __init__(self, pipeline: PosePipeline, weights: Path,
-                 hand_network: Network | None = None,
-                 face_network: Network | None = None) -> None:
+    def __init__(self, pipeline: PosePipeline, weights: Path) -> None:
         self.pipeline = pipeline
         self.weights = weights
-        self.hand_network, self.face_network = hand_network, face_network
-
-    def _whole(self, image: np.ndarray, people: People) -> People:
-        """``people`` with hands and face where the model has their networks."""
-        if self.hand_network is None and self.face_network is None:
-            return people
-        from rtpose.wholebody import with_hands_face
-
-        return with_hands_face(image, people, self.hand_network, self.face_network)
 
     @property
     def architecture(self) -> str:
@@ -181,8 +170,7 @@ class Model:
         >>> people.keypoints[0, 0].round()              # the first person's nose: x, y, score
         array([612.,  48.,   1.])
         """
-        image = as_bgr(image)
-        return self._whole(image, self.pipeline(image))
+        return self.pipeline(as_bgr(image))
 
     def run(self, image: str | Path | np.ndarray | Image) -> PoseResult:
         """``PoseResult``: the people, every heatmap peak and the time of each stage.
@@ -191,9 +179,7 @@ class Model:
         >>> len(result.people), result.timings.network_s > 0
         (5, True)
         """
-        image = as_bgr(image)
-        result = self.pipeline.run(image)
-        return dataclasses.replace(result, people=self._whole(image, result.people))
+        return self.pipeline.run(as_bgr(image))
 
     def draw(self, image: str | Path | np.ndarray | Image,
              people: People | None = None) -> np.ndarray:
@@ -245,7 +231,7 @@ class Model:
             results = PoseStream(opened, self.pipeline, max_frames, in_flight)
             try:
                 for frame, _, result in results:
-                    yield frame.image, self._whole(frame.image, result.people)
+                    yield frame.image, result.people
             finally:
                 results.close()
 
@@ -303,5 +289,4 @@ def load(
                                       thre1=thre1, thre2=thre2, flip=flip, refine=refine)
     network = build_network(weights, arch, runtime, precision, threads, hint, calibration,
                             verbose)
-    return Model(PosePipeline(network, inference, grouping, decoder, max_pixels), weights,
-                 *parts)
+    return Model(PosePipeline(network, inference, grouping, decoder, max_pixels, *parts), weights)

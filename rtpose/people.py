@@ -232,6 +232,8 @@ class People:
         score). ``offset``: added to x and y (0.0 keeps the integer peak pixel, the convention
         that reproduces the original's AP). ``keypoint_flag``: third value of a present
         keypoint, ``"one"`` (1) or ``"conf"`` (its score); a missing keypoint is (0, 0, 0).
+        Hands and face, where set, ride along as OpenPose JSON's ``hand_left_keypoints_2d``,
+        ``hand_right_keypoints_2d`` and ``face_keypoints_2d`` (pycocotools ignores them).
         """
         if score not in SCORE_RULES:
             raise RtposeError(f"unknown score rule {score!r}; choose from {sorted(SCORE_RULES)}")
@@ -244,7 +246,7 @@ class People:
         if keypoint_flag == "one":
             coco[:, :, 2] = 1.0
         coco[~present] = 0.0
-        return [
+        results = [
             {
                 "image_id": int(image_id),
                 "category_id": 1,
@@ -253,3 +255,8 @@ class People:
             }
             for keypoints, person_score in zip(coco, scores, strict=True)
         ]
+        if self.hands is not None or self.face is not None:
+            parts = ("hand_left_keypoints_2d", "hand_right_keypoints_2d", "face_keypoints_2d")
+            for result, person in zip(results, self.to_openpose_json()["people"], strict=True):
+                result.update((name, person[name]) for name in parts if name in person)
+        return results

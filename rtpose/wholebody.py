@@ -263,11 +263,12 @@ def part_networks(hands: bool, face: bool, runtime: str = "openvino", precision:
                      if wanted else None for name, wanted in (("hand", hands), ("face", face)))
 
 
-def part_networks_from_args(args) -> tuple[Network | None, Network | None]:
+def part_networks_from_args(args, threads: int | None = None
+                            ) -> tuple[Network | None, Network | None]:
     """``part_networks`` of ``--hands``, ``--face``, ``--runtime``, ``--precision`` and
     ``--verbose``."""
     return part_networks(args.hands, args.face, args.runtime, getattr(args, "precision", "fp32"),
-                         verbose=getattr(args, "verbose", False))
+                         threads, getattr(args, "verbose", False))
 
 
 def add_hands_face_args(parser) -> None:

@@ -25,12 +25,7 @@ from rtpose.tools.common import (
     one_line_errors,
     pipeline_from_args,
 )
-from rtpose.wholebody import (
-    add_hands_face_args,
-    detect_hands_face,
-    draw_hands_face,
-    part_networks_from_args,
-)
+from rtpose.wholebody import add_hands_face_args, draw_hands_face
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,12 +46,9 @@ def main(argv: list[str] | None = None) -> None:
         check_writable(args.output, args.json)
         image = read_image(args.image, max_pixels=args.max_image_pixels)
         pipeline = pipeline_from_args(args)
-        hand, face = part_networks_from_args(args)
         result = pipeline.run(image)
         people, drawn = result.people, draw_people(image, result.people, result.peaks)
-        if hand is not None or face is not None:
-            found = detect_hands_face(image, people.keypoints, hand, face)
-            people = people.with_hands_face(found.hands, found.face)
+        if args.hands or args.face:
             drawn = draw_hands_face(drawn, people)
         write_image(args.output, drawn)
         if args.json is not None:
