@@ -204,11 +204,12 @@ class People:
             for i, p in enumerate(people):
                 filled[i, p.get("filled", [])] = True
             hands = face = None
-            if people and all("hand_left_keypoints_2d" in p for p in people):
+            # OpenPose writes empty arrays for what it did not compute.
+            if people and all(p.get("hand_left_keypoints_2d") for p in people):
                 hands = np.array([[p["hand_left_keypoints_2d"], p["hand_right_keypoints_2d"]]
                                   for p in people], dtype=np.float64)
                 hands = hands.reshape(len(people), 2, HAND_KEYPOINTS, 3)
-            if people and all("face_keypoints_2d" in p for p in people):
+            if people and all(p.get("face_keypoints_2d") for p in people):
                 face = np.array([p["face_keypoints_2d"] for p in people], dtype=np.float64)
                 face = face.reshape(len(people), FACE_KEYPOINTS, 3)
         except (KeyError, TypeError, ValueError, IndexError) as e:
