@@ -6,6 +6,9 @@
     >>> len(people), people.keypoints.shape, people.scores.shape
     (5, (5, 18, 3), (5,))
 
+``rtpose.load(..., hands=True, face=True)`` adds OpenPose's hand and face networks
+(``rtpose.wholebody``): the people then carry ``hands`` (N, 2, 21, 3) and ``face`` (N, 70, 3).
+
 ``load`` owns what every tool needs: the weights (``rtpose.store``: an explicit path, the
 checkout's ``model/keras/``, the user's store, fetched on first use), the ``auto`` runtime
 (``rtpose.runtime.resolve_runtime``), OpenVINO's model cached beside the weights (loaded
@@ -134,7 +137,8 @@ class Model:
     """A pose model ready to run: ``model(image) -> People``. Made by ``rtpose.load``.
 
     ``pipeline``: the ``PosePipeline`` (network, parameters, decoder); ``weights``: the
-    weights file it came from.
+    weights file it came from. Loaded with ``hands``/``face``, the pipeline holds OpenPose's hand
+    and face networks (``rtpose.wholebody``).
 
     >>> model = rtpose.load("mobilenet_thin", scales=(1.0,))
     >>> model.architecture, model.runtime
@@ -159,7 +163,8 @@ class Model:
 
     def __call__(self, image: str | Path | np.ndarray | Image) -> People:
         """The people in ``image`` (a path, a BGR uint8 (H, W, 3) array or a PIL image):
-        ``keypoints`` (N, 18, 3) x, y, score in image pixels, ``scores`` (N,).
+        ``keypoints`` (N, 18, 3) x, y, score in image pixels, ``scores`` (N,); loaded with
+        ``hands``/``face``, also ``hands`` (N, 2, 21, 3) left then right and ``face`` (N, 70, 3).
 
         >>> people = model(SKI)
         >>> people.keypoints[0, 0].round()              # the first person's nose: x, y, score
@@ -179,7 +184,7 @@ class Model:
     def draw(self, image: str | Path | np.ndarray | Image,
              people: People | None = None) -> np.ndarray:
         """A BGR copy of ``image`` with ``people`` drawn (default: the people this model finds
-        in it), as the original demo drew them.
+        in it), as the original demo drew them; hands and face as ControlNet draws them.
 
         >>> drawn = model.draw(SKI, people)
         >>> drawn.shape, bool((drawn != rtpose.read_image(SKI)).any())
@@ -188,7 +193,13 @@ class Model:
         from rtpose.draw import draw_people
 
         image = as_bgr(image)
-        return draw_people(image, self.pipeline(image) if people is None else people)
+        people = self(image) if people is None else people
+        drawn = draw_people(image, people)
+        if people.hands is None and people.face is None:
+            return drawn
+        from rtpose.wholebody import draw_hands_face
+
+        return draw_hands_face(drawn, people)
 
     def video(
         self,
@@ -245,6 +256,8 @@ def load(
     hint: str = "latency",
     calibration: str | Path | None = None,
     verbose: bool = False,
+    hands: bool = False,
+    face: bool = False,
 ) -> Model:
     """A ready ``Model``. ``model``: a name (``cmu``, ``mobilenet_thin``), a weights file, or
     ``hf://OWNER/REPO/FILE``; None: the best weights present (CMU, then MobileNet-thin), else
@@ -255,16 +268,25 @@ def load(
     calibrates once on ``calibration``), ``preset`` (``original`` or ``accurate``), ``config``
     (an original-format config file), then ``scales``, ``boxsize``, ``thre1``, ``thre2``,
     ``flip``, ``refine`` overriding them, ``decoder`` (``fast`` or ``faithful``),
-    ``max_pixels``; ``threads``, ``hint``, ``verbose`` as in ``build_network``.
+    ``max_pixels``; ``threads``, ``hint``, ``verbose`` as in ``build_network``. ``hands``,
+    ``face``: also OpenPose's hand and face networks, their weights found as the body's
+    (``rtpose.store``: ``hand``, ``face``), else one line saying how to get them
+    (``ModelNotFoundError``); on the body's runtime (keras, else openvino) and precision (fp32
+    for int8).
 
     >>> model = rtpose.load("mobilenet_thin", scales=(1.0,), preset="accurate")
     >>> model.pipeline.inference.flip, len(model(SKI))
     (True, 5)
     """
     weights = resolve(model)
+    parts = (None, None)
+    if hands or face:  # first: missing weights fail before the body network is built
+        from rtpose.wholebody import part_networks
+
+        parts = part_networks(hands, face, runtime, precision, threads, verbose)
     scales = tuple(float(scale) for scale in scales) if scales is not None else None
     inference, grouping = make_params(config, preset, scales=scales, boxsize=boxsize,
                                       thre1=thre1, thre2=thre2, flip=flip, refine=refine)
     network = build_network(weights, arch, runtime, precision, threads, hint, calibration,
                             verbose)
-    return Model(PosePipeline(network, inference, grouping, decoder, max_pixels), weights)
+    return Model(PosePipeline(network, inference, grouping, decoder, max_pixels, *parts), weights)

@@ -10,6 +10,9 @@ OpenPose form (``to_openpose_json``)::
      "people": [{"pose_keypoints_2d": [x0, y0, c0, ..., x17, y17, c17],   # 18 CMU parts
                  "score": 25.1, "part_count": 17}]}
 
+With hands (``rtpose.wholebody``) each person also has ``hand_left_keypoints_2d`` and
+``hand_right_keypoints_2d`` (21 x 3 each), with a face ``face_keypoints_2d`` (70 x 3).
+
 People of a tracked video (``rtpose.track``) also carry ``person_ids``, and each person has
 ``"person_id": 3`` (a non-negative integer, the same for the same person across frames); an
 offline-smoothed person whose parts were filled in by interpolation has ``"filled": [4, 7]``,
@@ -32,6 +35,7 @@ from rtpose.errors import RtposeError
 from rtpose.skeleton import COCO_TO_CMU, FLIP_PERMUTATION, NUM_PARTS
 
 OPENPOSE_JSON_VERSION = 1.3
+HAND_KEYPOINTS, FACE_KEYPOINTS = 21, 70  # OpenPose's hand and face keypoints
 
 
 
@@ -85,11 +89,17 @@ class People:
     part_counts: np.ndarray
     person_ids: np.ndarray | None = None
     filled: np.ndarray | None = None
+    hands: np.ndarray | None = None  # (N, 2, 21, 3): left hand, right hand; x, y, score
+    face: np.ndarray | None = None  # (N, 70, 3)
 
     def __post_init__(self) -> None:
         n = len(self.keypoints)
         if self.keypoints.shape != (n, NUM_PARTS, 3):
             raise ValueError(f"keypoints must be (N, {NUM_PARTS}, 3), got {self.keypoints.shape}")
+        for name, shape in (("hands", (n, 2, HAND_KEYPOINTS, 3)), ("face", (n, FACE_KEYPOINTS, 3))):
+            value = getattr(self, name)
+            if value is not None and value.shape != shape:
+                raise ValueError(f"{name} must be {shape}, got {value.shape}")
         if self.scores.shape != (n,) or self.part_counts.shape != (n,):
             raise ValueError(
                 f"scores and part_counts must be ({n},), got {self.scores.shape} "
@@ -106,9 +116,11 @@ class People:
 
     def take(self, index: np.ndarray) -> People:
         """The people at ``index`` (a (K,) integer array or an (N,) bool mask), in that order."""
+        def pick(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[index]
+
         return People(self.keypoints[index], self.scores[index], self.part_counts[index],
-                      None if self.person_ids is None else self.person_ids[index],
-                      None if self.filled is None else self.filled[index])
+                      pick(self.person_ids), pick(self.filled), pick(self.hands), pick(self.face))
 
     @classmethod
     def empty(cls) -> People:
@@ -132,10 +144,15 @@ class People:
         """(N, 18) bool, whether the person has the part."""
         return self.conf > 0
 
+    def with_hands_face(self, hands: np.ndarray | None, face: np.ndarray | None) -> People:
+        """The same people with ``hands`` (N, 2, 21, 3) and ``face`` (N, 70, 3)."""
+        return replace(self, hands=hands, face=face)
+
     def mirrored(self, width: int) -> People:
         """The same people in the image mirrored left to right (``width`` pixels wide): x
         becomes width - 1 - x (``rtpose.geometry``'s convention) and left and right parts swap
-        (``skeleton.FLIP_PERMUTATION``); missing parts stay (0, 0, 0)."""
+        (``skeleton.FLIP_PERMUTATION``); missing parts stay (0, 0, 0). Hands and face are not
+        carried over."""
         keypoints = self.keypoints[:, FLIP_PERMUTATION].copy()
         present = keypoints[:, :, 2] > 0
         keypoints[:, :, 0] = np.where(present, width - 1 - keypoints[:, :, 0], 0.0)
@@ -144,7 +161,7 @@ class People:
 
     def to_openpose_json(self) -> dict[str, Any]:
         """The OpenPose ``--write_json`` form, plus each person's score and part count (and
-        ``person_id`` and ``filled`` where set, see the module docstring)."""
+        ``person_id``, ``filled``, hands and face where set, see the module docstring)."""
         people = []
         for i, (keypoints, score, count) in enumerate(
             zip(self.keypoints, self.scores, self.part_counts, strict=True)
@@ -155,6 +172,11 @@ class People:
                 person["person_id"] = int(self.person_ids[i])
             if self.filled is not None and self.filled[i].any():
                 person["filled"] = np.flatnonzero(self.filled[i]).tolist()
+            if self.hands is not None:
+                person["hand_left_keypoints_2d"] = self.hands[i, 0].ravel().tolist()
+                person["hand_right_keypoints_2d"] = self.hands[i, 1].ravel().tolist()
+            if self.face is not None:
+                person["face_keypoints_2d"] = self.face[i].ravel().tolist()
             people.append(person)
         return {"version": OPENPOSE_JSON_VERSION, "people": people}
 
@@ -181,12 +203,21 @@ class People:
             filled = np.zeros((len(people), NUM_PARTS), dtype=bool)
             for i, p in enumerate(people):
                 filled[i, p.get("filled", [])] = True
+            hands = face = None
+            # OpenPose writes empty arrays for what it did not compute.
+            if people and all(p.get("hand_left_keypoints_2d") for p in people):
+                hands = np.array([[p["hand_left_keypoints_2d"], p["hand_right_keypoints_2d"]]
+                                  for p in people], dtype=np.float64)
+                hands = hands.reshape(len(people), 2, HAND_KEYPOINTS, 3)
+            if people and all(p.get("face_keypoints_2d") for p in people):
+                face = np.array([p["face_keypoints_2d"] for p in people], dtype=np.float64)
+                face = face.reshape(len(people), FACE_KEYPOINTS, 3)
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise RtposeError(f"not an OpenPose people JSON: {e}") from e
         tracked = any(i >= 0 for i in ids)
         return cls(keypoints, scores, counts,
-                   np.array(ids, dtype=np.int64) if tracked else None,
-                   filled if filled.any() else None)
+                   person_ids=np.array(ids, dtype=np.int64) if tracked else None,
+                   filled=filled if filled.any() else None, hands=hands, face=face)
 
     def to_coco(
         self,
@@ -202,6 +233,8 @@ class People:
         score). ``offset``: added to x and y (0.0 keeps the integer peak pixel, the convention
         that reproduces the original's AP). ``keypoint_flag``: third value of a present
         keypoint, ``"one"`` (1) or ``"conf"`` (its score); a missing keypoint is (0, 0, 0).
+        Hands and face, where set, ride along as OpenPose JSON's ``hand_left_keypoints_2d``,
+        ``hand_right_keypoints_2d`` and ``face_keypoints_2d`` (pycocotools ignores them).
         """
         if score not in SCORE_RULES:
             raise RtposeError(f"unknown score rule {score!r}; choose from {sorted(SCORE_RULES)}")
@@ -214,7 +247,7 @@ class People:
         if keypoint_flag == "one":
             coco[:, :, 2] = 1.0
         coco[~present] = 0.0
-        return [
+        results = [
             {
                 "image_id": int(image_id),
                 "category_id": 1,
@@ -223,3 +256,8 @@ class People:
             }
             for keypoints, person_score in zip(coco, scores, strict=True)
         ]
+        if self.hands is not None or self.face is not None:
+            parts = ("hand_left_keypoints_2d", "hand_right_keypoints_2d", "face_keypoints_2d")
+            for result, person in zip(results, self.to_openpose_json()["people"], strict=True):
+                result.update((name, person[name]) for name in parts if name in person)
+        return results

@@ -15,8 +15,8 @@ The image geometry is ``rtpose.geometry``'s; decoding is ``rtpose.decode.decode`
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -100,6 +100,8 @@ class PosePipeline:
 
     The network's stride comes from its architecture; a config file that states another one
     (``InferenceParams.stride``) is refused. ``max_pixels`` bounds one scale's network input.
+    ``hand_network``, ``face_network``: OpenPose's hand and face networks (``rtpose.wholebody``),
+    or None; ``run`` (and ``rtpose.stream``) then adds the people's hands and face.
     """
 
     def __init__(
@@ -109,6 +111,8 @@ class PosePipeline:
         grouping: GroupingParams = CMU_GROUPING,
         decoder: str = "fast",
         max_pixels: int = MAX_INPUT_PIXELS,
+        hand_network: Callable[[np.ndarray], np.ndarray] | None = None,
+        face_network: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         if decoder not in DECODERS:
             raise RtposeError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
@@ -123,6 +127,7 @@ class PosePipeline:
         self.grouping = grouping
         self.decoder = decoder
         self.max_pixels = max_pixels
+        self.hand_network, self.face_network = hand_network, face_network
 
     def infer(self, image: np.ndarray) -> NetworkOutputs:
         """The network's outputs at every scale for a BGR uint8 image (H, W, 3)."""
@@ -170,8 +175,19 @@ class PosePipeline:
         return PoseResult(people, peaks, timings)
 
     def run(self, image: np.ndarray) -> PoseResult:
-        """People in a BGR uint8 image (H, W, 3), with all peaks and the stage timings."""
-        return self.decode(self.infer(image))
+        """People in a BGR uint8 image (H, W, 3), with all peaks and the stage timings (and
+        their hands and face where the pipeline has those networks)."""
+        result = self.decode(self.infer(image))
+        return replace(result, people=self.with_hands_face(image, result.people))
+
+    def with_hands_face(self, image: np.ndarray, people: People) -> People:
+        """``people`` found in ``image`` with their hands and face, from the pipeline's hand and
+        face networks; as given without them."""
+        if self.hand_network is None and self.face_network is None:
+            return people
+        from rtpose.wholebody import with_hands_face
+
+        return with_hands_face(image, people, self.hand_network, self.face_network)
 
     def __call__(self, image: np.ndarray) -> People:
         return self.run(image).people

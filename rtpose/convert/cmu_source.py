@@ -1,4 +1,5 @@
-"""The CMU COCO body model's living source: ``body_pose_model.pth`` on Hugging Face.
+"""The CMU models' living source: ``body_pose_model.pth`` (and the hand and face networks'
+``hand_pose_model.pth`` and ``facenet.pth``) on Hugging Face.
 
 CMU's own server for ``pose_iter_440000.caffemodel`` has not answered since 2020. The copy the
 community uses today is the PyTorch conversion of those Caffe weights that ControlNet's
@@ -12,7 +13,7 @@ apply. A copy already in the cache is used without asking the network (the revis
 hash: it never changes). Otherwise the Hub is first asked once for the file's headers, with a
 short timeout, a few times, each retry said on stderr; a server that does not answer is reported
 as such (refused, unresolved, or connected but silent), not left to the hub's own retries
-(minutes of silence).
+(minutes of silence). The CMU weights are licensed by CMU for non-commercial use only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rtpose.errors import FetchError
@@ -38,6 +40,43 @@ REVISION = "982e7edaec38759d914a963c48c4726685de7d96"
 SIZE = 209_267_595
 SHA256 = "25a948c16078b0f08e236bda51a385d855ef4c153598947c28c0d47ed94bb746"
 DEFAULT_ENDPOINT = "https://huggingface.co"
+LICENCE = "the CMU weights are for non-commercial use only (CMU's OpenPose licence)"
+
+
+@dataclass(frozen=True)
+class PinnedFile:
+    """One file of ``REPO_ID`` at ``REVISION``: its name, size in bytes and sha256."""
+
+    filename: str
+    size: int
+    sha256: str
+
+
+# The hand and face networks' files (rtpose.models.cmu_hand_face); the body's is FILENAME.
+_PART_FILES = {
+    "hand": PinnedFile("hand_pose_model.pth", 147_341_049,
+                       "b76b00d1750901abd07b9f9d8c98cc3385b8fe834a26d4b4f0aad439e75fc600"),
+    "face": PinnedFile("facenet.pth", 153_718_792,
+                       "8beb52e548624ffcc4aed12af7aee7dcbfaeea420c75609fee999fe7add79d43"),
+}
+NETWORKS = ("body", *_PART_FILES)
+
+
+def pinned_file(network: str = "body") -> PinnedFile:
+    """The pinned ``.pth`` of ``network`` (``body``, ``hand`` or ``face``)."""
+    if network == "body":
+        return PinnedFile(FILENAME, SIZE, SHA256)
+    return _PART_FILES[network]
+
+
+def network_of_file(path: str | Path) -> str:
+    """The network a ``.pth`` on disk is for, by its name, else its size; else ``body``."""
+    path = Path(path)
+    files = [(network, pinned_file(network)) for network in NETWORKS]
+    by_name = [n for n, pinned in files if pinned.filename == path.name]
+    size = path.stat().st_size if path.is_file() else -1
+    by_size = [n for n, pinned in files if pinned.size == size]
+    return (by_name or by_size or ["body"])[0]
 BY_HAND = "bash model/get_cmu_model.sh --pth FILE"
 TIMEOUT_S = 10.0  # for the server's first answer, per try
 TRIES = 3
@@ -55,15 +94,15 @@ def endpoint(override: str | None = None) -> str:
     return constants.ENDPOINT
 
 
-def file_url(hub: str) -> str:
+def file_url(hub: str, filename: str = FILENAME) -> str:
     """The pinned file's download address on the Hub ``hub``."""
-    return f"{hub}/{REPO_ID}/resolve/{REVISION}/{FILENAME}"
+    return f"{hub}/{REPO_ID}/resolve/{REVISION}/{filename}"
 
 
-def _by_hand(hub: str) -> str:
+def _by_hand(hub: str, filename: str = FILENAME) -> str:
     return (
-        f"to put it in place by hand, download {file_url(hub)} where there is internet, "
-        f"copy it here and run `{BY_HAND}`"
+        f"to put it in place by hand, download {file_url(hub, filename)} where there is "
+        f"internet, copy it here and run `{BY_HAND}`"
     )
 
 
@@ -130,21 +169,23 @@ def _offline() -> bool:
 
 
 def download_pth(hub: str | None = None, cache_dir: str | Path | None = None,
-                 timeout_s: float = TIMEOUT_S, say: Callable[[str], None] = _say) -> Path:
-    """``body_pose_model.pth`` at the pinned revision, from the Hugging Face cache or downloaded
-    into it; ``FetchError`` with one line naming what was tried when it cannot be had.
-    ``timeout_s``: how long the server may take to answer, per try (``check_answers``)."""
+                 timeout_s: float = TIMEOUT_S, say: Callable[[str], None] = _say,
+                 filename: str = FILENAME) -> Path:
+    """``filename`` (default ``body_pose_model.pth``) at the pinned revision, from the Hugging
+    Face cache or downloaded into it; ``FetchError`` with one line naming what was tried when it
+    cannot be had. ``timeout_s``: how long the server may take to answer, per try
+    (``check_answers``)."""
     hub = endpoint(hub)
-    tried = f"{FILENAME} of {REPO_ID} at revision {REVISION} from {hub}"
+    tried = f"{filename} of {REPO_ID} at revision {REVISION} from {hub}"
     try:
         from huggingface_hub import hf_hub_download, try_to_load_from_cache
         from huggingface_hub.utils import LocalEntryNotFoundError
     except ImportError as e:
         raise FetchError(
             f"cannot download {tried}: huggingface_hub is not installed "
-            f"(pip install huggingface_hub); {_by_hand(hub)}"
+            f"(pip install huggingface_hub); {_by_hand(hub, filename)}"
         ) from e
-    cached = try_to_load_from_cache(REPO_ID, FILENAME, cache_dir=cache_dir, revision=REVISION)
+    cached = try_to_load_from_cache(REPO_ID, filename, cache_dir=cache_dir, revision=REVISION)
     if isinstance(cached, str):
         return Path(cached)
     # A proxy (which http.client would not use) or offline mode: the hub alone decides.
@@ -152,46 +193,48 @@ def download_pth(hub: str | None = None, cache_dir: str | Path | None = None,
     if not _offline() and not (urllib.request.getproxies() and
                                not urllib.request.proxy_bypass(host)):
         try:
-            check_answers(file_url(hub), timeout_s, say=say)
+            check_answers(file_url(hub, filename), timeout_s, say=say)
         except FetchError as e:
-            raise FetchError(f"cannot download {tried}: {e}; {_by_hand(hub)}") from e
+            raise FetchError(f"cannot download {tried}: {e}; {_by_hand(hub, filename)}") from e
     try:
         with _quiet_hub():
             path = hf_hub_download(
-                REPO_ID, FILENAME, revision=REVISION, endpoint=hub, cache_dir=cache_dir,
+                REPO_ID, filename, revision=REVISION, endpoint=hub, cache_dir=cache_dir,
                 etag_timeout=timeout_s,
             )
     except LocalEntryNotFoundError as e:
         reason = "HF_HUB_OFFLINE is set" if _offline() else "no connection"
         raise FetchError(
             f"cannot download {tried}: {reason}, and no copy in the Hugging Face cache; "
-            f"{_by_hand(hub)}"
+            f"{_by_hand(hub, filename)}"
         ) from e
     # The hub raises its own errors, OSError and its HTTP client's errors (requests or httpx by
     # version): each is reported by its type and first line.
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise FetchError(
-            f"cannot download {tried}: {type(e).__name__}: {reason}; {_by_hand(hub)}"
+            f"cannot download {tried}: {type(e).__name__}: {reason}; {_by_hand(hub, filename)}"
         ) from e
     return Path(path)
 
 
-def check_pth(path: str | Path, remedy: str) -> Path:
-    """``path`` if it is the pinned ``body_pose_model.pth`` (size, then sha256), else
-    ``FetchError`` saying what differs, followed by ``remedy``."""
+def check_pth(path: str | Path, remedy: str, network: str = "body") -> Path:
+    """``path`` if it is ``network``'s pinned file (``body_pose_model.pth`` by default; size,
+    then sha256), else ``FetchError`` saying what differs, followed by ``remedy``."""
+    pinned = pinned_file(network)
     path = Path(path)
     if not path.is_file():
-        raise FetchError(f"{FILENAME} not found: {path}")
+        raise FetchError(f"{pinned.filename} not found: {path}")
     size = path.stat().st_size
-    if size != SIZE:
+    if size != pinned.size:
         raise FetchError(
-            f"{path} has {size:,} bytes, {FILENAME} has {SIZE:,} "
-            f"({'truncated' if size < SIZE else 'another file'}); {remedy}"
+            f"{path} has {size:,} bytes, {pinned.filename} has {pinned.size:,} "
+            f"({'truncated' if size < pinned.size else 'another file'}); {remedy}"
         )
     digest = sha256(path)
-    if digest != SHA256:
-        raise FetchError(f"{path} has sha256 {digest}, {FILENAME} has {SHA256}; {remedy}")
+    if digest != pinned.sha256:
+        raise FetchError(
+            f"{path} has sha256 {digest}, {pinned.filename} has {pinned.sha256}; {remedy}")
     return path
 
 
@@ -206,3 +249,28 @@ def fetch_cmu(target: Path, source: Path | None = None) -> Path:
     else:
         check_pth(source, f"download {file_url(endpoint())} again")
     return convert_pth(source, target)
+
+
+def fetch_part(network: str, target: Path, source: Path | None = None) -> Path:
+    """Keras weights ``target`` of the ``hand`` or ``face`` network from its pinned ``.pth``
+    (``hand_pose_model.pth``, ``facenet.pth``): ``source`` if given, else downloaded, checked by
+    size and sha256 as ``fetch_cmu``'s."""
+    from rtpose.convert.pth import convert_pth
+
+    filename = pinned_file(network).filename
+    if source is None:
+        source = check_pth(download_pth(filename=filename),
+                           "delete it from the Hugging Face cache and run again", network)
+    else:
+        check_pth(source, f"download {file_url(endpoint(), filename)} again", network)
+    return convert_pth(source, target, network=network)
+
+
+def fetch_hand(target: Path, source: Path | None = None) -> Path:
+    """The store's fetcher of the hand network (``fetch_part``)."""
+    return fetch_part("hand", target, source)
+
+
+def fetch_face(target: Path, source: Path | None = None) -> Path:
+    """The store's fetcher of the face network (``fetch_part``)."""
+    return fetch_part("face", target, source)

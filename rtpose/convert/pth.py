@@ -1,5 +1,5 @@
 """PyTorch ``.pth`` state dicts without PyTorch, and the ``.pth`` -> Keras conversion of the CMU
-body model.
+body, hand and face models.
 
 Both of torch's formats are read (``torch/serialization.py``):
 
@@ -16,7 +16,7 @@ strides counted in elements. The pickles go through an unpickler that knows only
 ``collections.OrderedDict``, the tensor rebuild functions and the storage types: anything else
 is refused, so nothing in a file ever runs.
 
-The CMU model's state dict is keyed ``<Caffe layer>.weight`` / ``<Caffe layer>.bias``
+The CMU models' state dicts are keyed ``<Caffe layer>.weight`` / ``<Caffe layer>.bias``
 (``conv1_1.weight``, ``Mconv7_stage6_L2.bias``); its kernels are (out, in, kh, kw) as Caffe's,
 (kh, kw, in, out) in Keras.
 """
@@ -443,19 +443,43 @@ def conv_weights_from_state(
     }
 
 
+NETWORKS = ("body", "hand", "face")
+
+
+def network_of_state(state: Mapping[str, np.ndarray]) -> str | None:
+    """Which CMU network a state dict is for, by its last layer's shape: the body's
+    ``Mconv7_stage6_L2`` (19 maps), or ``Mconv7_stage6``'s 22 maps (hand) or 71 (face)."""
+    if "Mconv7_stage6_L2.bias" in state:
+        return "body"
+    maps = {22: "hand", 71: "face"}
+    bias = state.get("Mconv7_stage6.bias")
+    return maps.get(bias.shape[0]) if bias is not None and bias.ndim == 1 else None
+
+
 def convert_pth(
-    pth: str | Path, output: str | Path, stages: int = 6, progress: bool = True
+    pth: str | Path, output: str | Path, stages: int = 6, progress: bool = True,
+    network: str = "body",
 ) -> Path:
-    """Convert a ``.pth`` state dict of the CMU body model (``body_pose_model.pth``) into Keras 3
-    weights ``output`` (``*.weights.h5``) of ``build_cmu_model(stages=stages)``, written under a
-    temporary name then renamed. Returns ``output``."""
+    """Convert a ``.pth`` state dict of a CMU network into Keras 3 weights ``output``
+    (``*.weights.h5``), written under a temporary name then renamed. Returns ``output``.
+
+    ``network``: ``body`` (``body_pose_model.pth`` into ``build_cmu_model(stages=stages)``),
+    ``hand`` (``hand_pose_model.pth``) or ``face`` (``facenet.pth``) into
+    ``rtpose.models.cmu_hand_face.build_part_model``; every name and shape is checked."""
+    if network not in NETWORKS:
+        raise ConversionError(f"unknown network {network!r}; choose from {', '.join(NETWORKS)}")
     output = Path(output)
     if not output.name.endswith(".weights.h5"):
         raise ConversionError(f"output must end with .weights.h5: {output}")
     shapes = pth_shapes(pth)  # a file that is not a state dict fails here, before Keras starts
-    from rtpose.models.cmu import build_cmu_model
+    if network == "body":
+        from rtpose.models.cmu import build_cmu_model
 
-    model = build_cmu_model(stages=stages)
+        model = build_cmu_model(stages=stages)
+    else:
+        from rtpose.models.cmu_hand_face import build_part_model
+
+        model = build_part_model(network)
     # Names and shapes against the model's before the file's data is read: a file that claims
     # other (or huge) tensors is refused before anything is allocated for them.
     check_shapes(shapes, conv_shapes(model), str(pth), model.name)

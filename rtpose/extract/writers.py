@@ -8,11 +8,14 @@ fourth frame processed); an image is frame 0.
   frame: a video's in a folder ``a/x/`` as ``x_<frame:012d>_keypoints.json``, an image's as
   ``a/x_keypoints.json``. Each person has ``pose_keypoints_2d`` (18 COCO-model parts in
   OpenPose's COCO order, which is the CMU order: x0, y0, c0, ..., x17, y17, c17), OpenPose's
-  ``person_id`` (``[id]`` in a tracked video, else ``[-1]``) and empty face, hand and 3-D
-  arrays, plus rtpose's ``score`` and ``part_count`` (``rtpose.people``).
+  ``person_id`` (``[id]`` in a tracked video, else ``[-1]``), the face and hand keypoints with
+  ``--face`` / ``--hands`` (else empty) and empty 3-D arrays, plus rtpose's ``score`` and
+  ``part_count`` (``rtpose.people``).
 - ``jsonl``: ``a/x.jsonl``, one line per frame, as ``rtpose.stream.outputs.JsonLinesOutput``:
   ``{"frame": 0, "timestamp": 0.0, "people": [{"pose_keypoints_2d": [...], "score": ...,
-  "part_count": ...}]}`` (timestamp: the frame's presentation time, seconds).
+  "part_count": ...}]}`` (timestamp: the frame's presentation time, seconds), with
+  ``--hands`` / ``--face`` also each person's ``hand_left_keypoints_2d``,
+  ``hand_right_keypoints_2d`` and ``face_keypoints_2d``.
 - ``npz``: ``a/x.npz``, one file per input, every frame's people stacked: ``frames`` (F,)
   int64, ``timestamps`` (F,) float64, ``counts`` (F,) int64 people per frame, ``keypoints``
   (P, 18, 3) float32 (P = all frames' people, frame after frame; positions exact, part scores
@@ -82,7 +85,7 @@ def openpose_json(people: People) -> dict:
     for person in people.to_openpose_json()["people"]:
         full = {"person_id": [person.get("person_id", -1)],
                 "pose_keypoints_2d": person["pose_keypoints_2d"]}
-        full.update((field, []) for field in OPENPOSE_EMPTY_FIELDS)
+        full.update((field, person.get(field, [])) for field in OPENPOSE_EMPTY_FIELDS)
         full.update(score=person["score"], part_count=person["part_count"])
         if "filled" in person:
             full["filled"] = person["filled"]

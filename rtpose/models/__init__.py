@@ -4,6 +4,9 @@ The registry names each architecture, builds it, finds and loads its weights, an
 outputs into heatmaps (N, h, w, 19) and PAFs (N, h, w, 38) whatever the network's own output
 order. Builders (and Keras) are imported lazily: importing the registry builds nothing.
 
+``PART_NETWORKS`` names OpenPose's hand and face networks (``rtpose.models.cmu_hand_face``),
+which map a crop to keypoint heatmaps only.
+
 Default weights, relative to the repository root, first existing file wins: the CMU model
 (``model/keras/model.weights.h5``, then the original port's ``model/keras/model.h5``), then
 MobileNet-thin (``model/keras/mobilenet_thin.weights.h5``); ``rtpose.store`` searches them
@@ -120,6 +123,33 @@ ARCHITECTURES: dict[str, Architecture] = {
         splitter=_split_heat_paf_concat,
     ),
 }
+
+
+@dataclass(frozen=True)
+class PartNetwork:
+    """One of the two networks: its name, maps (keypoints + background), where its converted
+    weights go (relative to the repository root) and its ``.pth`` on Hugging Face."""
+
+    name: str
+    keypoints: int
+    weights: str
+    pth: str
+
+    @property
+    def channels(self) -> int:
+        return self.keypoints + 1
+
+
+PART_NETWORKS: dict[str, PartNetwork] = {
+    "hand": PartNetwork("hand", 21, "model/keras/hand.weights.h5", "hand_pose_model.pth"),
+    "face": PartNetwork("face", 70, "model/keras/face.weights.h5", "facenet.pth"),
+}
+
+
+def get_part_network(name: str) -> PartNetwork:
+    if name not in PART_NETWORKS:
+        raise ValueError(f"unknown network {name!r}; choose from {', '.join(PART_NETWORKS)}")
+    return PART_NETWORKS[name]
 
 
 def nonfinite_weights(model: keras.Model) -> list[str]:

@@ -153,6 +153,10 @@ def run_stream(
             drawn = None
             if draws:
                 drawn = draw_people(frame.image, result.people, result.peaks)
+                if result.people.hands is not None or result.people.face is not None:
+                    from rtpose.wholebody import draw_hands_face
+
+                    drawn = draw_hands_face(drawn, result.people)
                 draw_fps(drawn, fps)
             timings.append(FrameTiming(frame.index, time.perf_counter() - capture_time,
                                        result.timings.network_s, result.timings.postprocess_s))
@@ -234,6 +238,9 @@ class PoseStream:
                 if track is not None:
                     result = replace(result, people=track.update(result.people, frame.index,
                                                                  frame.timestamp_s))
+                if pipeline.hand_network is not None or pipeline.face_network is not None:
+                    result = replace(result, people=pipeline.with_hands_face(frame.image,
+                                                                             result.people))
                 yield frame, capture_time, result
         finally:
             stop.set()

@@ -164,10 +164,17 @@ def network_from_args(args: argparse.Namespace, threads: int | None = None,
 
 def pipeline_from_args(args: argparse.Namespace, threads: int | None = None,
                        hint: str = "latency") -> PosePipeline:
-    """``network_from_args`` with the parameters of ``params_from_args`` and ``--decoder``."""
+    """``network_from_args`` with the parameters of ``params_from_args`` and ``--decoder``; with
+    ``--hands`` / ``--face`` (``rtpose.wholebody.add_hands_face_args``), also the hand and face
+    networks (loaded first: missing weights fail before the body network is built)."""
     inference, grouping = params_from_args(args)
+    parts = (None, None)
+    if getattr(args, "hands", False) or getattr(args, "face", False):
+        from rtpose.wholebody import part_networks_from_args
+
+        parts = part_networks_from_args(args, threads)
     return PosePipeline(network_from_args(args, threads, hint), inference, grouping,
-                        args.decoder, args.max_pixels)
+                        args.decoder, args.max_pixels, *parts)
 
 
 def add_tracking_args(parser: argparse.ArgumentParser, offline: bool = False) -> None:

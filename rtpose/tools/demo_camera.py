@@ -41,6 +41,7 @@ from rtpose.tools.common import (
     positive_int,
     tracking_from_args,
 )
+from rtpose.wholebody import add_hands_face_args
 
 STOP_REASONS = {"user": "quit in the window", "interrupt": "Ctrl+C or SIGTERM"}
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                              "2: more fps; 1: the least latency); the other runtimes run one")
     add_model_args(parser)
     add_inference_args(parser)
+    add_hands_face_args(parser)
     add_tracking_args(parser)
     add_max_image_pixels_arg(parser)
     parser.set_defaults(scales=(1.0,))

@@ -1,6 +1,8 @@
 """Find the people in an image, draw their skeletons, and write them as OpenPose JSON.
 
     python demo_image.py --image sample_images/ski.jpg [--output result.png] [--json people.json]
+
+--hands and --face add OpenPose's hand and face keypoints (rtpose.wholebody).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rtpose.tools.common import (
     one_line_errors,
     pipeline_from_args,
 )
+from rtpose.wholebody import add_hands_face_args, draw_hands_face
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="write the people as OpenPose JSON to this file")
     add_model_args(parser)
     add_inference_args(parser)
+    add_hands_face_args(parser)
     add_max_image_pixels_arg(parser)
     args = parser.parse_args(argv)
 
@@ -43,9 +47,12 @@ def main(argv: list[str] | None = None) -> None:
         image = read_image(args.image, max_pixels=args.max_image_pixels)
         pipeline = pipeline_from_args(args)
         result = pipeline.run(image)
-        write_image(args.output, draw_people(image, result.people, result.peaks))
+        people, drawn = result.people, draw_people(image, result.people, result.peaks)
+        if args.hands or args.face:
+            drawn = draw_hands_face(drawn, people)
+        write_image(args.output, drawn)
         if args.json is not None:
-            write_json(args.json, result.people.to_openpose_json())
+            write_json(args.json, people.to_openpose_json())
 
     t = result.timings
     first_stage = "upsampling" if pipeline.decoder == "faithful" else "operators"

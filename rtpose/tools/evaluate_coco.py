@@ -27,6 +27,7 @@ from rtpose.tools.common import (
     pipeline_from_args,
     positive_int,
 )
+from rtpose.wholebody import add_hands_face_args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="added to keypoint x and y (default 0: the integer peak pixel)")
     add_model_args(parser)
     add_inference_args(parser)
+    add_hands_face_args(parser)
     add_max_image_pixels_arg(parser)
     args = parser.parse_args(argv)
 

@@ -46,6 +46,7 @@ from rtpose.tools.common import (
     pipeline_from_args,
     positive_int,
 )
+from rtpose.wholebody import add_hands_face_args
 
 FAILED_EXIT = 3
 FAILURES_SHOWN = 10
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pyskl: persons kept per video, by track (default 2)")
     add_model_args(parser)
     add_inference_args(parser)
+    add_hands_face_args(parser)
     add_tracking_args(parser, offline=True)
     parser.set_defaults(scales=(1.0,))
     return parser
@@ -203,7 +205,8 @@ def _model_settings(args: argparse.Namespace) -> dict:
     return {"model": str(args.model), "arch": args.arch, "precision": args.precision,
             "runtime": resolve_runtime(args.runtime, args.precision),
             "inference": dataclasses.asdict(inference), "grouping": dataclasses.asdict(grouping),
-            "decoder": args.decoder, "max_pixels": args.max_pixels}
+            "decoder": args.decoder, "max_pixels": args.max_pixels,
+            **{part: True for part in ("hands", "face") if getattr(args, part)}}
 
 
 def _report(summary: Summary, manifest: Path | str) -> None:

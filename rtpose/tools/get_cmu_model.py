@@ -1,10 +1,13 @@
-"""Put the CMU COCO body model in place from a living source, without PyTorch.
+"""Put the CMU COCO body model (and with --hands / --face OpenPose's hand and face networks) in
+place from a living source, without PyTorch.
 
-Downloads body_pose_model.pth (the PyTorch conversion of CMU's Caffe weights) from Hugging Face
-at a pinned revision through huggingface_hub (its cache, resumed downloads and HF_ENDPOINT /
-HF_HUB_OFFLINE settings apply), checks its size and sha256, and converts it to
-model/keras/model.weights.h5, which demo_image.py and the other scripts then use with no flag.
---pth FILE converts a copy already on disk instead, with no network.
+Downloads body_pose_model.pth (the PyTorch conversion of CMU's Caffe weights; hand_pose_model.pth
+and facenet.pth for --hands and --face) from Hugging Face at a pinned revision through
+huggingface_hub (its cache, resumed downloads and HF_ENDPOINT / HF_HUB_OFFLINE settings apply),
+checks its size and sha256, and converts it to model/keras/model.weights.h5
+(hand.weights.h5, face.weights.h5), which demo_image.py and the other scripts then use with no
+flag. --pth FILE converts a copy already on disk instead, with no network (each network's file
+is recognised by its name or size). The CMU weights are for non-commercial use only.
 """
 
 from __future__ import annotations
@@ -13,19 +16,37 @@ import argparse
 from pathlib import Path
 
 from rtpose.convert import cmu_source
-from rtpose.convert.pth import convert_pth, pth_shapes
+from rtpose.convert.pth import convert_pth, network_of_state, pth_shapes, read_pth
 from rtpose.errors import ConversionError
+from rtpose.models import PART_NETWORKS
 from rtpose.stream.images import check_folder_writable, check_writable
 from rtpose.tools.common import add_verbose_arg, one_line_errors, start_tensorflow
 
 OUTPUT = Path("model/keras/model.weights.h5")
 
 
+def _network_of(pth: Path, verify: bool) -> str:
+    """The network a given ``.pth`` is for: by its name or size, or unverified by its tensors."""
+    if verify:
+        return cmu_source.network_of_file(pth)
+    return network_of_state(read_pth(pth, progress=False)) or "body"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--pth", type=Path, help="convert this body_pose_model.pth, no download")
+    parser.add_argument("--pth", type=Path, action="append",
+                        help="convert this body_pose_model.pth (or hand_pose_model.pth, "
+                        "facenet.pth), no download; may be given once per file")
+    parser.add_argument("--hands", action="store_true",
+                        help="also the hand network (hand_pose_model.pth -> "
+                        f"{PART_NETWORKS['hand'].weights})")
+    parser.add_argument("--face", action="store_true",
+                        help="also the face network (facenet.pth -> "
+                        f"{PART_NETWORKS['face'].weights})")
+    parser.add_argument("--no-body", action="store_true",
+                        help="with --hands or --face: not the body model")
     parser.add_argument(
         "--no-verify",
         action="store_true",
@@ -58,29 +79,44 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--no-verify only applies to a file given with --pth")
     if not args.timeout > 0:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    output = args.output or args.root / OUTPUT
+    outputs = {"body": args.output or args.root / OUTPUT}
+    outputs.update({name: args.root / spec.weights for name, spec in PART_NETWORKS.items()})
     with one_line_errors():
         # Before downloading and converting: where the weights go.
-        if not output.name.endswith(".weights.h5"):
-            raise ConversionError(f"--output must end with .weights.h5: {output}")
-        check_folder_writable(output.parent, "--output's folder")
-        if output.parent.is_dir():
-            check_writable(output)
+        for output in outputs.values():
+            if not output.name.endswith(".weights.h5"):
+                raise ConversionError(f"--output must end with .weights.h5: {output}")
+            check_folder_writable(output.parent, "--output's folder")
+            if output.parent.is_dir():
+                check_writable(output)
         if args.pth is not None:
-            pth = args.pth
-            if not args.no_verify:
-                cmu_source.check_pth(pth, "pass --no-verify to convert it all the same")
+            jobs = [(_network_of(pth, not args.no_verify), pth) for pth in args.pth]
+            for network, pth in jobs:
+                if not args.no_verify:
+                    cmu_source.check_pth(pth, "pass --no-verify to convert it all the same",
+                                         network)
         else:
-            print(
-                f"fetching {cmu_source.FILENAME} ({cmu_source.SIZE / 1e6:.0f} MB) of "
-                f"{cmu_source.REPO_ID} from {cmu_source.endpoint(args.endpoint)}"
-            )
-            pth = cmu_source.download_pth(args.endpoint, args.cache_dir, args.timeout)
-            cmu_source.check_pth(pth, "delete it from the Hugging Face cache and run again")
-        pth_shapes(pth)  # a file that is not a state dict fails at once, before TensorFlow
+            networks = [n for n, wanted in (("body", not args.no_body), ("hand", args.hands),
+                                            ("face", args.face)) if wanted]
+            if not networks:
+                parser.error("--no-body leaves nothing to fetch: add --hands or --face")
+            jobs = []
+            for network in networks:
+                pinned = cmu_source.pinned_file(network)
+                print(f"fetching {pinned.filename} ({pinned.size / 1e6:.0f} MB) of "
+                      f"{cmu_source.REPO_ID} from {cmu_source.endpoint(args.endpoint)}; "
+                      f"{cmu_source.LICENCE}")
+                pth = cmu_source.download_pth(args.endpoint, args.cache_dir, args.timeout,
+                                              filename=pinned.filename)
+                cmu_source.check_pth(pth, "delete it from the Hugging Face cache and run again",
+                                     network)
+                jobs.append((network, pth))
+        for _, pth in jobs:
+            pth_shapes(pth)  # a file that is not a state dict fails at once, before TensorFlow
         start_tensorflow(args.verbose)  # its start-up lines dropped, before Keras starts it
-        convert_pth(pth, output)
-    print(f"wrote {output} from {pth}")
+        for network, pth in jobs:
+            convert_pth(pth, outputs[network], network=network)
+            print(f"wrote {outputs[network]} from {pth}")
 
 
 if __name__ == "__main__":
