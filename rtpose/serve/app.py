@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import logging
 import secrets
 from contextlib import asynccontextmanager
@@ -44,7 +43,7 @@ from rtpose.pipeline import PoseResult
 from rtpose.runtime import PRECISIONS, RUNTIMES
 from rtpose.serve.engine import Engine, Job
 from rtpose.serve.models import Models, PoseRequest, parse_request_scales
-from rtpose.stream.images import decode_image
+from rtpose.stream.images import decode_image, image_size
 
 LOG = logging.getLogger("rtpose.serve")
 MB = 1 << 20
@@ -159,7 +158,7 @@ class Service:
         if len(data) > self.settings.max_upload_mb * MB:
             raise RequestError(413, f"too large: {len(data):,} bytes, more than this server's "
                                     f"{self.settings.max_upload_mb:g} MB")
-        size = _header_size(data)
+        size = image_size(data)  # from the header alone: nothing decoded yet
         if size is not None:
             self.check_pixels(*size)
         try:
@@ -204,18 +203,6 @@ class Service:
     def close(self) -> None:
         self.engine.close()
 
-
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from the image's header alone (Pillow), None if it cannot tell."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Image.DecompressionBombError:  # far more pixels than any server's limit
-        raise RequestError(413, "too many pixels: a decompression bomb") from None
-    except Exception:  # Pillow cannot tell: OpenCV decodes or refuses it
-        return None
 
 
 def _error(error: RequestError) -> JSONResponse:
