@@ -126,8 +126,9 @@ def _resize_by(image: np.ndarray, factor: float) -> np.ndarray:
 # --- detection ----------------------------------------------------------------------------------
 
 def body_maps(image: np.ndarray, network: Network) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmaps (H, W, 19) and PAFs (H, W, 38), float64, of a BGR image at controlnet_aux's one
-    scale and resizing rules."""
+    """Heatmaps (H, W, 19) and PAFs (H, W, 38), float32, of a BGR image at controlnet_aux's one
+    scale and resizing rules. (controlnet_aux holds them as float64: the same values, and the
+    decoder computes in float64 from them.)"""
     height, width = image.shape[:2]
     resized = _resize_by(image, BODY_SCALE * BOXSIZE / height)
     h, w = resized.shape[:2]
@@ -139,7 +140,7 @@ def body_maps(image: np.ndarray, network: Network) -> tuple[np.ndarray, np.ndarr
     # missing from its list of layers without one): its heatmaps are never negative.
     for out in (np.maximum(heat[0], 0), paf[0]):
         up = upsample_by_stride(np.asarray(out, np.float32))[:h, :w]
-        maps.append(resize(up, (width, height)).astype(np.float64))
+        maps.append(resize(up, (width, height)))
     return maps[0], maps[1]
 
 
