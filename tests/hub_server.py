@@ -1,7 +1,8 @@
 """A local stand-in for the Hugging Face Hub, as much of it as ``hf_hub_download`` reads: HEAD and
 GET of ``/{repo}/resolve/{revision}/{filename}``, answered with the file's ``Content-Length``, its
 ``ETag`` (the sha256, as the Hub gives for LFS files) and the revision's commit
-(``X-Repo-Commit``); 404 for anything else. Every request is recorded as (method, path)."""
+(``X-Repo-Commit``); else 404 with the Hub's ``X-Error-Code`` (``RepoNotFound``,
+``EntryNotFound``). Every request is recorded as (method, path)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,13 @@ def _handler(hub: LocalHub) -> type[http.server.BaseHTTPRequestHandler]:
             hub.requests.append((self.command, self.path))
             served = hub.files.get(self.path)
             if served is None:
-                self.send_error(404)
+                # As the Hub says what is missing: the repository, or a file of it.
+                repo = self.path.split("/resolve/")[0]
+                known = any(path.startswith(f"{repo}/resolve/") for path in hub.files)
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound" if known else "RepoNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             self.send_response(200)
             self.send_header("Content-Length", str(served.size))

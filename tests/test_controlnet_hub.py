@@ -63,6 +63,7 @@ def hub(pth):
             pinned[network] = cmu_source.PinnedFile(path.name, path.stat().st_size, digest)
         _point_huggingface_hub_at(local.url, patch)
         patch.delenv("HF_HUB_OFFLINE", raising=False)
+        patch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
         patch.setattr(cmu_source, "SIZE", pinned["body"].size)
         patch.setattr(cmu_source, "SHA256", pinned["body"].sha256)
         patch.setattr(cmu_source, "_PART_FILES", {n: pinned[n] for n in ("hand", "face")})
@@ -91,9 +92,9 @@ def caches(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def from_hub(hub, caches):
-    """The detector of the first call, and the GETs it made."""
+    """The detector of the first call, and the files' requests it made: (method, path)."""
     detector = controlnet.OpenposeDetector.from_pretrained(REPO, runtime="keras", **caches)
-    return detector, hub.file_requests("GET")
+    return detector, hub.file_requests()
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +110,11 @@ def _one_line(error: pytest.ExceptionInfo) -> str:
 
 
 def test_the_pinned_revision_is_downloaded_and_converted_once(from_hub, caches):
-    _, gets = from_hub
-    assert gets == [f"/{REPO}/resolve/{cmu_source.REVISION}/{cmu_source.pinned_file(n).filename}"
-                    for n in NETWORKS]
+    _, requests = from_hub
+    pinned = [f"/{REPO}/resolve/{cmu_source.REVISION}/{cmu_source.pinned_file(n).filename}"
+              for n in NETWORKS]
+    assert [path for method, path in requests if method == "GET"] == pinned
+    assert {path for _, path in requests} == set(pinned)  # the HEADs too: the pinned revision
     converted = sorted(p.name.split("-")[0] for p in caches["weights_dir"].iterdir())
     assert converted == ["body", "face", "hand"]
 
@@ -150,7 +153,7 @@ def test_local_files_only_with_no_server(from_hub, caches, conversions, monkeypa
     assert not list(tmp_path.glob("empty/**/*.pth"))
 
 
-def test_a_wrong_sha256_is_one_line_and_the_file_leaves_the_cache(hub, monkeypatch, tmp_path,
+def test_a_wrong_file_is_one_line_and_leaves_the_cache(hub, monkeypatch, tmp_path,
                                                                   conversions):
     real = cmu_source.pinned_file("hand")
     monkeypatch.setitem(cmu_source._PART_FILES, "hand", replace(real, sha256="0" * 64))
@@ -165,6 +168,16 @@ def test_a_wrong_sha256_is_one_line_and_the_file_leaves_the_cache(hub, monkeypat
     kept = sorted(p.name for p in (tmp_path / "hf").rglob("*.pth"))
     blobs = [p for p in (tmp_path / "hf").rglob("blobs/*") if p.is_file()]
     assert kept == ["body_pose_model.pth"] and len(blobs) == 1  # checked, kept for next time
+    before = len(hub.file_requests())
+    monkeypatch.setattr(cmu_source, "SIZE", cmu_source.SIZE + 1)
+    with pytest.raises(RtposeError) as error:
+        controlnet.OpenposeDetector.from_pretrained(REPO, cache_dir=tmp_path / "hf",
+                                                    weights_dir=tmp_path / "rtpose")
+    assert f"bytes, body_pose_model.pth has {cmu_source.SIZE:,} (truncated); " in \
+        _one_line(error)
+    assert hub.file_requests()[before:] == []  # the cached copy was checked, and is gone
+    assert not [p for p in (tmp_path / "hf").rglob("*") if p.is_file() and "blobs" in p.parts]
+    assert conversions == []
 
 
 def test_another_repository_at_its_default_revision(hub, pth, tmp_path, monkeypatch):
@@ -193,7 +206,16 @@ def test_what_cannot_be_had_is_one_line(hub, tmp_path):
     with pytest.raises(RtposeError) as error:
         controlnet.OpenposeDetector.from_pretrained("someone/absent", cache_dir=tmp_path)
     message = _one_line(error)
-    assert message.startswith(f"cannot get body_pose_model.pth of someone/absent from {hub.url}")
+    assert message.startswith(f"cannot get body_pose_model.pth of someone/absent from {hub.url}: "
+                              "RepositoryNotFoundError: 404 Client Error.")
+    assert "Repository Not Found for url: " in message
+    with pytest.raises(RtposeError) as error:
+        controlnet.OpenposeDetector.from_pretrained(OTHER_REPO, filename="body.pth",
+                                                    cache_dir=tmp_path)
+    message = _one_line(error)
+    assert message.startswith(f"cannot get body.pth of {OTHER_REPO} from {hub.url}: ")
+    assert "EntryNotFoundError: 404 Client Error." in message
+    assert f"Entry Not Found for url: {hub.url}/{OTHER_REPO}/resolve/main/body.pth" in message
     with pytest.raises(RtposeError) as error:
         controlnet.OpenposeDetector.from_pretrained(tmp_path / "no" / "such" / "folder")
     assert "no such folder" in _one_line(error)

@@ -52,7 +52,7 @@ from rtpose.controlnet.poses import (
     encode_poses_as_dict,
 )
 from rtpose.decode.faithful import people_from_maps
-from rtpose.errors import RtposeError, first_line
+from rtpose.errors import RtposeError
 from rtpose.people import People
 from rtpose.runtime.network import Network
 from rtpose.wholebody import (
@@ -310,8 +310,10 @@ def _download(repo: str, filename: str, network: str, cache_dir: Any,
                                     endpoint=hub, local_files_only=local_files_only))
     except Exception as e:  # the hub's own errors, OSError, its HTTP client's
         where = "the Hugging Face cache (local_files_only)" if local_files_only else hub
+        # The hub's messages start "404 Client Error." then say what was not found.
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         raise RtposeError(f"cannot get {filename} of {repo} from {where}: "
-                          f"{type(e).__name__}: {first_line(e)}") from e
+                          f"{type(e).__name__}: {' '.join(lines[:2])}") from e
 
 
 def _converted(pth: Path, network: str, weights_dir: str | Path | None) -> Path:
