@@ -199,10 +199,12 @@ class OpenposeDetector:
                         precision: str = "fp32", weights_dir: str | Path | None = None
                         ) -> OpenposeDetector:
         """From the ``.pth`` files of a Hugging Face repository (downloaded through
-        huggingface_hub at the pinned revision for ``lllyasviel/Annotators``) or of a local
-        folder, converted once to Keras weights in ``weights_dir`` (default
-        ``$RTPOSE_CACHE`` or ``~/.cache/rtpose``, by the file's size and mtime), where the
-        OpenVINO IR is cached too. ``runtime``: ``openvino`` (default) or ``keras``."""
+        huggingface_hub into its cache, ``cache_dir``; ``lllyasviel/Annotators``'s at the
+        pinned revision, checked by size and sha256, another's at its default revision;
+        ``local_files_only``: from the cache alone) or of a local folder, converted once to
+        Keras weights in ``weights_dir`` (default ``$RTPOSE_CACHE`` or ``~/.cache/rtpose``, by
+        the file's size and mtime), where the OpenVINO IR is cached too. ``runtime``:
+        ``openvino`` (default) or ``keras``."""
         names = {"body": filename, "hand": hand_filename, "face": face_filename}
         names = {key: value or PTH_FILES[key] for key, value in names.items()}
         folder = Path(pretrained_model_or_path)
@@ -286,26 +288,33 @@ class OpenposeDetector:
 
 def _download(repo: str, filename: str, network: str, cache_dir: Any,
               local_files_only: bool) -> Path:
-    """A ``.pth`` of a Hugging Face repository; the pinned files of ``lllyasviel/Annotators``
-    at the pinned revision, checked by size and sha256."""
+    """A ``.pth`` of a Hugging Face repository through huggingface_hub (its cache,
+    ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, tokens): the pinned files of ``lllyasviel/Annotators``
+    at the pinned revision, checked by size and sha256 (``cmu_source.download_checked``);
+    another repository's at its default revision."""
     from rtpose.convert import cmu_source
 
-    if (repo == cmu_source.REPO_ID and not local_files_only
-            and filename == cmu_source.pinned_file(network).filename):
-        path = cmu_source.download_pth(None, cache_dir, filename)
-        return cmu_source.check_pth(path, "delete it from the Hugging Face cache and run again",
-                                    network)
+    if repo.startswith(("/", ".", "~")) or repo.count("/") > 1:
+        raise RtposeError(f"{repo}: no such folder (nor a Hugging Face repository, owner/name)")
+    if repo == cmu_source.REPO_ID and filename == cmu_source.pinned_file(network).filename:
+        return cmu_source.download_checked(network, cache_dir=cache_dir,
+                                           local_files_only=local_files_only)
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as e:
         raise RtposeError("from_pretrained needs huggingface_hub: pip install huggingface_hub")\
             from e
     revision = cmu_source.REVISION if repo == cmu_source.REPO_ID else None
+    hub = cmu_source.endpoint()
     try:
         return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir,
-                                    local_files_only=local_files_only))
+                                    endpoint=hub, local_files_only=local_files_only))
     except Exception as e:  # the hub's own errors, OSError, its HTTP client's
-        raise RtposeError(f"cannot get {filename} of {repo}: {type(e).__name__}") from e
+        where = "the Hugging Face cache (local_files_only)" if local_files_only else hub
+        # The hub's messages start "404 Client Error." then say what was not found.
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise RtposeError(f"cannot get {filename} of {repo} from {where}: "
+                          f"{type(e).__name__}: {' '.join(lines[:2])}") from e
 
 
 def _converted(pth: Path, network: str, weights_dir: str | Path | None) -> Path:
