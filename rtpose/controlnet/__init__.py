@@ -196,15 +196,17 @@ class OpenposeDetector:
                         filename: str | None = None, hand_filename: str | None = None,
                         face_filename: str | None = None, cache_dir: str | Path | None = None,
                         local_files_only: bool = False, runtime: str = "openvino",
-                        precision: str = "fp32", weights_dir: str | Path | None = None
-                        ) -> OpenposeDetector:
+                        precision: str = "fp32", weights_dir: str | Path | None = None,
+                        calibration: str | Path | None = None) -> OpenposeDetector:
         """From the ``.pth`` files of a Hugging Face repository (downloaded through
         huggingface_hub into its cache, ``cache_dir``; ``lllyasviel/Annotators``'s at the
         pinned revision, checked by size and sha256, another's at its default revision;
         ``local_files_only``: from the cache alone) or of a local folder, converted once to
         Keras weights in ``weights_dir`` (default ``$RTPOSE_CACHE`` or ``~/.cache/rtpose``, by
         the file's size and mtime), where the OpenVINO IR is cached too. ``runtime``:
-        ``openvino`` (default) or ``keras``."""
+        ``openvino`` (default) or ``keras``; ``precision``: ``fp32``, ``bf16`` or ``int8``
+        (calibrated once on ``calibration``, a folder of COCO training images with their
+        keypoint annotations beside it: ``rtpose.runtime.calibration``)."""
         names = {"body": filename, "hand": hand_filename, "face": face_filename}
         names = {key: value or PTH_FILES[key] for key, value in names.items()}
         folder = Path(pretrained_model_or_path)
@@ -225,9 +227,10 @@ class OpenposeDetector:
             network = cached_openvino_network(weights["body"], precision)
         if network is None:
             model, arch = load_model("cmu", weights["body"])
-            network = make_network(model, arch, runtime, weights["body"], precision=precision)
-        return cls(network, part_network("hand", weights["hand"], runtime, precision),
-                   part_network("face", weights["face"], runtime, precision))
+            network = make_network(model, arch, runtime, weights["body"], precision=precision,
+                                   calibration=calibration)
+        return cls(network, *(part_network(name, weights[name], runtime, precision,
+                                           calibration=calibration) for name in ("hand", "face")))
 
     def detect(self, image: np.ndarray, include_hand: bool = False, include_face: bool = False
                ) -> tuple[People, HandsFace | None]:

@@ -13,13 +13,16 @@ without TensorFlow on Keras's OpenVINO backend); a fresh cache loads without Ker
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rtpose.errors import ModelNotFoundError, first_line
 from rtpose.models import PART_NETWORKS
 from rtpose.runtime.network import RuntimeUnavailableError
+
+if TYPE_CHECKING:
+    from rtpose.runtime.calibration import PartCalibration
 
 RUNTIMES = ("keras", "openvino")
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -62,11 +65,11 @@ class HeatmapNetwork:
 
 def part_network(network: str, weights: str | Path | None = None, runtime: str = "openvino",
                  precision: str = "fp32", threads: int | None = None,
-                 calibration: str | Path | None = None) -> HeatmapNetwork:
+                 calibration: str | Path | PartCalibration | None = None) -> HeatmapNetwork:
     """The ``hand`` or ``face`` network from ``weights`` (default: ``default_weights``);
     ``calibration``: int8's folder of COCO training images, its keypoint annotations beside it
-    (``PartCalibration``; default ``calibration.DEFAULT_CALIBRATION``), read only when the int8
-    IR is made."""
+    (or a ``PartCalibration``; default ``calibration.DEFAULT_CALIBRATION``), read only when the
+    int8 IR is made."""
     if runtime not in RUNTIMES:
         raise RuntimeUnavailableError(f"the {network} network runs on {', '.join(RUNTIMES)}, "
                                       f"not {runtime}")
@@ -87,7 +90,7 @@ def part_network(network: str, weights: str | Path | None = None, runtime: str =
 
 
 def _openvino_forward(network: str, weights: Path, precision: str, threads: int | None,
-                      calibration: str | Path | None):
+                      calibration: str | Path | PartCalibration | None):
     from rtpose.runtime.calibration import DEFAULT_CALIBRATION, PartCalibration
     from rtpose.runtime.openvino import cache as ovc
     from rtpose.runtime.openvino import network as ovn
@@ -96,8 +99,9 @@ def _openvino_forward(network: str, weights: Path, precision: str, threads: int 
     if precision == "bf16" and not ovn.cpu_has_bf16(core):
         raise ovn.OpenVinoError("bf16 needs a CPU with bf16 instructions (AVX512_BF16 or AMX), "
                                 "and this one has none: use --precision fp32")
-    crops = (PartCalibration(Path(calibration or DEFAULT_CALIBRATION), network)
-             if precision == "int8" else None)
+    crops = calibration if isinstance(calibration, PartCalibration) else (
+        PartCalibration(Path(calibration or DEFAULT_CALIBRATION), network)
+        if precision == "int8" else None)
     path = ovc.cached_ir(lambda: _convert(network, weights), f"cmu_{network}", weights,
                          precision, crops, map_convolutions)
     config = {"INFERENCE_PRECISION_HINT": ovn._INFERENCE_PRECISION[precision],
