@@ -210,3 +210,23 @@ def test_evaluate_coco_hands_and_face_in_the_results(parts_env, body_weights, sh
     plain_results, whole_results = (json.loads(p.read_text()) for p in (plain, whole))
     assert [r["keypoints"] for r in whole_results] == [r["keypoints"] for r in plain_results]
     assert whole_results and all(_has_parts(r) for r in whole_results)
+
+
+def test_precision_and_calibration_reach_the_hand_and_face_networks(monkeypatch, tmp_path):
+    """The tools' --precision and --calibration go to the part networks (int8 included); a
+    body on onnx gets them on OpenVINO at fp32."""
+    import argparse
+
+    from rtpose.runtime import part_runtime
+    from rtpose.wholebody import part_networks_from_args
+
+    calls = []
+    monkeypatch.setattr(part_runtime, "part_network", lambda *a: calls.append(a) or a[0])
+    args = argparse.Namespace(hands=True, face=True, runtime="openvino", precision="int8",
+                              calibration=tmp_path, verbose=False)
+    assert part_networks_from_args(args, threads=2) == ("hand", "face")
+    assert calls == [(name, None, "openvino", "int8", 2, tmp_path) for name in ("hand", "face")]
+    calls.clear()
+    args.runtime, args.precision, args.face = "onnx", "fp32", False
+    assert part_networks_from_args(args) == ("hand", None)
+    assert calls == [("hand", None, "openvino", "fp32", None, tmp_path)]
