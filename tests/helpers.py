@@ -1,8 +1,8 @@
 """Inputs shared by several test modules: the original demo's network input for an image, the
 saved MobileNet-thin outputs on ski.jpg (``original_formats/ski_mobilenet_thin_netout.npz``),
 plain functions as networks (run at once or asynchronously), a pipeline that sees one person
-per frame without a model, a clock that tests advance, and the processes, ports and one-line
-errors of the fault tests."""
+per frame without a model, a clock that tests advance, the processes, ports and one-line
+errors of the fault tests, and a script prelude that hides TensorFlow."""
 
 from __future__ import annotations
 
@@ -229,3 +229,16 @@ def use_person_pipeline(monkeypatch, *tools) -> list:
     for tool in tools:
         monkeypatch.setattr(tool, "pipeline_from_args", pipeline)
     return calls
+
+
+# Python run with ``-c``: this prelude makes TensorFlow unimportable, as on the inference install.
+NO_TENSORFLOW = """
+import importlib.abc, sys
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):  # as if TensorFlow were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoTensorFlow())
+"""

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 
@@ -192,16 +193,8 @@ def test_rtpose_image_gives_demo_image_people(model, repo_root, tmp_path, monkey
     assert len(demo["people"]) == 5 and ours == demo
 
 
-NO_TENSORFLOW = """
-import importlib.abc, json, sys
-
-class NoTensorFlow(importlib.abc.MetaPathFinder):  # as if TensorFlow were not installed
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-sys.meta_path.insert(0, NoTensorFlow())
-import os, rtpose, rtpose.store
+NO_TENSORFLOW = helpers.NO_TENSORFLOW + """
+import json, os, rtpose, rtpose.store
 weights = rtpose.store.fetch("mobilenet_thin", sys.argv[1])
 model = rtpose.load(weights, scales=(1.0,))
 people = model(sys.argv[2])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 from weight_files import contiguous, write_pth
@@ -251,16 +252,8 @@ def test_int8_hand_network_calibrated_on_hand_crops(converted, shared_data, tmp_
     np.testing.assert_array_equal(again, int8)
 
 
-NO_TENSORFLOW = """
-import importlib.abc, json, sys
-
-class NoTensorFlow(importlib.abc.MetaPathFinder):  # as if TensorFlow were not installed
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-sys.meta_path.insert(0, NoTensorFlow())
-import numpy as np, os, rtpose
+NO_TENSORFLOW = helpers.NO_TENSORFLOW + """
+import json, numpy as np, os, rtpose
 from rtpose.runtime.part_runtime import part_network
 
 maps = part_network("face", sys.argv[1], "openvino")(np.load(sys.argv[2]))
