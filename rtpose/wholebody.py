@@ -245,6 +245,16 @@ def with_hands_face(image: np.ndarray, people, hand_network: Network | None = No
     return people.with_hands_face(found.hands, found.face)
 
 
+def part_settings(runtime: str, precision: str) -> tuple[str, str]:
+    """The runtime and precision of the hand and face networks beside a body network on
+    ``runtime`` (``auto`` resolved) at ``precision``: keras, else openvino; fp32 for int8."""
+    from rtpose.runtime import resolve_runtime
+
+    runtime = resolve_runtime(runtime, precision)
+    return (runtime if runtime in ("keras", "openvino") else "openvino",
+            precision if precision in ("fp32", "bf16") else "fp32")
+
+
 def part_networks(hands: bool, face: bool, runtime: str = "openvino", precision: str = "fp32",
                   threads: int | None = None,
                   verbose: bool = False) -> tuple[Network | None, Network | None]:
@@ -252,12 +262,9 @@ def part_networks(hands: bool, face: bool, runtime: str = "openvino", precision:
     finds (``rtpose.store``), on the body's ``runtime`` (keras, else openvino) and
     ``precision`` (fp32 for int8); missing weights are one line saying how to get them."""
     from rtpose.native import quiet_native_stderr
-    from rtpose.runtime import resolve_runtime
     from rtpose.runtime.part_runtime import part_network
 
-    runtime = resolve_runtime(runtime, precision)
-    runtime = runtime if runtime in ("keras", "openvino") else "openvino"
-    precision = precision if precision in ("fp32", "bf16") else "fp32"
+    runtime, precision = part_settings(runtime, precision)
     with quiet_native_stderr(not verbose):
         return tuple(part_network(name, runtime=runtime, precision=precision, threads=threads)
                      if wanted else None for name, wanted in (("hand", hands), ("face", face)))

@@ -1,9 +1,10 @@
 """The web application: the HTTP API under ``/v1`` and the page at ``/``, in one FastAPI app.
 
-    POST /v1/pose?model=&runtime=&precision=&preset=&scales=&flip=&refine=
+    POST /v1/pose?model=&runtime=&precision=&preset=&scales=&flip=&refine=&hands=&face=
          body: the image file's bytes, raw or as the multipart field ``image``
          200: OpenPose JSON {"version": 1.3, "people": [...]} + "timings" (s per stage), the
-              settings used and the image's "width" and "height"
+              settings used and the image's "width" and "height"; with ``hands``/``face``
+              each person also has hand_left/right_keypoints_2d (63) / face_keypoints_2d (210)
     GET  /v1/health   the queue's state (no token needed)
     GET  /v1/models   the model names, runtimes, precisions, presets, defaults, what is loaded
     GET  /openapi.json, /docs    the schema, and its page
@@ -11,7 +12,8 @@
 Every refusal is a status with one line, ``{"detail": "..."}``: 400 unknown parameter, bad
 value, not an image or a truncated one; 401 no or wrong ``Authorization: Bearer`` (when the
 server has a token); 413 a body larger than ``max_upload_mb`` or an image of more than
-``max_image_pixels``; 422 an image the network cannot take at these settings; 503 the queue is
+``max_image_pixels``; 422 an image the network cannot take at these settings, or hands/face
+asked of a server without their weights (the line says how to get them); 503 the queue is
 full (with ``Retry-After``); 504 the time limit passed. The answers name no file of the server
 and hold no traceback (the server's log has the cause of a 500).
 
@@ -49,7 +51,7 @@ LOG = logging.getLogger("rtpose.serve")
 MB = 1 << 20
 MULTIPART_SLACK = 64 << 10  # bytes of multipart framing allowed beyond the image's
 WARM_UP_SHAPE = (184, 184, 3)
-QUERY = ("model", "runtime", "precision", "preset", "scales", "flip", "refine")
+QUERY = ("model", "runtime", "precision", "preset", "scales", "flip", "refine", "hands", "face")
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Answer:
             **self.result.people.to_openpose_json(),
             "model": self.request.model, "runtime": self.request.runtime,
             "precision": self.request.precision, "preset": self.request.preset,
+            "hands": self.request.hands, "face": self.request.face,
             "width": self.image_shape[1], "height": self.image_shape[0],
             "timings": {"queue_s": self.queued_s, "network_s": t.network_s,
                         "maps_s": t.maps_s, "peaks_s": t.peaks_s,
@@ -303,6 +306,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         scales: str | None = Query(None, description="comma-separated, e.g. 1.0 or 0.5,1"),
         flip: bool | None = Query(None, description="also the mirrored image"),
         refine: bool | None = Query(None, description="sub-pixel keypoints"),
+        hands: bool | None = Query(None, description="also the hands (21 keypoints each)"),
+        face: bool | None = Query(None, description="also the face (70 keypoints)"),
     ) -> JSONResponse:
         unknown = sorted(set(request.query_params) - set(QUERY))
         if unknown:
@@ -310,7 +315,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
                                     f"{', '.join(QUERY)}")
         try:
             asked = service.request(model=model, runtime=runtime, precision=precision,
-                                    preset=preset, scales=scales, flip=flip, refine=refine)
+                                    preset=preset, scales=scales, flip=flip, refine=refine,
+                                    hands=hands, face=face)
         except RtposeError as error:
             raise RequestError(400, str(error)) from None
         limit = int(settings.max_upload_mb * MB)
