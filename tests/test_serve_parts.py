@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 
+import cv2
 import numpy as np
 import pytest
 
@@ -26,10 +27,12 @@ from serve_helpers import running_server, served_weights, settings  # noqa: E402
 
 import rtpose  # noqa: E402
 from rtpose import store, wholebody  # noqa: E402
+from rtpose.draw import draw_people  # noqa: E402
 from rtpose.people import People  # noqa: E402
 from rtpose.runtime.part_runtime import how_to_get  # noqa: E402
 from rtpose.serve.app import Service, create_app  # noqa: E402
 from rtpose.serve.models import Models  # noqa: E402
+from rtpose.wholebody import draw_hands_face  # noqa: E402
 
 SKI = "sample_images/ski.jpg"
 # The hand and face weights' fixtures (a store holding them, the small part networks).
@@ -87,6 +90,26 @@ def test_hands_and_face_over_http_are_rtpose_loads(parts_env, service, weights, 
     np.testing.assert_allclose(got.hands, expected.hands, atol=1e-4)
     np.testing.assert_allclose(got.face, expected.face, atol=1e-4)
     assert (got.hands[..., 2] > 0).any() and (got.face[..., 2] > 0).any()
+
+
+def test_the_drawn_image_has_the_hands_and_face(parts_env, service, repo_root):
+    image = rtpose.read_image(repo_root / SKI)[200:, :280]  # two of ski.jpg's people
+    png = cv2.imencode(".png", image)[1].tobytes()
+    with TestClient(create_app(service.settings, service)) as client:
+        plain = client.post("/v1/draw", content=png, params={"scales": "1"})
+        whole = client.post("/v1/draw", content=png, params=BOTH)
+        refused = client.post("/v1/draw", content=png, params={"colour": "red"})
+    assert plain.headers["content-type"] == whole.headers["content-type"] == "image/png"
+    plain, whole = (cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+                    for r in (plain, whole))
+    # The pipeline's people and peaks, drawn: the body alike, then the hands and face on it.
+    result = service.models.pipeline(service.request(scales="1", hands=True, face=True)).run(image)
+    assert len(result.people) == 2 and (result.people.hands[..., 2] > 0).any()
+    np.testing.assert_array_equal(plain, draw_people(image, result.people, result.peaks))
+    np.testing.assert_array_equal(whole, draw_hands_face(plain.copy(), result.people))
+    assert (whole != plain).any()
+    assert refused.status_code == 400 and refused.json()["detail"].startswith(
+        "unknown parameter 'colour'")
 
 
 def test_the_docs_curl_command_with_hands_and_face(parts_env, service, repo_root):

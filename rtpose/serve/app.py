@@ -5,6 +5,8 @@
          200: OpenPose JSON {"version": 1.3, "people": [...]} + "timings" (s per stage), the
               settings used and the image's "width" and "height"; with ``hands``/``face``
               each person also has hand_left/right_keypoints_2d (63) / face_keypoints_2d (210)
+    POST /v1/draw     the same, answered with the people drawn on the image (PNG): the body as
+                      the original demo draws it, hands and face as ControlNet draws them
     GET  /v1/health   the queue's state (no token needed)
     GET  /v1/models   the model names, runtimes, precisions, presets, defaults, what is loaded
     GET  /openapi.json, /docs    the schema, and its page
@@ -32,20 +34,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from rtpose.config import PRESETS
+from rtpose.draw import draw_people
 from rtpose.errors import RtposeError
+from rtpose.people import People
 from rtpose.pipeline import PoseResult
 from rtpose.runtime import PRECISIONS, RUNTIMES
 from rtpose.serve.engine import Engine, Job
 from rtpose.serve.models import Models, PoseRequest, parse_request_scales
 from rtpose.stream.images import decode_image, image_size
+from rtpose.wholebody import draw_hands_face
 
 LOG = logging.getLogger("rtpose.serve")
 MB = 1 << 20
@@ -85,6 +91,12 @@ class ServeSettings:
         return "throughput" if self.workers > 1 else "latency"
 
 
+def draw(image: np.ndarray, people: People, peaks: list[np.ndarray] | None) -> np.ndarray:
+    """The people on a BGR copy of ``image``: the body (and every heatmap peak) as the original
+    demo draws it, hands and face (where found) as ControlNet draws them."""
+    return draw_hands_face(draw_people(image, people, peaks), people)
+
+
 class RequestError(Exception):
     """A refusal: HTTP ``status`` and one line; ``headers`` to add (``Retry-After``)."""
 
@@ -101,6 +113,11 @@ class Answer:
     result: PoseResult
     queued_s: float
     image_shape: tuple[int, int]
+
+    def draw_png(self, image: np.ndarray) -> bytes:
+        """The people drawn on ``image`` (``draw``), PNG-encoded."""
+        result = self.result
+        return cv2.imencode(".png", draw(image, result.people, result.peaks))[1].tobytes()
 
     def to_json(self) -> dict[str, Any]:
         """OpenPose JSON plus the settings used, the image size and the stage timings."""
@@ -294,10 +311,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         "image/png": {"schema": {"type": "string", "format": "binary"}},
     }}}
 
-    @app.post("/v1/pose", dependencies=[Depends(authorised)], openapi_extra=body_schema,
-              summary="The people in an image, as OpenPose JSON with timings")
-    async def pose(
-        request: Request,
+    def pose_settings(
         model: str | None = Query(None, description=f"one of /v1/models (default "
                                                      f"{service.defaults.model})"),
         runtime: str | None = Query(None, description=f"auto, {', '.join(RUNTIMES)}"),
@@ -308,15 +322,18 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         refine: bool | None = Query(None, description="sub-pixel keypoints"),
         hands: bool | None = Query(None, description="also the hands (21 keypoints each)"),
         face: bool | None = Query(None, description="also the face (70 keypoints)"),
-    ) -> JSONResponse:
+    ) -> dict[str, Any]:
+        return {"model": model, "runtime": runtime, "precision": precision, "preset": preset,
+                "scales": scales, "flip": flip, "refine": refine, "hands": hands, "face": face}
+
+    async def answered(request: Request, given: dict[str, Any]) -> tuple[Answer, np.ndarray]:
+        """The answer to a request of /v1/pose or /v1/draw, and its image."""
         unknown = sorted(set(request.query_params) - set(QUERY))
         if unknown:
             raise RequestError(400, f"unknown parameter {unknown[0]!r}; known: "
                                     f"{', '.join(QUERY)}")
         try:
-            asked = service.request(model=model, runtime=runtime, precision=precision,
-                                    preset=preset, scales=scales, flip=flip, refine=refine,
-                                    hands=hands, face=face)
+            asked = service.request(**given)
         except RtposeError as error:
             raise RequestError(400, str(error)) from None
         limit = int(settings.max_upload_mb * MB)
@@ -331,7 +348,23 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             raise RequestError(504, f"no answer within {settings.timeout_s:g} s") from None
         except Exception:
             pass  # answer() reports it
-        return JSONResponse(service.answer(job, asked, image).to_json())
+        return service.answer(job, asked, image), image
+
+    @app.post("/v1/pose", dependencies=[Depends(authorised)], openapi_extra=body_schema,
+              summary="The people in an image, as OpenPose JSON with timings")
+    async def pose(request: Request,
+                   given: dict = Depends(pose_settings)) -> JSONResponse:  # noqa: B008
+        answer, _ = await answered(request, given)
+        return JSONResponse(answer.to_json())
+
+    @app.post("/v1/draw", dependencies=[Depends(authorised)], openapi_extra=body_schema,
+              response_class=Response, responses={200: {"content": {"image/png": {}}}},
+              summary="The people drawn on the image, as PNG")
+    async def drawn(request: Request,
+                    given: dict = Depends(pose_settings)) -> Response:  # noqa: B008
+        answer, image = await answered(request, given)
+        png = await asyncio.to_thread(answer.draw_png, image)
+        return Response(png, media_type="image/png")
 
     @app.get("/v1/health", summary="The queue's state")
     async def health() -> dict[str, Any]:

@@ -30,12 +30,10 @@ import numpy as np  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
 from rtpose.config import PRESETS  # noqa: E402
-from rtpose.draw import draw_people  # noqa: E402
 from rtpose.errors import RtposeError  # noqa: E402
 from rtpose.runtime import PRECISIONS, RUNTIMES  # noqa: E402
-from rtpose.serve.app import Answer, RequestError, Service  # noqa: E402
+from rtpose.serve.app import Answer, RequestError, Service, draw  # noqa: E402
 from rtpose.track import Tracking  # noqa: E402
-from rtpose.wholebody import draw_hands_face  # noqa: E402
 
 LOG = logging.getLogger("rtpose.serve")
 WEBCAM_EVERY_S = 0.2  # how often the browser sends a webcam frame
@@ -69,12 +67,6 @@ def _download_link(data: Any, name: str, text: str, mime: str = "application/jso
     payload = base64.b64encode(data.encode() if isinstance(data, str) else
                                json.dumps(data).encode()).decode()
     return f'<a download="{name}" href="data:{mime};base64,{payload}">{text}</a>'
-
-
-def _draw(image: np.ndarray, people, peaks) -> np.ndarray:
-    """The people on a BGR copy of ``image``: the body as the original demo draws it, hands and
-    face (where found) as ControlNet draws them."""
-    return draw_hands_face(draw_people(image, people, peaks), people)
 
 
 def _parts(people) -> str:
@@ -117,7 +109,7 @@ class Page:
             image, answer = self._answer(rgb, model, preset, runtime, precision, scales, hands,
                                          face)
             result = answer.result
-            drawn = _draw(image, result.people, result.peaks)[:, :, ::-1]
+            drawn = draw(image, result.people, result.peaks)[:, :, ::-1]
             people = answer.to_json()
             table = [[name, round(people["timings"][key] * 1000, 1)] for name, key in STAGES]
             link = _download_link(result.people.to_openpose_json(), "people.json",
@@ -133,7 +125,7 @@ class Page:
         def run():
             image, answer = self._answer(rgb, model, preset, runtime, precision,
                                          scales.strip() or WEBCAM_SCALES, hands, face)
-            drawn = _draw(image, answer.result.people, answer.result.peaks)
+            drawn = draw(image, answer.result.people, answer.result.peaks)
             return drawn[:, :, ::-1], _summary(answer)
 
         return _one_line(run)
@@ -173,7 +165,7 @@ class Page:
                 if writer is None:
                     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"VP80"), fps,
                                              (frame.shape[1], frame.shape[0]))
-                writer.write(_draw(frame, people, answer.result.peaks))
+                writer.write(draw(frame, people, answer.result.peaks))
                 lines.append(json.dumps({"frame": index, **people.to_openpose_json()}))
                 counts.append(len(people))
         finally:
