@@ -1,8 +1,9 @@
 """Hands and face in ``rtpose serve``: ``POST /v1/pose?hands=true&face=true`` gives each person
-OpenPose's three arrays, equal to ``rtpose.load(..., hands=True, face=True)``'s on ski.jpg; the
-curl command of docs/web.md does so on a running server; a server without their weights answers
-one line that says how to get them and keeps serving (and serves them once they are put in
-place); the page's Hands and Face boxes draw them, in the hand and face boxes only.
+OpenPose's three arrays, equal to ``rtpose.load(..., hands=True, face=True)``'s on ski.jpg, and
+``POST /v1/draw`` draws them on the body's picture; the curl commands of docs/web.md do both on
+a running server; a server without their weights answers one line that says how to get them and
+keeps serving (and serves them once they are put in place); the page's Hands and Face boxes
+draw them, in the hand and face boxes only.
 
 Random hand and face weights in their real names and shapes, run small as
 ``test_wholebody_tools`` runs them (the hand network at one scale, the face at 184 px)."""
@@ -112,16 +113,20 @@ def test_the_drawn_image_has_the_hands_and_face(parts_env, service, repo_root):
         "unknown parameter 'colour'")
 
 
-def test_the_docs_curl_command_with_hands_and_face(parts_env, service, repo_root):
+def test_the_docs_curl_commands_with_hands_and_face(parts_env, service, repo_root, tmp_path):
     page = (repo_root / "docs" / "web.md").read_text()
-    (command,) = [line.strip() for line in page.splitlines()
-                  if line.strip().startswith("curl") and "hands=true" in line]
+    pose, draw = [line.strip() for line in page.splitlines()
+                  if line.strip().startswith("curl") and "hands=true&face=true" in line]
     with running_server(create_app(service.settings, service)) as url:
-        words = [word.replace("http://127.0.0.1:8000", url) for word in shlex.split(command)]
-        done = subprocess.run(words, cwd=repo_root, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    people = json.loads(done.stdout)["people"]
+        done = [subprocess.run(
+            [word.replace("http://127.0.0.1:8000", url).replace("@", f"@{repo_root}/")
+             for word in shlex.split(command)], cwd=tmp_path, capture_output=True, text=True,
+            timeout=120) for command in (pose, draw)]
+    assert [d.returncode for d in done] == [0, 0], done[0].stderr + done[1].stderr
+    people = json.loads(done[0].stdout)["people"]
     assert len(people) == 5 and all(_part_lengths(p) == (63, 63, 210) for p in people)
+    drawn = cv2.imread(str(tmp_path / "people.png"))
+    assert drawn.shape == (674, 712, 3)
 
 
 def test_without_the_weights_one_line_and_the_body_still_served(weights, ski, tmp_path,
