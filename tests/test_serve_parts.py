@@ -22,9 +22,10 @@ import pytest
 
 pytest.importorskip("fastapi", reason="needs the web extra: pip install -e .[web]")
 pytest.importorskip("httpx", reason="needs the web extra: pip install -e .[web]")
+import test_serve as serve_tests  # noqa: E402
 import test_wholebody_tools as wholebody_tests  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from serve_helpers import running_server, served_weights, settings  # noqa: E402
+from serve_helpers import running_server, settings  # noqa: E402
 
 import rtpose  # noqa: E402
 from rtpose import store, wholebody  # noqa: E402
@@ -36,21 +37,12 @@ from rtpose.serve.models import Models  # noqa: E402
 from rtpose.wholebody import draw_hands_face  # noqa: E402
 
 SKI = "sample_images/ski.jpg"
-# The hand and face weights' fixtures (a store holding them, the small part networks).
+# The hand and face weights' fixtures (a store holding them, the small part networks), and the
+# server's: the served weights and one ``Models`` shared by the module's services.
 part_files, part_store, parts_env = (wholebody_tests.part_files, wholebody_tests.part_store,
                                      wholebody_tests.parts_env)
+weights, models = serve_tests.weights, serve_tests.models
 BOTH = {"scales": "1", "hands": "true", "face": "true"}
-
-
-@pytest.fixture(scope="module")
-def weights(mobilenet_weights, tmp_path_factory):
-    return served_weights(mobilenet_weights, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def models(weights):
-    """One ``Models`` shared by the module's services: each network is loaded once."""
-    return Models({"mobilenet_thin": weights}, hint="throughput")
 
 
 @pytest.fixture
