@@ -187,3 +187,18 @@ def test_the_pages_hands_and_face_are_drawn_in_their_boxes(parts_env, service, r
     for person, hand, x, y, side in boxes:
         if (found.hands[person, hand, :, 2] > 0).sum() >= 2:
             assert changed[y:y + side, x:x + side].any()
+
+
+def test_the_pages_video_with_hands(parts_env, weights, models, shared_data):
+    pytest.importorskip("gradio", reason="needs the web extra: pip install -e .[web]")
+    from rtpose.serve.page import Page
+
+    service = Service(settings(weights, preload=False, max_video_frames=2), models)
+    drawn, summary, link = Page(service).video(
+        str(shared_data / "videos" / "street_5frames.mp4"), "mobilenet_thin", "original", "auto",
+        "fp32", "", True, False)
+    service.close()
+    assert summary.startswith("**2 frames**"), summary
+    lines = base64.b64decode(link.split("base64,")[1].split('"')[0]).decode().splitlines()
+    people = [person for line in lines for person in json.loads(line)["people"]]
+    assert people and all(_part_lengths(p) == (63, 63, 0) for p in people)
