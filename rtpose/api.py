@@ -271,8 +271,8 @@ def load(
     ``max_pixels``; ``threads``, ``hint``, ``verbose`` as in ``build_network``. ``hands``,
     ``face``: also OpenPose's hand and face networks, their weights found as the body's
     (``rtpose.store``: ``hand``, ``face``), else one line saying how to get them
-    (``ModelNotFoundError``); on the body's runtime (keras, else openvino) and precision (fp32
-    for int8).
+    (``ModelNotFoundError``); on the body's runtime (keras, else openvino) and precision (int8
+    calibrated on the hand and face crops of ``calibration``'s annotated people).
 
     >>> model = rtpose.load("mobilenet_thin", scales=(1.0,), preset="accurate")
     >>> model.pipeline.inference.flip, len(model(SKI))
@@ -283,7 +283,7 @@ def load(
     if hands or face:  # first: missing weights fail before the body network is built
         from rtpose.wholebody import part_networks
 
-        parts = part_networks(hands, face, runtime, precision, threads, verbose)
+        parts = part_networks(hands, face, runtime, precision, threads, verbose, calibration)
     scales = tuple(float(scale) for scale in scales) if scales is not None else None
     inference, grouping = make_params(config, preset, scales=scales, boxsize=boxsize,
                                       thre1=thre1, thre2=thre2, flip=flip, refine=refine)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -116,6 +117,22 @@ def _hand_crops(image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
             for x, y, s in boxes[:, 2:5]]
 
 
+def _face_crops(image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
+    return [image[y:y + s, x:x + s] for x, y, s in boxes[:, 1:4]]
+
+
+def calibration_crops(image: np.ndarray, keypoints: np.ndarray, network: str
+                      ) -> list[np.ndarray]:
+    """The crops that the ``hand`` or ``face`` network sees at scale 1 for the body keypoints
+    (N, 18, 3) of the BGR uint8 ``image``: float32 (368, 368, 3) hands, (384, 384, 3) faces
+    (int8 calibration, ``rtpose.runtime.calibration.PartCalibration``)."""
+    if network == "hand":
+        crops, size = _hand_crops(image, hand_boxes(keypoints, image.shape[:2])), BOXSIZE
+    else:
+        crops, size = _face_crops(image, face_boxes(keypoints, image.shape[:2])), FACE_INPUT
+    return [resize(crop, (size, size)).astype(np.float32) for crop in crops]
+
+
 def hand_maps(image: np.ndarray, boxes: np.ndarray, network: Network) -> np.ndarray:
     """(M, 128, 128, 22) float64: each hand box's maps averaged over ``HAND_SCALES``; one
     network batch per scale holds every crop."""
@@ -154,7 +171,7 @@ def hand_peaks(maps: np.ndarray, crop_hw: tuple[int, int]) -> np.ndarray:
 def face_maps(image: np.ndarray, boxes: np.ndarray, network: Network) -> list[np.ndarray]:
     """Per face box, the network's maps (71, H, W) float32 at the crop's size (the crop may be
     cut by the image's edge); one network batch holds every crop."""
-    crops = [image[y:y + s, x:x + s] for x, y, s in boxes[:, 1:4]]
+    crops = _face_crops(image, boxes)
     if not crops:
         return []
     heat = network(np.stack([resize(c, (FACE_INPUT, FACE_INPUT)) for c in crops])
@@ -247,35 +264,38 @@ def with_hands_face(image: np.ndarray, people, hand_network: Network | None = No
 
 def part_settings(runtime: str, precision: str) -> tuple[str, str]:
     """The runtime and precision of the hand and face networks beside a body network on
-    ``runtime`` (``auto`` resolved) at ``precision``: keras, else openvino; fp32 for int8."""
+    ``runtime`` (``auto`` resolved) at ``precision``: the body's on keras and openvino, else
+    openvino at fp32."""
     from rtpose.runtime import resolve_runtime
 
     runtime = resolve_runtime(runtime, precision)
-    return (runtime if runtime in ("keras", "openvino") else "openvino",
-            precision if precision in ("fp32", "bf16") else "fp32")
+    return (runtime, precision) if runtime in ("keras", "openvino") else ("openvino", "fp32")
 
 
 def part_networks(hands: bool, face: bool, runtime: str = "openvino", precision: str = "fp32",
-                  threads: int | None = None,
-                  verbose: bool = False) -> tuple[Network | None, Network | None]:
+                  threads: int | None = None, verbose: bool = False,
+                  calibration: str | Path | None = None) -> tuple[Network | None, Network | None]:
     """The hand and face networks asked for (None for the others), with the weights the store
     finds (``rtpose.store``), on the body's ``runtime`` (keras, else openvino) and
-    ``precision`` (fp32 for int8); missing weights are one line saying how to get them."""
+    ``precision`` (int8 calibrated on the crops of ``calibration``, a folder of annotated COCO
+    training images: ``rtpose.runtime.calibration.PartCalibration``); missing weights are one
+    line saying how to get them."""
     from rtpose.native import quiet_native_stderr
     from rtpose.runtime.part_runtime import part_network
 
     runtime, precision = part_settings(runtime, precision)
     with quiet_native_stderr(not verbose):
-        return tuple(part_network(name, runtime=runtime, precision=precision, threads=threads)
+        return tuple(part_network(name, None, runtime, precision, threads, calibration)
                      if wanted else None for name, wanted in (("hand", hands), ("face", face)))
 
 
 def part_networks_from_args(args, threads: int | None = None
                             ) -> tuple[Network | None, Network | None]:
-    """``part_networks`` of ``--hands``, ``--face``, ``--runtime``, ``--precision`` and
-    ``--verbose``."""
+    """``part_networks`` of ``--hands``, ``--face``, ``--runtime``, ``--precision``,
+    ``--verbose`` and ``--calibration``."""
     return part_networks(args.hands, args.face, args.runtime, getattr(args, "precision", "fp32"),
-                         threads, getattr(args, "verbose", False))
+                         threads, getattr(args, "verbose", False),
+                         getattr(args, "calibration", None))
 
 
 def add_hands_face_args(parser) -> None:

@@ -10,22 +10,22 @@ download runs against a local stand-in for the Hugging Face Hub; nothing leaves 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hub_server import running_hub
 from weight_files import (
     TensorSpec,
     caffemodel_bytes,
     contiguous,
     cut_prototxt,
     random_layers,
+    random_state,
     state_pickle,
     write_keras2_h5,
     write_pth,
@@ -319,47 +319,14 @@ def test_download_asks_for_the_pinned_file(tmp_path, monkeypatch):
     assert (repo_id, filename) == ("lllyasviel/Annotators", "body_pose_model.pth")
     assert kw["revision"] == "982e7edaec38759d914a963c48c4726685de7d96"
     assert kw["endpoint"] == "https://mirror.example"
-    assert "delete it from the Hugging Face cache" in str(exit_info.value.code)
-
-
-class _Hub(http.server.BaseHTTPRequestHandler):
-    """Serves one file at the pinned revision's address, as the Hub answers its HEAD and GET."""
-
-    body = b""
-    requests: list[tuple[str, str]] = []
-
-    def _answer(self, with_body: bool) -> None:
-        self.requests.append((self.command, self.path))
-        if self.path != cmu_source.file_url(""):
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.send_header("X-Repo-Commit", cmu_source.REVISION)
-        self.send_header("ETag", f'"{hashlib.sha256(self.body).hexdigest()}"')
-        self.end_headers()
-        if with_body:
-            self.wfile.write(self.body)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._answer(False)
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._answer(True)
-
-    def log_message(self, *args) -> None:
-        pass
+    assert "removed it from the Hugging Face cache" in str(exit_info.value.code)
+    assert not small.exists()  # a copy that is not the pinned file does not stay in the cache
 
 
 @pytest.fixture
 def local_hub():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    _Hub.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", _Hub
-    server.shutdown()
-    server.server_close()
+    with running_hub() as (hub, _):
+        yield hub
 
 
 @pytest.mark.slow
@@ -367,27 +334,26 @@ def test_from_the_hub_to_the_demo_default(shared_data, tmp_path, local_hub, monk
     """The whole CMU model (6 stages, 209 MB) downloaded through huggingface_hub, checked,
     converted, then found with no flag as the scripts find it; a second download uses the
     cache."""
-    hub, server = local_hub
+    hub = local_hub
     net = read_prototxt(shared_data / "caffe" / "_trained_COCO" / "pose_deploy.prototxt")
-    state = {}
-    for conv in net.convolutions():
-        state[f"{conv.name}.weight"] = RNG.standard_normal(conv.weight_shape, dtype=np.float32)
-        state[f"{conv.name}.bias"] = RNG.standard_normal(conv.num_output, dtype=np.float32)
-    server.body = write_pth(tmp_path / "body_pose_model.pth", *contiguous(state)).read_bytes()
-    monkeypatch.setattr(cmu_source, "SIZE", len(server.body))
-    monkeypatch.setattr(cmu_source, "SHA256", hashlib.sha256(server.body).hexdigest())
-    argv = ["--root", str(tmp_path), "--endpoint", hub, "--cache-dir", str(tmp_path / "hub")]
+    state = random_state(net, RNG)
+    pth = write_pth(tmp_path / "body_pose_model.pth", *contiguous(state))
+    hub.serve(cmu_source.REPO_ID, cmu_source.REVISION, pth)
+    body = pth.read_bytes()
+    monkeypatch.setattr(cmu_source, "SIZE", len(body))
+    monkeypatch.setattr(cmu_source, "SHA256", hashlib.sha256(body).hexdigest())
+    argv = ["--root", str(tmp_path), "--endpoint", hub.url, "--cache-dir", str(tmp_path / "hub")]
     get_cmu_model.main(argv)
-    assert [m for m, _ in server.requests] == ["HEAD", "HEAD", "GET"]  # rtpose's, then the hub's
+    assert [m for m, _ in hub.requests] == ["HEAD", "HEAD", "GET"]  # rtpose's, then the hub's
     model, architecture = load_model(repo_root=tmp_path)  # what demo_image.py does with no flag
     assert architecture.name == "cmu" and len(conv_layers(model)) == 92
     for layer in conv_layers(model):
         kernel, bias = layer.get_weights()
         np.testing.assert_array_equal(kernel, state[f"{layer.name}.weight"].transpose(2, 3, 1, 0))
         np.testing.assert_array_equal(bias, state[f"{layer.name}.bias"])
-    cached = cmu_source.download_pth(hub, tmp_path / "hub")
-    assert len(server.requests) == 3  # the pinned revision now comes from the cache
-    assert cached.read_bytes() == server.body
+    cached = cmu_source.download_pth(hub.url, tmp_path / "hub")
+    assert len(hub.requests) == 3  # the pinned revision now comes from the cache
+    assert cached.read_bytes() == body
 
 
 def test_help_and_flag_errors(capsys):

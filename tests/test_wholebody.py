@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from weight_files import contiguous, write_pth
 from rtpose.convert.state_dict import PthArchitectureError, convert_pth, network_of_state
 from rtpose.models import PART_NETWORKS
 from rtpose.people import People
+from rtpose.runtime.calibration import part_calibration_batches
 from rtpose.wholebody import face_boxes, hand_boxes
 
 RNG = np.random.default_rng(23)
@@ -174,3 +176,119 @@ def test_the_page_commands_are_accepted(repo_root, capsys, monkeypatch):
         assert exit_info.value.code == 0
         accepted = capsys.readouterr().out
         assert all(w in accepted for w in words[2:] if w.startswith("--")), command
+
+
+def _calibration_folder(shared_data, tmp_path, images: int, people: int | None = None):
+    """The first ``images`` coco_mini train2017 images with people, and their annotations (the
+    first ``people`` of them), in COCO's layout (``train2017/``,
+    ``annotations/person_keypoints_train2017.json``)."""
+    import json
+    import shutil
+
+    source = shared_data / "coco_mini"
+    data = json.loads((source / "annotations/person_keypoints_train2017.json").read_text())
+    with_people = {a["image_id"] for a in data["annotations"]}
+    kept = sorted((i for i in data["images"] if i["id"] in with_people),
+                  key=lambda i: i["file_name"])[:images]
+    (tmp_path / "train2017").mkdir()
+    (tmp_path / "annotations").mkdir()
+    for image in kept:
+        shutil.copy(source / "train2017" / image["file_name"], tmp_path / "train2017")
+    ids = {i["id"] for i in kept}
+    annotations = [a for a in data["annotations"] if a["image_id"] in ids]
+    data.update(images=kept, annotations=annotations[:people])
+    (tmp_path / "annotations/person_keypoints_train2017.json").write_text(json.dumps(data))
+    return tmp_path / "train2017"
+
+
+def test_calibration_crops_are_hands_and_faces_of_annotated_people(shared_data, tmp_path):
+    from rtpose.errors import RtposeError
+    from rtpose.runtime.calibration import part_calibration_batches
+
+    folder = _calibration_folder(shared_data, tmp_path, 6)
+    hands = part_calibration_batches(folder, "hand")
+    faces = part_calibration_batches(folder, "face", limit=2)
+    assert len(hands) >= 4 and len(faces) == 2
+    assert {b.shape for b in hands} == {(1, 368, 368, 3)}
+    assert {b.shape for b in faces} == {(1, 384, 384, 3)}
+    assert all(b.dtype == np.float32 and 10 < b.mean() < 245 and b.std() > 10 for b in hands)
+    with pytest.raises(RtposeError, match="validation images"):
+        part_calibration_batches(shared_data / "coco_mini/val2017", "hand")
+    (tmp_path / "annotations/person_keypoints_train2017.json").unlink()
+    with pytest.raises(RtposeError, match="needs the COCO keypoint annotations") as error:
+        part_calibration_batches(folder, "face")
+    assert "\n" not in str(error.value)
+
+
+def test_int8_hand_network_calibrated_on_hand_crops(converted, shared_data, tmp_path):
+    """int8: NNCF over the hand crops of annotated training images, the maps' convolutions in
+    float; close to fp32's maps but not equal; cached beside the weights, then loaded without
+    reading the calibration images again."""
+    pytest.importorskip("nncf", reason="int8 needs NNCF: pip install -e .[openvino]")
+    import shutil
+
+    from rtpose.runtime.openvino.cache import openvino_cache_path
+    from rtpose.runtime.openvino.network import read_info, read_ir
+    from rtpose.runtime.part_runtime import part_network
+
+    weights = Path(shutil.copy(converted["hand"], tmp_path / "hand.weights.h5"))
+    folder = _calibration_folder(shared_data, tmp_path, 1, people=1)
+    batch = np.concatenate(part_calibration_batches(shared_data / "coco_mini/train2017", "hand",
+                                                    limit=12)[-2:])
+    fp32 = part_network("hand", weights, "openvino", "fp32")(batch)
+    int8 = part_network("hand", weights, "openvino", "int8", calibration=folder)(batch)
+    error = np.abs(int8 - fp32).mean()
+    assert 0 < error < 0.1 * np.abs(fp32).mean()
+    model = read_ir(openvino_cache_path(weights, "int8"))
+    info = read_info(model)
+    assert (info["precision"], info["arch"], info["calibration"]) == ("int8", "cmu_hand",
+                                                                       str(folder))
+    assert int(info["calibration_images"]) >= 2
+    types = [node.get_type_name() for node in model.get_ordered_ops()]
+    assert types.count("FakeQuantize") >= 30
+    shutil.rmtree(folder)  # a fresh cache reads no calibration images
+    again = part_network("hand", weights, "openvino", "int8", calibration=folder)(batch)
+    np.testing.assert_array_equal(again, int8)
+
+
+NO_TENSORFLOW = """
+import importlib.abc, json, sys
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):  # as if TensorFlow were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoTensorFlow())
+import numpy as np, os, rtpose
+from rtpose.runtime.part_runtime import part_network
+
+maps = part_network("face", sys.argv[1], "openvino")(np.load(sys.argv[2]))
+np.save(sys.argv[3], maps)
+print(json.dumps([os.environ["KERAS_BACKEND"], "tensorflow" in sys.modules]))
+"""
+
+
+@pytest.mark.slow
+def test_part_network_converts_without_tensorflow(converted, tmp_path):
+    """The inference install has no TensorFlow: the face network is then exported by Keras's
+    own OpenVINO backend, with the maps of the TensorFlow-converted IR."""
+    pytest.importorskip("openvino", reason="the openvino runtime: pip install -e .[openvino]")
+    import json
+    import os
+    import shutil
+
+    from rtpose.runtime.part_runtime import part_network
+
+    weights = Path(shutil.copy(converted["face"], tmp_path / "face.weights.h5"))
+    batch = RNG.uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    np.save(tmp_path / "batch.npy", batch)
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, str(weights),
+                          str(tmp_path / "batch.npy"), str(tmp_path / "maps.npy")],
+                         cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout) == ["openvino", False]
+    assert (tmp_path / "face.openvino.xml").is_file()
+    reference = part_network("face", converted["face"], "openvino")(batch)
+    np.testing.assert_allclose(np.load(tmp_path / "maps.npy"), reference, atol=1e-4)

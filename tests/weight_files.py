@@ -48,6 +48,19 @@ def random_layers(net, rng: np.random.Generator) -> list[tuple[str, str, list[np
     ]
 
 
+def random_state(net, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A state dict of a NetSpec's convolutions as the ``.pth`` files key and shape them
+    (``<layer>.weight`` (out, in, kh, kw), ``<layer>.bias``): He-normal kernels and small biases,
+    so that a real image's maps through all the stages stay finite and hold peaks."""
+    state = {}
+    for conv in net.convolutions():
+        cout, cin, kh, kw = conv.weight_shape
+        scale = np.float32(np.sqrt(2 / (cin * kh * kw)))
+        state[f"{conv.name}.weight"] = rng.standard_normal(conv.weight_shape, np.float32) * scale
+        state[f"{conv.name}.bias"] = rng.normal(0, 0.05, cout).astype(np.float32)
+    return state
+
+
 # --- .caffemodel (protobuf) ---------------------------------------------------------------------
 
 

@@ -126,8 +126,9 @@ def _resize_by(image: np.ndarray, factor: float) -> np.ndarray:
 # --- detection ----------------------------------------------------------------------------------
 
 def body_maps(image: np.ndarray, network: Network) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmaps (H, W, 19) and PAFs (H, W, 38), float64, of a BGR image at controlnet_aux's one
-    scale and resizing rules."""
+    """Heatmaps (H, W, 19) and PAFs (H, W, 38), float32, of a BGR image at controlnet_aux's one
+    scale and resizing rules. (controlnet_aux holds them as float64: the same values, and the
+    decoder computes in float64 from them.)"""
     height, width = image.shape[:2]
     resized = _resize_by(image, BODY_SCALE * BOXSIZE / height)
     h, w = resized.shape[:2]
@@ -139,7 +140,7 @@ def body_maps(image: np.ndarray, network: Network) -> tuple[np.ndarray, np.ndarr
     # missing from its list of layers without one): its heatmaps are never negative.
     for out in (np.maximum(heat[0], 0), paf[0]):
         up = upsample_by_stride(np.asarray(out, np.float32))[:h, :w]
-        maps.append(resize(up, (width, height)).astype(np.float64))
+        maps.append(resize(up, (width, height)))
     return maps[0], maps[1]
 
 
@@ -195,13 +196,17 @@ class OpenposeDetector:
                         filename: str | None = None, hand_filename: str | None = None,
                         face_filename: str | None = None, cache_dir: str | Path | None = None,
                         local_files_only: bool = False, runtime: str = "openvino",
-                        precision: str = "fp32", weights_dir: str | Path | None = None
-                        ) -> OpenposeDetector:
+                        precision: str = "fp32", weights_dir: str | Path | None = None,
+                        calibration: str | Path | None = None) -> OpenposeDetector:
         """From the ``.pth`` files of a Hugging Face repository (downloaded through
-        huggingface_hub at the pinned revision for ``lllyasviel/Annotators``) or of a local
-        folder, converted once to Keras weights in ``weights_dir`` (default
-        ``$RTPOSE_CACHE`` or ``~/.cache/rtpose``, by the file's size and mtime), where the
-        OpenVINO IR is cached too. ``runtime``: ``openvino`` (default) or ``keras``."""
+        huggingface_hub into its cache, ``cache_dir``; ``lllyasviel/Annotators``'s at the
+        pinned revision, checked by size and sha256, another's at its default revision;
+        ``local_files_only``: from the cache alone) or of a local folder, converted once to
+        Keras weights in ``weights_dir`` (default ``$RTPOSE_CACHE`` or ``~/.cache/rtpose``, by
+        the file's size and mtime), where the OpenVINO IR is cached too. ``runtime``:
+        ``openvino`` (default) or ``keras``; ``precision``: ``fp32``, ``bf16`` or ``int8``
+        (calibrated once on ``calibration``, a folder of COCO training images with their
+        keypoint annotations beside it: ``rtpose.runtime.calibration``)."""
         names = {"body": filename, "hand": hand_filename, "face": face_filename}
         names = {key: value or PTH_FILES[key] for key, value in names.items()}
         folder = Path(pretrained_model_or_path)
@@ -222,9 +227,10 @@ class OpenposeDetector:
             network = cached_openvino_network(weights["body"], precision)
         if network is None:
             model, arch = load_model("cmu", weights["body"])
-            network = make_network(model, arch, runtime, weights["body"], precision=precision)
-        return cls(network, part_network("hand", weights["hand"], runtime, precision),
-                   part_network("face", weights["face"], runtime, precision))
+            network = make_network(model, arch, runtime, weights["body"], precision=precision,
+                                   calibration=calibration)
+        return cls(network, *(part_network(name, weights[name], runtime, precision,
+                                           calibration=calibration) for name in ("hand", "face")))
 
     def detect(self, image: np.ndarray, include_hand: bool = False, include_face: bool = False
                ) -> tuple[People, HandsFace | None]:
@@ -285,26 +291,33 @@ class OpenposeDetector:
 
 def _download(repo: str, filename: str, network: str, cache_dir: Any,
               local_files_only: bool) -> Path:
-    """A ``.pth`` of a Hugging Face repository; the pinned files of ``lllyasviel/Annotators``
-    at the pinned revision, checked by size and sha256."""
+    """A ``.pth`` of a Hugging Face repository through huggingface_hub (its cache,
+    ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, tokens): the pinned files of ``lllyasviel/Annotators``
+    at the pinned revision, checked by size and sha256 (``cmu_source.download_checked``);
+    another repository's at its default revision."""
     from rtpose.convert import cmu_source
 
-    if (repo == cmu_source.REPO_ID and not local_files_only
-            and filename == cmu_source.pinned_file(network).filename):
-        path = cmu_source.download_pth(None, cache_dir, filename)
-        return cmu_source.check_pth(path, "delete it from the Hugging Face cache and run again",
-                                    network)
+    if repo.startswith(("/", ".", "~")) or repo.count("/") > 1:
+        raise RtposeError(f"{repo}: no such folder (nor a Hugging Face repository, owner/name)")
+    if repo == cmu_source.REPO_ID and filename == cmu_source.pinned_file(network).filename:
+        return cmu_source.download_checked(network, cache_dir=cache_dir,
+                                           local_files_only=local_files_only)
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as e:
         raise RtposeError("from_pretrained needs huggingface_hub: pip install huggingface_hub")\
             from e
     revision = cmu_source.REVISION if repo == cmu_source.REPO_ID else None
+    hub = cmu_source.endpoint()
     try:
         return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir,
-                                    local_files_only=local_files_only))
+                                    endpoint=hub, local_files_only=local_files_only))
     except Exception as e:  # the hub's own errors, OSError, its HTTP client's
-        raise RtposeError(f"cannot get {filename} of {repo}: {type(e).__name__}") from e
+        where = "the Hugging Face cache (local_files_only)" if local_files_only else hub
+        # The hub's messages start "404 Client Error." then say what was not found.
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise RtposeError(f"cannot get {filename} of {repo} from {where}: "
+                          f"{type(e).__name__}: {' '.join(lines[:2])}") from e
 
 
 def _converted(pth: Path, network: str, weights_dir: str | Path | None) -> Path:

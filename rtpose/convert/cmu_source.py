@@ -170,11 +170,11 @@ def _offline() -> bool:
 
 def download_pth(hub: str | None = None, cache_dir: str | Path | None = None,
                  timeout_s: float = TIMEOUT_S, say: Callable[[str], None] = _say,
-                 filename: str = FILENAME) -> Path:
+                 filename: str = FILENAME, local_files_only: bool = False) -> Path:
     """``filename`` (default ``body_pose_model.pth``) at the pinned revision, from the Hugging
-    Face cache or downloaded into it; ``FetchError`` with one line naming what was tried when it
-    cannot be had. ``timeout_s``: how long the server may take to answer, per try
-    (``check_answers``)."""
+    Face cache or downloaded into it (``local_files_only``: from the cache only); ``FetchError``
+    with one line naming what was tried when it cannot be had. ``timeout_s``: how long the
+    server may take to answer, per try (``check_answers``)."""
     hub = endpoint(hub)
     tried = f"{filename} of {REPO_ID} at revision {REVISION} from {hub}"
     try:
@@ -188,6 +188,9 @@ def download_pth(hub: str | None = None, cache_dir: str | Path | None = None,
     cached = try_to_load_from_cache(REPO_ID, filename, cache_dir=cache_dir, revision=REVISION)
     if isinstance(cached, str):
         return Path(cached)
+    if local_files_only:
+        raise FetchError(f"cannot get {tried}: not in the Hugging Face cache, and "
+                         f"local_files_only is set; {_by_hand(hub, filename)}")
     # A proxy (which http.client would not use) or offline mode: the hub alone decides.
     host = urllib.parse.urlsplit(hub).hostname or ""
     if not _offline() and not (urllib.request.getproxies() and
@@ -238,6 +241,24 @@ def check_pth(path: str | Path, remedy: str, network: str = "body") -> Path:
     return path
 
 
+def download_checked(network: str = "body", hub: str | None = None,
+                     cache_dir: str | Path | None = None, timeout_s: float = TIMEOUT_S,
+                     local_files_only: bool = False) -> Path:
+    """``network``'s pinned ``.pth`` (``download_pth``), checked by size and sha256
+    (``check_pth``). A copy that fails the check is removed from the Hugging Face cache, link
+    and blob (the hub would otherwise link its blob again), so that the next try downloads it."""
+    path = download_pth(hub, cache_dir, timeout_s, filename=pinned_file(network).filename,
+                        local_files_only=local_files_only)
+    try:
+        return check_pth(path, "removed it from the Hugging Face cache: run again to download "
+                         "it again", network)
+    except FetchError:
+        blob = path.resolve()
+        path.unlink(missing_ok=True)
+        blob.unlink(missing_ok=True)
+        raise
+
+
 def fetch_cmu(target: Path, source: Path | None = None) -> Path:
     """Keras weights ``target`` from ``body_pose_model.pth``: ``source`` if given, else
     downloaded through huggingface_hub (its progress bar), each checked by size and sha256.
@@ -245,7 +266,7 @@ def fetch_cmu(target: Path, source: Path | None = None) -> Path:
     from rtpose.convert.state_dict import convert_pth
 
     if source is None:
-        source = check_pth(download_pth(), "delete it from the Hugging Face cache and run again")
+        source = download_checked("body")
     else:
         check_pth(source, f"download {file_url(endpoint())} again")
     return convert_pth(source, target)
@@ -259,8 +280,7 @@ def fetch_part(network: str, target: Path, source: Path | None = None) -> Path:
 
     filename = pinned_file(network).filename
     if source is None:
-        source = check_pth(download_pth(filename=filename),
-                           "delete it from the Hugging Face cache and run again", network)
+        source = download_checked(network)
     else:
         check_pth(source, f"download {file_url(endpoint(), filename)} again", network)
     return convert_pth(source, target, network=network)

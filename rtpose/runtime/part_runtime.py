@@ -1,19 +1,20 @@
 """The hand and face networks (``rtpose.models.cmu_hand_face``) on a runtime: ``keras`` or
-``openvino`` (fp32 or bf16; int8 is the body's only).
+``openvino`` (fp32, bf16 or int8; int8 calibrated on hand or face crops of COCO training images,
+``rtpose.runtime.calibration.PartCalibration``).
 
 ``part_network("hand", weights)`` returns a ``HeatmapNetwork``: ``network(batch) -> heat``, batch
 float32 BGR 0..255 ``(N, H, W, 3)`` (H, W multiples of 8; every crop of an image in one batch),
 heat float32 C-contiguous ``(N, H/8, W/8, C)`` (C = 22 hand, 71 face). The OpenVINO IR is
-converted once and cached beside the weights as the body's is (``<stem>.openvino.xml``, with the
-weights' fingerprint; ``rtpose.runtime.openvino.cache``); a fresh cache loads without Keras.
+converted once and cached beside the weights as the body's is (``<stem>.openvino.xml``, int8
+``<stem>.openvino-int8.xml``, with the weights' fingerprint; ``rtpose.runtime.openvino.cache``,
+without TensorFlow on Keras's OpenVINO backend); a fresh cache loads without Keras.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +22,11 @@ from rtpose.errors import ModelNotFoundError, first_line
 from rtpose.models import PART_NETWORKS
 from rtpose.runtime.network import RuntimeUnavailableError
 
+if TYPE_CHECKING:
+    from rtpose.runtime.calibration import PartCalibration
+
 RUNTIMES = ("keras", "openvino")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 OUTPUT = "heat"
 
 
@@ -69,8 +73,12 @@ class HeatmapNetwork:
 
 
 def part_network(network: str, weights: str | Path | None = None, runtime: str = "openvino",
-                 precision: str = "fp32", threads: int | None = None) -> HeatmapNetwork:
-    """The ``hand`` or ``face`` network from ``weights`` (default: ``default_weights``)."""
+                 precision: str = "fp32", threads: int | None = None,
+                 calibration: str | Path | PartCalibration | None = None) -> HeatmapNetwork:
+    """The ``hand`` or ``face`` network from ``weights`` (default: ``default_weights``);
+    ``calibration``: int8's folder of COCO training images, its keypoint annotations beside it
+    (or a ``PartCalibration``; default ``calibration.DEFAULT_CALIBRATION``), read only when the
+    int8 IR is made."""
     if runtime not in RUNTIMES:
         raise RuntimeUnavailableError(f"the {network} network runs on {', '.join(RUNTIMES)}, "
                                       f"not {runtime}")
@@ -87,10 +95,12 @@ def part_network(network: str, weights: str | Path | None = None, runtime: str =
         forward = _tensorflow(load_part_model(network, weights), jit_compile=False)
         return HeatmapNetwork(network, runtime, precision, lambda batch: forward(batch)[0])
     return HeatmapNetwork(network, runtime, precision,
-                          _openvino_forward(network, weights, precision, threads))
+                          _openvino_forward(network, weights, precision, threads, calibration))
 
 
-def _openvino_forward(network: str, weights: Path, precision: str, threads: int | None):
+def _openvino_forward(network: str, weights: Path, precision: str, threads: int | None,
+                      calibration: str | Path | PartCalibration | None):
+    from rtpose.runtime.calibration import DEFAULT_CALIBRATION, PartCalibration
     from rtpose.runtime.openvino import cache as ovc
     from rtpose.runtime.openvino import network as ovn
 
@@ -98,20 +108,17 @@ def _openvino_forward(network: str, weights: Path, precision: str, threads: int 
     if precision == "bf16" and not ovn.cpu_has_bf16(core):
         raise ovn.OpenVinoError("bf16 needs a CPU with bf16 instructions (AVX512_BF16 or AMX), "
                                 "and this one has none: use --precision fp32")
-    path = ovc.openvino_cache_path(weights, "fp32")
-    model = ovc._fresh_cache(path, weights, "fp32")
-    if model is None:
-        model = _convert(network, weights)
-        info = {"format": ovc.CACHE_FORMAT, "precision": "fp32", "arch": f"cmu_{network}",
-                **ovc.weights_fingerprint(weights)}
-        target = path if os.access(path.parent, os.W_OK) else ovc._temporary_folder() / path.name
-        model = ovn.read_ir(ovc._write_ir(model, target, info))
+    crops = calibration if isinstance(calibration, PartCalibration) else (
+        PartCalibration(Path(calibration or DEFAULT_CALIBRATION), network)
+        if precision == "int8" else None)
+    path = ovc.cached_ir(lambda: _convert(network, weights), f"cmu_{network}", weights,
+                         precision, crops, map_convolutions)
     config = {"INFERENCE_PRECISION_HINT": ovn._INFERENCE_PRECISION[precision],
               "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config.update(INFERENCE_NUM_THREADS=int(threads), ENABLE_CPU_PINNING=False)
     try:
-        compiled = core.compile_model(model, "CPU", config)
+        compiled = core.compile_model(ovn.read_ir(path), "CPU", config)
     except RuntimeError as e:
         raise ovn.OpenVinoError(f"{path}: OpenVINO cannot compile it: {first_line(e)}") from e
     request = compiled.create_infer_request()
@@ -123,23 +130,25 @@ def _openvino_forward(network: str, weights: Path, precision: str, threads: int 
     return forward
 
 
+def map_convolutions(model: Any) -> list[str]:
+    """The convolutions that int8 leaves in float: those that make each stage's maps (1x1,
+    ``conv6_2_CPM`` and ``Mconv7_stage{t}``), the convolutions without a ReLU after them."""
+    names = []
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "Convolution":
+            continue
+        after = [t.get_node() for t in node.output(0).get_target_inputs()]
+        if after and after[0].get_type_name() == "Add":  # the bias
+            after = [t.get_node() for t in after[0].output(0).get_target_inputs()]
+        if not any(n.get_type_name() == "Relu" for n in after):
+            names.append(node.get_friendly_name())
+    return names
+
+
 def _convert(network: str, weights: Path) -> Any:
     """The Keras network as an OpenVINO model: input ``image`` (free N, H, W), output ``heat``."""
-    from rtpose.runtime.openvino import network as ovn
-
-    ov = ovn.import_openvino()
-    import tensorflow as tf
-
     from rtpose.models.cmu_hand_face import load_part_model
+    from rtpose.runtime.openvino.cache import convert_outputs
 
-    model = load_part_model(network, weights)
-    spec = tf.TensorSpec((None, None, None, 3), tf.float32, name="image")
-    forward = tf.function(lambda image: model(image, training=False), input_signature=[spec])
-    try:
-        converted = ov.convert_model(forward.get_concrete_function())
-    except Exception as e:  # OpenVINO's frontends raise several unrelated types
-        raise ovn.OpenVinoError(f"OpenVINO cannot convert the {network} network: "
-                                f"{first_line(e)}") from e
-    converted.inputs[0].get_tensor().set_names({"image"})
-    converted.outputs[0].get_tensor().set_names({OUTPUT})
-    return converted
+    return convert_outputs(load_part_model(network, weights), lambda heat: (heat,), (OUTPUT,),
+                           f"the {network} network")

@@ -65,7 +65,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration", type=Path, default=None, metavar="FOLDER",
         help="--precision int8: training images to calibrate on, never validation ones "
-             "(default dataset/train2017); read once, when the int8 model is not cached yet")
+             "(default dataset/train2017; with --hands or --face, their COCO keypoint "
+             "annotations in ../annotations/ too); read once, when the int8 model is not "
+             "cached yet")
     add_verbose_arg(parser)
 
 

@@ -107,11 +107,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"fetching {pinned.filename} ({pinned.size / 1e6:.0f} MB) of "
                       f"{cmu_source.REPO_ID} from {cmu_source.endpoint(args.endpoint)}; "
                       f"{cmu_source.LICENCE}")
-                pth = cmu_source.download_pth(args.endpoint, args.cache_dir, args.timeout,
-                                              filename=pinned.filename)
-                cmu_source.check_pth(pth, "delete it from the Hugging Face cache and run again",
-                                     network)
-                jobs.append((network, pth))
+                jobs.append((network, cmu_source.download_checked(
+                    network, args.endpoint, args.cache_dir, args.timeout)))
         for _, pth in jobs:
             pth_shapes(pth)  # a file that is not a state dict fails at once, before TensorFlow
         start_tensorflow(args.verbose)  # its start-up lines dropped, before Keras starts it

@@ -1,9 +1,11 @@
 """The OpenVINO IR of a Keras model, converted once and cached beside its weights.
 
-``openvino_network(arch, weights, ...)`` converts and caches. The Keras model is converted
-once (``ov.convert_model`` of its TensorFlow function: no ONNX step) and the IR is cached
-beside the weights, ``<stem>.openvino.xml`` (+ ``.bin``; ``<stem>.openvino-int8.xml`` for
-int8, quantised over the calibration batches the caller gives), e.g.
+``openvino_network(arch, weights, ...)`` converts and caches (``cached_ir`` does it for any
+Keras model: the hand and face networks). The Keras model is converted once
+(``convert_outputs``: ``ov.convert_model`` of its TensorFlow function, or Keras's own OpenVINO
+export without TensorFlow; no ONNX step) and the IR is cached beside the weights,
+``<stem>.openvino.xml`` (+ ``.bin``; ``<stem>.openvino-int8.xml`` for int8, quantised over
+the calibration batches the caller gives), e.g.
 ``model/keras/mobilenet_thin.openvino.xml`` for ``model/keras/mobilenet_thin.weights.h5``.
 The IR records the weights file's size, mtime and SHA-256; it is reused while the size matches
 and the mtime or, failing that, the SHA-256 does, and is converted again otherwise. The IR's
@@ -27,7 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +37,6 @@ import numpy as np
 
 from rtpose.errors import first_line
 from rtpose.files import atomic_path, remove_stale_temporaries, sha256
-from rtpose.runtime.calibration import CalibrationImages
 from rtpose.runtime.openvino.network import (
     OUTPUTS,
     OpenVinoError,
@@ -143,41 +144,50 @@ def ir_intact(path: str | Path) -> bool | None:
 
 def convert_keras(model: keras.Model, arch: Architecture) -> ov.Model:
     """The Keras model as an OpenVINO model: input ``image`` (free batch, H, W; 3 channels),
-    outputs ``heat`` then ``paf``. On the TensorFlow backend, ``ov.convert_model`` of its
-    TensorFlow function; on Keras's own OpenVINO backend (``KERAS_BACKEND=openvino``), Keras's
-    export, without TensorFlow (the same maps, to 0.0)."""
+    outputs ``heat`` then ``paf`` (``convert_outputs`` with ``arch.split_outputs``)."""
+    return convert_outputs(model, arch.split_outputs, OUTPUTS, arch.name)
+
+
+def convert_outputs(model: keras.Model, split: Callable[[Any], Sequence[Any]],
+                    names: Sequence[str], label: str) -> ov.Model:
+    """The Keras model as an OpenVINO model with input ``image`` (free batch, H, W; 3 channels)
+    and the outputs ``split(model(image))`` named ``names``. On the TensorFlow backend,
+    ``ov.convert_model`` of its TensorFlow function; on Keras's own OpenVINO backend
+    (``KERAS_BACKEND=openvino``), Keras's export, without TensorFlow (the same maps, to 0.0).
+    ``label`` names the model in the one-line error."""
     ov = import_openvino()
     import keras
 
     try:
         if keras.backend.backend() == "openvino":
-            converted = _export_openvino_backend(model, arch)
+            converted = _export_openvino_backend(model, split)
         else:
             import tensorflow as tf
 
             spec = tf.TensorSpec((None, None, None, 3), tf.float32, name="image")
-            forward = tf.function(lambda image: arch.split_outputs(model(image, training=False)),
+            forward = tf.function(lambda image: tuple(split(model(image, training=False))),
                                   input_signature=[spec])
             converted = ov.convert_model(forward.get_concrete_function())
     except Exception as e:  # OpenVINO's frontends raise several unrelated types
-        raise OpenVinoError(f"OpenVINO cannot convert {arch.name}: {first_line(e)}") from e
+        raise OpenVinoError(f"OpenVINO cannot convert {label}: {first_line(e)}") from e
     converted.inputs[0].get_tensor().set_names({"image"})
-    for output, name in zip(converted.outputs, OUTPUTS, strict=True):
+    for output, name in zip(converted.outputs, names, strict=True):
         output.get_tensor().set_names({name})
     return converted
 
 
-def _export_openvino_backend(model: keras.Model, arch: Architecture) -> ov.Model:
-    """``model`` with its outputs split into (heat, paf), exported by Keras's OpenVINO
-    backend and read back."""
+def _export_openvino_backend(model: keras.Model, split: Callable[[Any], Sequence[Any]]
+                             ) -> ov.Model:
+    """``model`` with its outputs ``split``, exported by Keras's OpenVINO backend and read
+    back."""
     import keras
 
     image = keras.Input((None, None, 3), name="image")
-    split = keras.Model(image, list(arch.split_outputs(model(image))))
+    outputs = keras.Model(image, list(split(model(image))))
     with tempfile.TemporaryDirectory(prefix="rtpose-keras-openvino-") as folder:
         path = Path(folder) / "model.xml"
         with contextlib.redirect_stdout(io.StringIO()):  # "Saved OpenVINO IR at ..."
-            split.export(str(path), format="openvino")
+            outputs.export(str(path), format="openvino")
         return _core().read_model(str(path))
 
 
@@ -232,30 +242,53 @@ def openvino_ir(
         raise OpenVinoError("the openvino runtime needs the weights file or the Keras model")
     if weights is not None and not Path(weights).is_file():
         raise OpenVinoError(f"weights file not found: {weights}")
+
+    def convert() -> ov.Model:
+        from rtpose.models import get_architecture, load_model
+
+        architecture = get_architecture(arch) if isinstance(arch, str) else arch
+        keras_model = model
+        if keras_model is None:
+            keras_model, architecture = load_model(architecture.name, weights)
+        return convert_keras(keras_model, architecture)
+
+    return cached_ir(convert, arch if isinstance(arch, str) else arch.name, weights, precision,
+                     calibration)
+
+
+def cached_ir(
+    convert: Callable[[], ov.Model],
+    name: str,
+    weights: str | Path | None,
+    precision: str = "fp32",
+    calibration: Iterable[np.ndarray] | None = None,
+    float_layers: Callable[[ov.Model], list[str]] | None = None,
+) -> Path:
+    """The IR at ``precision`` of the fp32 model that ``convert()`` makes, recorded as ``name``:
+    the cache beside ``weights`` if it was made from them, else a fresh conversion (int8:
+    quantised over ``calibration`` by ``quantize_int8``, ``float_layers`` left in float,
+    from the fp32 IR when that is cached and fresh) written there, or in a temporary folder
+    (``openvino_ir``)."""
     cache = openvino_cache_path(weights, precision) if weights is not None else None
     if cache is not None and cache_is_fresh(cache, weights, precision):
         return cache
-    if isinstance(arch, str):
-        from rtpose.models import get_architecture
-
-        arch = get_architecture(arch)
-    if model is None:
-        from rtpose.models import load_model
-
-        model, arch = load_model(arch.name, weights)
-    converted = convert_keras(model, arch)
-    info = {"format": CACHE_FORMAT, "precision": ir_precision(precision), "arch": arch.name}
+    converted = None
+    if precision == "int8" and weights is not None:  # int8 starts from a fresh fp32 IR
+        converted = _fresh_cache(openvino_cache_path(weights), weights, "fp32")
+    if converted is None:
+        converted = convert()
+    info = {"format": CACHE_FORMAT, "precision": ir_precision(precision), "arch": name}
     if precision == "int8":
         if calibration is None:
             raise OpenVinoError("int8 needs calibration batches (e.g. "
                                 "rtpose.runtime.calibration.CalibrationImages)")
-        if isinstance(calibration, CalibrationImages):
+        if getattr(calibration, "folder", None) is not None:
             info["calibration"] = str(calibration.folder)
         batches = list(calibration)
         info["calibration_images"] = str(len(batches))
         from rtpose.runtime.openvino.quantize import quantize_int8
 
-        converted = quantize_int8(converted, batches)
+        converted = quantize_int8(converted, batches, float_layers)
     if cache is not None:
         info.update(weights_fingerprint(weights))
         if os.access(cache.parent, os.W_OK):
@@ -266,7 +299,7 @@ def openvino_ir(
                       f"({e.strerror or e}); this run uses a temporary copy", file=sys.stderr)
         target = _temporary_folder() / cache.name
     else:
-        target = _temporary_folder() / f"{arch.name}.openvino.xml"
+        target = _temporary_folder() / f"{name}.openvino.xml"
     try:
         return _write_ir(converted, target, info)
     except OSError as e:

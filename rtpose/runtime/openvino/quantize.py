@@ -12,7 +12,7 @@ Needs NNCF (``pip install -e .[openvino]``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -134,9 +134,11 @@ def float_convolutions(model: ov.Model) -> list[str]:
     return names
 
 
-def quantize_int8(model: ov.Model, batches: Sequence[np.ndarray]) -> ov.Model:
+def quantize_int8(model: ov.Model, batches: Sequence[np.ndarray],
+                  float_layers: Callable[[ov.Model], list[str]] | None = None) -> ov.Model:
     """Post-training int8 quantisation of an fp32 OpenVINO model by NNCF over ``batches``,
-    after ``equalize_depthwise``, leaving ``float_convolutions`` in float."""
+    after ``equalize_depthwise``, leaving the layers ``float_layers(model)`` names (default
+    ``float_convolutions``) in float."""
     try:
         import nncf
     except ImportError as e:
@@ -144,6 +146,6 @@ def quantize_int8(model: ov.Model, batches: Sequence[np.ndarray]) -> ov.Model:
     batches = list(batches)
     equalize_depthwise(model, batches)
     logging.getLogger("nncf").setLevel(logging.WARNING)  # one INFO line per float layer
+    ignored = nncf.IgnoredScope(names=(float_layers or float_convolutions)(model))
     return nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches),
-                         fast_bias_correction=True,
-                         ignored_scope=nncf.IgnoredScope(names=float_convolutions(model)))
+                         fast_bias_correction=True, ignored_scope=ignored)
