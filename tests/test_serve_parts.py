@@ -14,6 +14,7 @@ import base64
 import json
 import re
 import shlex
+import shutil
 import subprocess
 
 import cv2
@@ -105,6 +106,7 @@ def test_the_drawn_image_has_the_hands_and_face(parts_env, service, repo_root):
         "unknown parameter 'colour'")
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl: apt-get install -y curl")
 def test_the_docs_curl_commands_with_hands_and_face(parts_env, service, repo_root, tmp_path):
     page = (repo_root / "docs" / "web.md").read_text()
     pose, draw = [line.strip() for line in page.splitlines()
