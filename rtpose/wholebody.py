@@ -262,6 +262,16 @@ def with_hands_face(image: np.ndarray, people, hand_network: Network | None = No
     return people.with_hands_face(found.hands, found.face)
 
 
+def part_settings(runtime: str, precision: str) -> tuple[str, str]:
+    """The runtime and precision of the hand and face networks beside a body network on
+    ``runtime`` (``auto`` resolved) at ``precision``: the body's on keras and openvino, else
+    openvino at fp32."""
+    from rtpose.runtime import resolve_runtime
+
+    runtime = resolve_runtime(runtime, precision)
+    return (runtime, precision) if runtime in ("keras", "openvino") else ("openvino", "fp32")
+
+
 def part_networks(hands: bool, face: bool, runtime: str = "openvino", precision: str = "fp32",
                   threads: int | None = None, verbose: bool = False,
                   calibration: str | Path | None = None) -> tuple[Network | None, Network | None]:
@@ -271,12 +281,9 @@ def part_networks(hands: bool, face: bool, runtime: str = "openvino", precision:
     training images: ``rtpose.runtime.calibration.PartCalibration``); missing weights are one
     line saying how to get them."""
     from rtpose.native import quiet_native_stderr
-    from rtpose.runtime import resolve_runtime
     from rtpose.runtime.part_runtime import part_network
 
-    runtime = resolve_runtime(runtime, precision)
-    if runtime not in ("keras", "openvino"):
-        runtime, precision = "openvino", "fp32"
+    runtime, precision = part_settings(runtime, precision)
     with quiet_native_stderr(not verbose):
         return tuple(part_network(name, None, runtime, precision, threads, calibration)
                      if wanted else None for name, wanted in (("hand", hands), ("face", face)))

@@ -12,6 +12,7 @@ without TensorFlow on Keras's OpenVINO backend); a fresh cache loads without Ker
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,13 @@ def fetch_command(network: str) -> str:
     return f"bash model/get_cmu_model.sh {flag} --no-body"
 
 
+def how_to_get(network: str) -> str:
+    """How to get the ``hand`` or ``face`` weights, in words (no path)."""
+    return (f"run `{fetch_command(network)}` or `rtpose fetch {network}` (OpenPose's "
+            f"{PART_NETWORKS[network].pth} from Hugging Face; the CMU weights are for "
+            "non-commercial use only)")
+
+
 def default_weights(network: str) -> Path:
     """The ``hand`` or ``face`` weights where the store finds them (``rtpose.store.locate``:
     the checkout's ``model/keras/<network>.weights.h5``, then the store), or a one-line
@@ -43,24 +51,25 @@ def default_weights(network: str) -> Path:
     path = store.locate(network)
     if path is None:
         places = ", ".join(str(p) for p in store.candidates(network))
-        raise ModelNotFoundError(
-            f"no {network} network weights in {places}: run `{fetch_command(network)}` or "
-            f"`rtpose fetch {network}` (OpenPose's {PART_NETWORKS[network].pth} from Hugging "
-            "Face; the CMU weights are for non-commercial use only)")
+        raise ModelNotFoundError(f"no {network} network weights in {places}: "
+                                 f"{how_to_get(network)}")
     return path
 
 
 class HeatmapNetwork:
     """``network(batch) -> heat`` (module docstring) of one runtime; ``runtime``,
-    ``precision`` and ``network`` (``hand`` or ``face``) say which."""
+    ``precision`` and ``network`` (``hand`` or ``face``) say which. Threads may share it: it
+    runs one batch at a time (OpenVINO's network has one infer request)."""
 
     def __init__(self, network: str, runtime: str, precision: str, forward: Any):
         self.network, self.runtime, self.precision = network, runtime, precision
         self._forward = forward
+        self._lock = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(self._forward(np.ascontiguousarray(batch, np.float32)),
-                                    dtype=np.float32)
+        with self._lock:
+            heat = self._forward(np.ascontiguousarray(batch, np.float32))
+            return np.ascontiguousarray(heat, dtype=np.float32)
 
 
 def part_network(network: str, weights: str | Path | None = None, runtime: str = "openvino",

@@ -1,9 +1,12 @@
 """The web application: the HTTP API under ``/v1`` and the page at ``/``, in one FastAPI app.
 
-    POST /v1/pose?model=&runtime=&precision=&preset=&scales=&flip=&refine=
+    POST /v1/pose?model=&runtime=&precision=&preset=&scales=&flip=&refine=&hands=&face=
          body: the image file's bytes, raw or as the multipart field ``image``
          200: OpenPose JSON {"version": 1.3, "people": [...]} + "timings" (s per stage), the
-              settings used and the image's "width" and "height"
+              settings used and the image's "width" and "height"; with ``hands``/``face``
+              each person also has hand_left/right_keypoints_2d (63) / face_keypoints_2d (210)
+    POST /v1/draw     the same, answered with the people drawn on the image (PNG): the body as
+                      the original demo draws it, hands and face as ControlNet draws them
     GET  /v1/health   the queue's state (no token needed)
     GET  /v1/models   the model names, runtimes, precisions, presets, defaults, what is loaded
     GET  /openapi.json, /docs    the schema, and its page
@@ -11,7 +14,8 @@
 Every refusal is a status with one line, ``{"detail": "..."}``: 400 unknown parameter, bad
 value, not an image or a truncated one; 401 no or wrong ``Authorization: Bearer`` (when the
 server has a token); 413 a body larger than ``max_upload_mb`` or an image of more than
-``max_image_pixels``; 422 an image the network cannot take at these settings; 503 the queue is
+``max_image_pixels``; 422 an image the network cannot take at these settings, or hands/face
+asked of a server without their weights (the line says how to get them); 503 the queue is
 full (with ``Retry-After``); 504 the time limit passed. The answers name no file of the server
 and hold no traceback (the server's log has the cause of a 500).
 
@@ -30,26 +34,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from rtpose.config import PRESETS
+from rtpose.draw import draw_people
 from rtpose.errors import RtposeError
+from rtpose.people import People
 from rtpose.pipeline import PoseResult
 from rtpose.runtime import PRECISIONS, RUNTIMES
 from rtpose.serve.engine import Engine, Job
 from rtpose.serve.models import Models, PoseRequest, parse_request_scales
 from rtpose.stream.images import decode_image, image_size
+from rtpose.wholebody import draw_hands_face
 
 LOG = logging.getLogger("rtpose.serve")
 MB = 1 << 20
 MULTIPART_SLACK = 64 << 10  # bytes of multipart framing allowed beyond the image's
 WARM_UP_SHAPE = (184, 184, 3)
-QUERY = ("model", "runtime", "precision", "preset", "scales", "flip", "refine")
+QUERY = ("model", "runtime", "precision", "preset", "scales", "flip", "refine", "hands", "face")
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,12 @@ class ServeSettings:
         return "throughput" if self.workers > 1 else "latency"
 
 
+def draw(image: np.ndarray, people: People, peaks: list[np.ndarray] | None) -> np.ndarray:
+    """The people on a BGR copy of ``image``: the body (and every heatmap peak) as the original
+    demo draws it, hands and face (where found) as ControlNet draws them."""
+    return draw_hands_face(draw_people(image, people, peaks), people)
+
+
 class RequestError(Exception):
     """A refusal: HTTP ``status`` and one line; ``headers`` to add (``Retry-After``)."""
 
@@ -100,6 +114,11 @@ class Answer:
     queued_s: float
     image_shape: tuple[int, int]
 
+    def draw_png(self, image: np.ndarray) -> bytes:
+        """The people drawn on ``image`` (``draw``), PNG-encoded."""
+        result = self.result
+        return cv2.imencode(".png", draw(image, result.people, result.peaks))[1].tobytes()
+
     def to_json(self) -> dict[str, Any]:
         """OpenPose JSON plus the settings used, the image size and the stage timings."""
         t = self.result.timings
@@ -107,6 +126,7 @@ class Answer:
             **self.result.people.to_openpose_json(),
             "model": self.request.model, "runtime": self.request.runtime,
             "precision": self.request.precision, "preset": self.request.preset,
+            "hands": self.request.hands, "face": self.request.face,
             "width": self.image_shape[1], "height": self.image_shape[0],
             "timings": {"queue_s": self.queued_s, "network_s": t.network_s,
                         "maps_s": t.maps_s, "peaks_s": t.peaks_s,
@@ -291,10 +311,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         "image/png": {"schema": {"type": "string", "format": "binary"}},
     }}}
 
-    @app.post("/v1/pose", dependencies=[Depends(authorised)], openapi_extra=body_schema,
-              summary="The people in an image, as OpenPose JSON with timings")
-    async def pose(
-        request: Request,
+    def pose_settings(
         model: str | None = Query(None, description=f"one of /v1/models (default "
                                                      f"{service.defaults.model})"),
         runtime: str | None = Query(None, description=f"auto, {', '.join(RUNTIMES)}"),
@@ -303,14 +320,20 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         scales: str | None = Query(None, description="comma-separated, e.g. 1.0 or 0.5,1"),
         flip: bool | None = Query(None, description="also the mirrored image"),
         refine: bool | None = Query(None, description="sub-pixel keypoints"),
-    ) -> JSONResponse:
+        hands: bool | None = Query(None, description="also the hands (21 keypoints each)"),
+        face: bool | None = Query(None, description="also the face (70 keypoints)"),
+    ) -> dict[str, Any]:
+        return {"model": model, "runtime": runtime, "precision": precision, "preset": preset,
+                "scales": scales, "flip": flip, "refine": refine, "hands": hands, "face": face}
+
+    async def answered(request: Request, given: dict[str, Any]) -> tuple[Answer, np.ndarray]:
+        """The answer to a request of /v1/pose or /v1/draw, and its image."""
         unknown = sorted(set(request.query_params) - set(QUERY))
         if unknown:
             raise RequestError(400, f"unknown parameter {unknown[0]!r}; known: "
                                     f"{', '.join(QUERY)}")
         try:
-            asked = service.request(model=model, runtime=runtime, precision=precision,
-                                    preset=preset, scales=scales, flip=flip, refine=refine)
+            asked = service.request(**given)
         except RtposeError as error:
             raise RequestError(400, str(error)) from None
         limit = int(settings.max_upload_mb * MB)
@@ -325,7 +348,23 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             raise RequestError(504, f"no answer within {settings.timeout_s:g} s") from None
         except Exception:
             pass  # answer() reports it
-        return JSONResponse(service.answer(job, asked, image).to_json())
+        return service.answer(job, asked, image), image
+
+    @app.post("/v1/pose", dependencies=[Depends(authorised)], openapi_extra=body_schema,
+              summary="The people in an image, as OpenPose JSON with timings")
+    async def pose(request: Request,
+                   given: dict = Depends(pose_settings)) -> JSONResponse:  # noqa: B008
+        answer, _ = await answered(request, given)
+        return JSONResponse(answer.to_json())
+
+    @app.post("/v1/draw", dependencies=[Depends(authorised)], openapi_extra=body_schema,
+              response_class=Response, responses={200: {"content": {"image/png": {}}}},
+              summary="The people drawn on the image, as PNG")
+    async def drawn(request: Request,
+                    given: dict = Depends(pose_settings)) -> Response:  # noqa: B008
+        answer, image = await answered(request, given)
+        png = await asyncio.to_thread(answer.draw_png, image)
+        return Response(png, media_type="image/png")
 
     @app.get("/v1/health", summary="The queue's state")
     async def health() -> dict[str, Any]:

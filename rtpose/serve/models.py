@@ -7,7 +7,11 @@ one request's settings; the network under it (weights x runtime x precision) is 
 use, by one thread while the others wait, and then shared by every request and every user.
 
 ``load_network`` is the one place that builds a network, through the library's
-``rtpose.api.build_network`` as the command-line tools do.
+``rtpose.api.build_network`` as the command-line tools do. A request's ``hands`` and ``face``
+add OpenPose's hand and face networks (``rtpose.wholebody.part_networks``, their weights where
+the store finds them), each loaded on first use on the body's runtime and precision and shared
+as the body's are. Without their weights, such a request gets one line saying how to get them
+(no path of the server), and the others are served as before.
 """
 
 from __future__ import annotations
@@ -16,17 +20,22 @@ import argparse
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rtpose import store
 from rtpose.api import build_network
 from rtpose.config import PRESETS, parse_scales
-from rtpose.errors import RtposeError
+from rtpose.errors import ModelNotFoundError, RtposeError
 from rtpose.geometry import MAX_INPUT_PIXELS
 from rtpose.pipeline import PosePipeline
 from rtpose.runtime import PRECISIONS, RUNTIMES, Network, resolve_runtime
 from rtpose.tools.common import params_from_args
+
+if TYPE_CHECKING:
+    from rtpose.runtime.part_runtime import HeatmapNetwork
 
 LOG = logging.getLogger("rtpose.serve")
 
@@ -43,6 +52,8 @@ class PoseRequest:
     scales: tuple[float, ...] | None = None
     flip: bool | None = None
     refine: bool | None = None
+    hands: bool = False
+    face: bool = False
 
 
 def load_network(weights: Path, runtime: str, precision: str, hint: str,
@@ -86,20 +97,20 @@ class Models:
         self.files = dict(files)
         self.hint, self.threads = hint, threads
         self.max_pixels = max_pixels
-        self._networks: dict[tuple[str, str, str], Network] = {}
-        self._failed: dict[tuple[str, str, str], str] = {}
+        self._networks: dict[tuple[str, str, str, str], Any] = {}
+        self._failed: dict[tuple[str, str, str, str], str] = {}
         self._lock = threading.Lock()
-        self._loading: dict[tuple[str, str, str], threading.Lock] = {}
+        self._loading: dict[tuple[str, str, str, str], threading.Lock] = {}
 
     @property
     def names(self) -> list[str]:
         return list(self.files)
 
     def loaded(self) -> list[dict[str, str]]:
-        """The networks in memory: model, runtime, precision."""
+        """The networks in memory: model (or part: ``hand``, ``face``), runtime, precision."""
         with self._lock:
             keys = list(self._networks)
-        return [{"model": m, "runtime": r, "precision": p} for m, r, p in keys]
+        return [{kind: name, "runtime": r, "precision": p} for kind, name, r, p in keys]
 
     def check(self, request: PoseRequest) -> PoseRequest:
         """``request`` with ``auto`` resolved, or ``RtposeError`` naming the bad setting (the
@@ -122,7 +133,33 @@ class Models:
     def network(self, model: str, runtime: str, precision: str) -> Network:
         """The network, loaded once (concurrent first requests wait for the one loading it). A
         failure is remembered and reported without the server's paths."""
-        key = (model, runtime, precision)
+        return self._once(("model", model, runtime, precision), lambda: load_network(
+            self.files[model], runtime, precision, self.hint, self.threads))
+
+    def part_network(self, part: str, runtime: str, precision: str) -> HeatmapNetwork:
+        """The ``hand`` or ``face`` network beside a body network on ``runtime`` at
+        ``precision``, loaded once as ``network`` loads; missing weights are one line saying how
+        to get them, not remembered (they may be put in place while the server runs)."""
+        from rtpose.runtime.part_runtime import default_weights, how_to_get
+        from rtpose.wholebody import part_networks, part_settings
+
+        def load() -> HeatmapNetwork:
+            try:
+                default_weights(part)
+            except ModelNotFoundError as error:
+                LOG.warning("%s", error)  # with the paths searched, for the server's log only
+                raise ModelNotFoundError(f"this server has no {part} network weights: "
+                                         f"{how_to_get(part)}") from None
+            hand, face = part_networks(part == "hand", part == "face", runtime, precision,
+                                       self.threads)
+            return hand or face
+
+        return self._once(("part", part, *part_settings(runtime, precision)), load)
+
+    def _once(self, key: tuple[str, str, str, str], load: Callable[[], Any]) -> Any:
+        """``load()``'s network, once per ``key``: (``model`` or ``part``, name, runtime,
+        precision)."""
+        kind, name, runtime, precision = key
         with self._lock:
             if key in self._networks:
                 return self._networks[key]
@@ -134,13 +171,14 @@ class Models:
                 if key in self._networks:
                     return self._networks[key]
             try:
-                network = load_network(self.files[model], runtime, precision, self.hint,
-                                       self.threads)
+                network = load()
+            except ModelNotFoundError:
+                raise
             except RtposeError as error:
                 # The reason may name server files: it goes to the server's log only.
-                LOG.warning("cannot load %s on %s at %s: %s", model, runtime, precision, error)
-                reason = (f"model {model} cannot run on {runtime} at {precision} on this "
-                          "server")
+                LOG.warning("cannot load %s on %s at %s: %s", name, runtime, precision, error)
+                what = f"model {name}" if kind == "model" else f"the {name} network"
+                reason = f"{what} cannot run on {runtime} at {precision} on this server"
                 with self._lock:
                     self._failed[key] = reason
                 raise RtposeError(reason) from None
@@ -155,7 +193,9 @@ class Models:
                                       boxsize=None, flip=request.flip, thre1=None, thre2=None,
                                       refine=request.refine)
         inference, grouping = params_from_args(settings)
-        return PosePipeline(network, inference, grouping, "fast", self.max_pixels)
+        parts = [self.part_network(part, request.runtime, request.precision) if wanted else None
+                 for part, wanted in (("hand", request.hands), ("face", request.face))]
+        return PosePipeline(network, inference, grouping, "fast", self.max_pixels, *parts)
 
 
 def parse_request_scales(text: str) -> tuple[float, ...]:

@@ -1,5 +1,7 @@
 """The page (Gradio), mounted at ``/`` of the API's app: an image, the webcam or a video in, the
-people drawn, as OpenPose JSON (shown and downloadable) and the time per stage out.
+people drawn, as OpenPose JSON (shown and downloadable) and the time per stage out. The Hands
+and Face boxes add OpenPose's hands and face (``rtpose.wholebody``), drawn as ControlNet draws
+them and in the JSON.
 
 Every request of the page goes through the same ``Service`` as the API's (one copy of each
 network, the same bounded queue and time limit). Its errors are one line (``gr.Error``); an
@@ -28,10 +30,9 @@ import numpy as np  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
 from rtpose.config import PRESETS  # noqa: E402
-from rtpose.draw import draw_people  # noqa: E402
 from rtpose.errors import RtposeError  # noqa: E402
 from rtpose.runtime import PRECISIONS, RUNTIMES  # noqa: E402
-from rtpose.serve.app import Answer, RequestError, Service  # noqa: E402
+from rtpose.serve.app import Answer, RequestError, Service, draw  # noqa: E402
 from rtpose.track import Tracking  # noqa: E402
 
 LOG = logging.getLogger("rtpose.serve")
@@ -39,7 +40,6 @@ WEBCAM_EVERY_S = 0.2  # how often the browser sends a webcam frame
 WEBCAM_SCALES = "1.0"  # live frames: one scale unless the page's Scales field says otherwise
 STAGES = (("queue", "queue_s"), ("network", "network_s"), ("maps", "maps_s"),
           ("peaks", "peaks_s"), ("association", "association_s"), ("total", "total_s"))
-# Hands and face (rtpose.wholebody) would add their settings here.
 
 
 def _one_line(call):
@@ -69,9 +69,18 @@ def _download_link(data: Any, name: str, text: str, mime: str = "application/jso
     return f'<a download="{name}" href="data:{mime};base64,{payload}">{text}</a>'
 
 
+def _parts(people) -> str:
+    """The hands and faces with a keypoint found, where asked for: ``" (3 hands, 2 faces)"``."""
+    found = [f"{int((part[..., 2] > 0).any(axis=-1).sum())} {name}"
+             for part, name in ((people.hands, "hands"), (people.face, "faces"))
+             if part is not None]
+    return f" ({', '.join(found)})" if found else ""
+
+
 def _summary(answer: Answer) -> str:
     t = answer.result.timings
-    return (f"**{len(answer.result.people)} people** · {answer.request.model} on "
+    return (f"**{len(answer.result.people)} people**{_parts(answer.result.people)} · "
+            f"{answer.request.model} on "
             f"{answer.request.runtime} {answer.request.precision}, preset "
             f"{answer.request.preset} · network {t.network_s * 1000:.0f} ms, after it "
             f"{t.postprocess_s * 1000:.0f} ms")
@@ -84,20 +93,23 @@ class Page:
         self.service = service
 
     def _answer(self, rgb: np.ndarray | None, model: str, preset: str, runtime: str,
-                precision: str, scales: str) -> tuple[np.ndarray, Answer]:
+                precision: str, scales: str, hands: bool = False,
+                face: bool = False) -> tuple[np.ndarray, Answer]:
         if rgb is None:
             raise RequestError(400, "no image: upload one first")
         image = _bgr(rgb)
         self.service.check_pixels(image.shape[1], image.shape[0])
         request = self.service.request(model=model, preset=preset, runtime=runtime,
-                                       precision=precision, scales=scales.strip() or None)
+                                       precision=precision, scales=scales.strip() or None,
+                                       hands=bool(hands), face=bool(face))
         return image, self.service.run_blocking(request, image)
 
-    def image(self, rgb, model, preset, runtime, precision, scales):
+    def image(self, rgb, model, preset, runtime, precision, scales, hands=False, face=False):
         def run():
-            image, answer = self._answer(rgb, model, preset, runtime, precision, scales)
+            image, answer = self._answer(rgb, model, preset, runtime, precision, scales, hands,
+                                         face)
             result = answer.result
-            drawn = draw_people(image, result.people, result.peaks)[:, :, ::-1]
+            drawn = draw(image, result.people, result.peaks)[:, :, ::-1]
             people = answer.to_json()
             table = [[name, round(people["timings"][key] * 1000, 1)] for name, key in STAGES]
             link = _download_link(result.people.to_openpose_json(), "people.json",
@@ -106,37 +118,38 @@ class Page:
 
         return _one_line(run)
 
-    def webcam(self, rgb, model, preset, runtime, precision, scales):
+    def webcam(self, rgb, model, preset, runtime, precision, scales, hands=False, face=False):
         if rgb is None:
             return None, ""
 
         def run():
             image, answer = self._answer(rgb, model, preset, runtime, precision,
-                                         scales.strip() or WEBCAM_SCALES)
-            drawn = draw_people(image, answer.result.people, answer.result.peaks)
+                                         scales.strip() or WEBCAM_SCALES, hands, face)
+            drawn = draw(image, answer.result.people, answer.result.peaks)
             return drawn[:, :, ::-1], _summary(answer)
 
         return _one_line(run)
 
-    def video(self, path, model, preset, runtime, precision, scales,
+    def video(self, path, model, preset, runtime, precision, scales, hands=False, face=False,
               progress=gr.Progress()):  # noqa: B008 (Gradio's way to ask for a progress bar)
         def run():
             if not path:
                 raise RequestError(400, "no video: upload one first")
-            return self._video(Path(path), model, preset, runtime, precision,
-                               scales.strip() or WEBCAM_SCALES, progress)
+            request = self.service.request(model=model, preset=preset, runtime=runtime,
+                                           precision=precision,
+                                           scales=scales.strip() or WEBCAM_SCALES,
+                                           hands=bool(hands), face=bool(face))
+            return self._video(Path(path), request, progress)
 
         return _one_line(run)
 
-    def _video(self, path: Path, model, preset, runtime, precision, scales, progress):
+    def _video(self, path: Path, request, progress):
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():
             raise RequestError(400, "not a video OpenCV can read")
         limit = self.service.settings.max_video_frames
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or limit
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        request = self.service.request(model=model, preset=preset, runtime=runtime,
-                                       precision=precision, scales=scales)
         out = Path(tempfile.mkdtemp(prefix="rtpose-video-")) / "people.webm"
         writer, lines, counts = None, [], []
         tracking = Tracking()  # person IDs across the video's frames (rtpose.track)
@@ -152,7 +165,7 @@ class Page:
                 if writer is None:
                     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"VP80"), fps,
                                              (frame.shape[1], frame.shape[0]))
-                writer.write(draw_people(frame, people, answer.result.peaks))
+                writer.write(draw(frame, people, answer.result.peaks))
                 lines.append(json.dumps({"frame": index, **people.to_openpose_json()}))
                 counts.append(len(people))
         finally:
@@ -199,6 +212,10 @@ def build_page(service: Service) -> gr.Blocks:
                             elem_id="precision"),
                 gr.Textbox("", label="Scales", placeholder="the preset's; e.g. 1.0 or 0.5,1,2",
                            elem_id="scales"),
+                gr.Checkbox(False, label="Hands", elem_id="hands",
+                            info="OpenPose's hand network (21 keypoints a hand)"),
+                gr.Checkbox(False, label="Face", elem_id="face",
+                            info="OpenPose's face network (70 keypoints)"),
             ]
         with gr.Tab("Image"):
             with gr.Row():
