@@ -230,3 +230,59 @@ def test_precision_and_calibration_reach_the_hand_and_face_networks(monkeypatch,
     args.runtime, args.precision, args.face = "onnx", "fp32", False
     assert part_networks_from_args(args) == ("hand", None)
     assert calls == [("hand", None, "openvino", "fp32", None, tmp_path)]
+
+
+def test_controlnet_command_on_an_image_and_a_folder(parts_env, body_weights, repo_root,
+                                                     tmp_path, capsys):
+    """``rtpose controlnet``: the picture and the web UIs' JSON of openpose_full (the picture is
+    the JSON drawn again); over a folder, one of each per image; the fast decoder's people are
+    the faithful one's, a pixel or two apart; a missing image is one line."""
+    from rtpose.controlnet import decode_pose_dict, draw_pose_dict
+
+    ski = str(repo_root / SKI)
+    outputs = {}
+    for decoder in ("faithful", "fast"):
+        png, pose = tmp_path / f"{decoder}.png", tmp_path / f"{decoder}.json"
+        cli.main(["controlnet", ski, "--processor", "openpose_full", "-o", str(png), "--json",
+                  str(pose), "--model", str(body_weights), "--decoder", decoder])
+        data = json.loads(pose.read_text())
+        picture = cv2.imread(str(png))[:, :, ::-1]
+        assert (data["canvas_height"], data["canvas_width"]) == picture.shape[:2] == (512, 512)
+        assert len(data["people"]) == 5
+        assert all(len(p["pose_keypoints_2d"]) == 54 and len(p["hand_left_keypoints_2d"] or [])
+                   in (0, 63) and len(p["face_keypoints_2d"] or []) % 3 == 0
+                   for p in data["people"])
+        assert any(p["hand_left_keypoints_2d"] or p["hand_right_keypoints_2d"]
+                   for p in data["people"])
+        np.testing.assert_array_equal(draw_pose_dict(data), picture)
+        outputs[decoder] = decode_pose_dict(data)[0]
+    def points(pose):
+        return np.array([(k.x, k.y) if k is not None else (np.nan, np.nan)
+                         for k in pose.body.keypoints]) * 512
+
+    fast = np.stack([points(pose) for pose in outputs["fast"]])  # (5, 18, 2)
+    shifts = []
+    for pose in outputs["faithful"]:  # each person's nearest in the fast decoder's people
+        distances = np.hypot(*(fast - points(pose)).transpose(2, 0, 1))  # (5, 18)
+        shifts += list(distances[np.nanargmin(np.nanmean(distances, axis=1))])
+    shifts = np.array(shifts)[~np.isnan(shifts)]
+    assert len(shifts) > 40 and np.mean(shifts) < 3
+    assert "1 image(s), openpose_full" in capsys.readouterr().out
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("a.jpg", "b.png"):
+        cv2.imwrite(str(folder / name), cv2.imread(ski)[:, :400])
+    cli.main(["controlnet", str(folder), "-o", str(tmp_path / "poses"), "--json",
+              str(tmp_path / "poses"), "--model", str(body_weights)])
+    assert sorted(p.name for p in (tmp_path / "poses").iterdir()) == [
+        "a.json", "a.png", "b.json", "b.png"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["controlnet", str(tmp_path / "missing.jpg"), "--model", str(body_weights)])
+    assert "missing.jpg: no such image or folder" in str(exit_info.value.code)
+    assert "\n" not in str(exit_info.value.code)
+    from rtpose.controlnet import OpenposeDetector
+    from rtpose.errors import RtposeError
+
+    with pytest.raises(RtposeError, match="unknown decoder 'lowres'; choose one of fast, faithful"):
+        OpenposeDetector(None, decoder="lowres")

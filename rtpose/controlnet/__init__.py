@@ -16,7 +16,8 @@ What controlnet_aux does, step for step (so that its pixels come out):
 - body: one scale, 0.5 x 368 / H (heatmaps clipped at 0, as controlnet_aux's model does);
   the image resized (area down, Lanczos up), padded right and
   down with 128 to multiples of 8, the maps up-sampled x8 and to the image (Lanczos; area when
-  shrinking), then the original's peaks and grouping (``rtpose.decode.faithful``);
+  shrinking), then the original's peaks and grouping (``rtpose.decode.faithful``); or, with
+  ``decoder="fast"``, rtpose's decoder on the low-resolution maps (no map resized);
 - hands and face: ``rtpose.wholebody``;
 - drawing on black (``draw_poses``): the 17 limbs as filled ellipses 4 px wide in the 18
   colours at 0.6, joints as circles of radius 4, hand edges 2 px in 20 hues with blue
@@ -51,8 +52,10 @@ from rtpose.controlnet.poses import (
     draw_poses,
     encode_poses_as_dict,
 )
+from rtpose.decode import DECODERS, decode
 from rtpose.decode.faithful import people_from_maps
 from rtpose.errors import RtposeError
+from rtpose.geometry import Geometry
 from rtpose.people import People
 from rtpose.runtime.network import Network
 from rtpose.wholebody import (
@@ -125,20 +128,32 @@ def _resize_by(image: np.ndarray, factor: float) -> np.ndarray:
 
 # --- detection ----------------------------------------------------------------------------------
 
-def body_maps(image: np.ndarray, network: Network) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmaps (H, W, 19) and PAFs (H, W, 38), float32, of a BGR image at controlnet_aux's one
-    scale and resizing rules. (controlnet_aux holds them as float64: the same values, and the
-    decoder computes in float64 from them.)"""
+def body_outputs(image: np.ndarray, network: Network
+                 ) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """The network's heatmaps (h, w, 19) and PAFs (h, w, 38) at stride 8 for a BGR image at
+    controlnet_aux's one scale and resizing rules, and where they sit in the image."""
     height, width = image.shape[:2]
     resized = _resize_by(image, BODY_SCALE * BOXSIZE / height)
     h, w = resized.shape[:2]
     padded = np.full((-(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE, 3), PAD_VALUE, np.uint8)
     padded[:h, :w] = resized
     heat, paf = network(padded[np.newaxis].astype(np.float32))
-    maps = []
     # controlnet_aux's body model has a ReLU after its last heatmap layer (Mconv7_stage6_L2 is
     # missing from its list of layers without one): its heatmaps are never negative.
-    for out in (np.maximum(heat[0], 0), paf[0]):
+    pads = ((padded.shape[0] - h, padded.shape[1] - w),)
+    return np.maximum(heat[0], 0), paf[0], Geometry((height, width), pads, STRIDE)
+
+
+def body_maps(image: np.ndarray, network: Network) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps (H, W, 19) and PAFs (H, W, 38), float32, of a BGR image at controlnet_aux's one
+    scale and resizing rules. (controlnet_aux holds them as float64: the same values, and the
+    decoder computes in float64 from them.)"""
+    height, width = image.shape[:2]
+    heat, paf, geometry = body_outputs(image, network)
+    (pad_down, pad_right), = geometry.pads
+    h, w = heat.shape[0] * STRIDE - pad_down, heat.shape[1] * STRIDE - pad_right
+    maps = []
+    for out in (heat, paf):
         up = upsample_by_stride(np.asarray(out, np.float32))[:h, :w]
         maps.append(resize(up, (width, height)))
     return maps[0], maps[1]
@@ -185,11 +200,18 @@ class OpenposeDetector:
 
     ``body``: a ``rtpose.runtime.Network`` (the CMU body model, or any network of the same
     maps); ``hand`` and ``face``: ``rtpose.runtime.part_runtime.HeatmapNetwork`` (or None).
+    ``decoder``: ``faithful`` (default), controlnet_aux's steps on maps resized to the image
+    as it resizes them, for its keypoints; or ``fast``, rtpose's decoder on the network's
+    low-resolution maps (``rtpose.decode``: no map resized; the peaks as the original's
+    bicubic resizing would place them, a pixel or two from controlnet_aux's).
     """
 
     def __init__(self, body: Network, hand: HeatmapNetwork | None = None,
-                 face: HeatmapNetwork | None = None):
+                 face: HeatmapNetwork | None = None, decoder: str = "faithful"):
+        if decoder not in DECODERS:
+            raise RtposeError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
         self.body_estimation, self.hand_estimation, self.face_estimation = body, hand, face
+        self.decoder = decoder
 
     @classmethod
     def from_pretrained(cls, pretrained_model_or_path: str | os.PathLike = "lllyasviel/Annotators",
@@ -197,7 +219,8 @@ class OpenposeDetector:
                         face_filename: str | None = None, cache_dir: str | Path | None = None,
                         local_files_only: bool = False, runtime: str = "openvino",
                         precision: str = "fp32", weights_dir: str | Path | None = None,
-                        calibration: str | Path | None = None) -> OpenposeDetector:
+                        calibration: str | Path | None = None, decoder: str = "faithful"
+                        ) -> OpenposeDetector:
         """From the ``.pth`` files of a Hugging Face repository (downloaded through
         huggingface_hub into its cache, ``cache_dir``; ``lllyasviel/Annotators``'s at the
         pinned revision, checked by size and sha256, another's at its default revision;
@@ -206,7 +229,8 @@ class OpenposeDetector:
         the file's size and mtime), where the OpenVINO IR is cached too. ``runtime``:
         ``openvino`` (default) or ``keras``; ``precision``: ``fp32``, ``bf16`` or ``int8``
         (calibrated once on ``calibration``, a folder of COCO training images with their
-        keypoint annotations beside it: ``rtpose.runtime.calibration``)."""
+        keypoint annotations beside it: ``rtpose.runtime.calibration``); ``decoder``: as the
+        class's."""
         names = {"body": filename, "hand": hand_filename, "face": face_filename}
         names = {key: value or PTH_FILES[key] for key, value in names.items()}
         folder = Path(pretrained_model_or_path)
@@ -229,14 +253,19 @@ class OpenposeDetector:
             model, arch = load_model("cmu", weights["body"])
             network = make_network(model, arch, runtime, weights["body"], precision=precision,
                                    calibration=calibration)
-        return cls(network, *(part_network(name, weights[name], runtime, precision,
-                                           calibration=calibration) for name in ("hand", "face")))
+        hand, face = (part_network(name, weights[name], runtime, precision,
+                                   calibration=calibration) for name in ("hand", "face"))
+        return cls(network, hand, face, decoder)
 
     def detect(self, image: np.ndarray, include_hand: bool = False, include_face: bool = False
                ) -> tuple[People, HandsFace | None]:
         """rtpose's people (pixels) and their hands and face in a BGR uint8 image."""
-        heat, paf = body_maps(image, self.body_estimation)
-        _, people = people_from_maps(heat, paf, CMU_GROUPING)
+        if self.decoder == "faithful":
+            heat, paf = body_maps(image, self.body_estimation)
+            _, people = people_from_maps(heat, paf, CMU_GROUPING)
+        else:
+            heat, paf, geometry = body_outputs(image, self.body_estimation)
+            _, people = decode([(heat, paf)], geometry, CMU_GROUPING, "fast")
         if not (include_hand or include_face):
             return people, None
         for flag, network, name in ((include_hand, self.hand_estimation, "hand"),
