@@ -41,15 +41,16 @@ MOBILENET = Path("model/keras/mobilenet_thin.weights.h5")
 TRAIN = SHARED / "coco_mini" / "train2017"
 
 
-def timed(run, repeats: int) -> tuple[float, float]:
-    """Median wall and mean process-CPU ms of ``run()`` after one warm-up."""
-    run()
+def timed(run, repeats: int) -> tuple[float, float, object]:
+    """Median wall and mean process-CPU ms of ``run()`` after one warm-up, and its result."""
+    result = run()
     walls, cpu = [], time.process_time()
     for _ in range(repeats):
         start = time.perf_counter()
-        run()
+        result = run()
         walls.append(time.perf_counter() - start)
-    return 1000 * float(np.median(walls)), 1000 * (time.process_time() - cpu) / repeats
+    return (1000 * float(np.median(walls)), 1000 * (time.process_time() - cpu) / repeats,
+            result)
 
 
 def row(name: str, wall: float, cpu: float, reference: tuple[float, float] | None) -> str:
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
             batch = batch.astype(np.float32)
             tensor = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) / 256 - .5)
             with torch.no_grad():
-                reference = timed(lambda m=torch_models[name], t=tensor: m(t), args.repeats)
+                reference = timed(lambda m=torch_models[name], t=tensor: m(t), args.repeats)[:2]
             shape = "x".join(map(str, batch.shape[:3]))
             print(row(f"{name} {shape} torch", *reference, None))
             for precision in precisions:
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                     crops = PartCalibration(TRAIN, name, limit=args.calibration_crops)
                     net = part_network(name, weights[name], "openvino", precision,
                                        calibration=crops)
-                wall, cpu = timed(lambda n=net, b=batch: n(b), args.repeats)
+                wall, cpu, _ = timed(lambda n=net, b=batch: n(b), args.repeats)
                 print(row(f"{name} {shape} openvino {precision}", wall, cpu, reference))
 
         header(f"Pipelines, MobileNet-thin body, {len(images)} coco_mini val images, "
@@ -178,16 +179,15 @@ def main(argv: list[str] | None = None) -> None:
                     return [oracle.detect_poses(im, **flags) for im in images]
 
             n = len(images)
-            reference = tuple(ms / n for ms in timed(oracle_run, 1))
-            expected = oracle_run()
+            *reference, expected = timed(oracle_run, 1)
+            reference = (reference[0] / n, reference[1] / n)
             print(row(f"{processor} controlnet_aux", *reference, None)
                   + f" {sum(map(len, expected))} people")
             for name, detector in ours.items():
                 def run(detector=detector, flags=flags):
                     return [detector.detect_poses(im, **flags) for im in images]
 
-                wall, cpu = timed(run, 1)
-                found = run()
+                wall, cpu, found = timed(run, 1)
                 same = "same poses" if found == expected else \
                     f"mean body shift {_shift(found, expected):.2f} px"
                 print(row(f"{processor} rtpose {name}", wall / n, cpu / n, reference)
