@@ -310,7 +310,7 @@ def add_hands_face_args(parser) -> None:
 
 def draw_hands_face(image: np.ndarray, people) -> np.ndarray:
     """``image`` with the people's hands (edges in 20 hues, blue points) and face (white dots)
-    drawn as ControlNet draws them."""
+    drawn as ControlNet draws them: drawn on ``image`` itself, which is returned."""
     from rtpose.controlnet import Keypoint, draw_facepose, draw_handpose
 
     height, width = image.shape[:2]
