@@ -79,7 +79,7 @@ def test_ids_kept_through_a_crossing_and_a_short_occlusion():
 def test_ids_are_non_negative_and_never_reused():
     """Three people; one leaves for longer than ``max_age`` and comes back: a new ID, and no
     ID is ever given to two people, nor again after its track ended."""
-    tracker = PoseTracker(TrackerParams(max_age=5))
+    tracker = PoseTracker(TrackerParams(max_age=5, min_hits=1))
     owners: dict[int, tuple[int, int]] = {}  # ID -> (person, stint)
     for t in range(60):
         visible = [k for k in range(3) if not (k == 2 and 15 <= t < 30)]
@@ -90,6 +90,26 @@ def test_ids_are_non_negative_and_never_reused():
         for k, person_id in zip(visible, ids.tolist(), strict=True):
             assert owners.setdefault(person_id, (k, stint[k])) == (k, stint[k])
     assert len(owners) == 4  # 3 people, and the one that came back
+
+
+def test_new_tracks_are_shown_once_confirmed():
+    """People of the first frames are shown at once; later, a person is shown (with an ID)
+    from their ``min_hits``-th frame in a row, and a one-frame false detection never (nor
+    does it take an ID)."""
+    tracker = PoseTracker()
+    assert tracker.update(frame_people([person((100, 200))]), 0).person_ids.tolist() == [0]
+    shown = []
+    for t in range(1, 12):
+        people = [person((100 + t, 200))]
+        if t == 3:
+            people.append(person((400, 100), 80))  # a ghost, for one frame
+        if t >= 6:
+            people.append(person((600 - 5 * t, 220)))  # someone who walks in at frame 6
+        shown.append(len(tracker.update(frame_people(people), t)))
+    assert shown == [1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2]
+    # the ghost took no ID: the newcomer is 1
+    both = frame_people([person((112, 200)), person((600 - 5 * 12, 220))])
+    assert tracker.update(both, 12).person_ids.tolist() == [0, 1]
 
 
 def test_tracker_follows_skipped_frames_and_empty_frames():

@@ -1,9 +1,9 @@
 """Person IDs across the frames of a video: ``PoseTracker`` and the greedy baseline.
 
-``PoseTracker.update(people, frame)`` gives the same ``People`` with ``person_ids``: one
-non-negative integer per person, kept while the person is in view and through up to
-``max_age`` frames unseen (occlusion, missed detections), never reused within the tracker's
-life. Each frame:
+``PoseTracker.update(people, frame)`` gives the ``People`` of confirmed tracks with
+``person_ids``: one non-negative integer per person, kept while the person is in view and
+through up to ``max_age`` frames unseen (occlusion, missed detections), never reused within
+the tracker's life. Each frame:
 
 1. every track's parts (those seen in its last ``part_memory`` frames) are moved by its
    velocity (constant velocity, pixels per frame, smoothed) over the frames since it was last
@@ -12,7 +12,11 @@ life. Each frame:
    at the track's scale) + (1 - ``oks_weight``) × box IoU (``rtpose.track.similarity``);
 3. ``scipy.optimize.linear_sum_assignment`` pairs them for the highest total, and pairs
    scoring under ``min_similarity`` are cut;
-4. unpaired people start new tracks; tracks unseen for more than ``max_age`` frames end.
+4. unpaired people start new tracks, tentative: a tentative track is confirmed (given an ID
+   and shown) once matched in ``min_hits`` frames in a row and ends at its first miss, so that
+   a false detection of a frame or two (a shadow, a fragment of someone) gets no ID (SORT's
+   and DeepSORT's rule); the people of the video's first ``min_hits`` frames are shown at
+   once; tracks unseen for more than ``max_age`` frames end.
 
 The track state is held in arrays (one row per track), so a frame of 20 people costs a few
 vectorised operations, not a loop over tracks. ``GreedyTracker`` is the baseline of the
@@ -38,7 +42,8 @@ class TrackerParams:
     pair. ``oks_weight``: OKS's share of the score, the rest being box IoU. ``velocity_gain``:
     how much of a new displacement enters the velocity (the rest is the previous velocity).
     ``part_memory``: frames a track keeps a part it no longer sees, for matching (a person
-    half in view shows other parts from frame to frame).
+    half in view shows other parts from frame to frame). ``min_hits``: frames in a row that a
+    new track must be matched before it is shown (1: every person at once).
     Defaults chosen on ``benchmarks/tracking.py``'s sequences (docs/tracking.md)."""
 
     max_age: int = 30
@@ -46,6 +51,7 @@ class TrackerParams:
     oks_weight: float = 0.3
     velocity_gain: float = 0.5
     part_memory: int = 5
+    min_hits: int = 3
 
 
 class PoseTracker:
@@ -60,6 +66,8 @@ class PoseTracker:
         self.part_seen = np.zeros((0, NUM_PARTS), np.int64)  # frame each part was last seen
         self.velocity = np.zeros((0, 2))  # pixels per frame
         self.last_seen = np.zeros(0, np.int64)
+        self.hits = np.zeros(0, np.int64)  # frames matched in a row since the track started
+        self.start = None  # the first frame
 
     def update(self, people: People, frame: int | None = None) -> People:
         """``people`` of the next frame (``frame``: its index, when frames were skipped) with
@@ -68,6 +76,7 @@ class PoseTracker:
 
         frame = self.frame + 1 if frame is None else frame
         self.frame = frame
+        self.start = frame if self.start is None else self.start
         p = self.params
         gap = (frame - self.last_seen).astype(float)  # (T,)
         predicted = self.xy + (self.velocity * gap[:, None])[:, None, :]
@@ -83,16 +92,23 @@ class PoseTracker:
         keep = score[rows, cols] >= p.min_similarity
         rows, cols = rows[keep], cols[keep]
 
-        ids = np.empty(len(people), np.int64)
-        ids[cols] = self.ids[rows]
         self._follow(rows, people.xy[cols], present[cols], gap[rows])
         new = np.setdiff1d(np.arange(len(people)), cols)
-        ids[new] = self._start(people.xy[new], present[new])
-        alive = frame - self.last_seen <= p.max_age
+        self._start(people.xy[new], present[new])
+        track = np.empty(len(people), np.int64)  # each person's track (row)
+        track[cols], track[new] = rows, np.arange(len(self.ids) - len(new), len(self.ids))
+        # a track is shown from its min_hits-th frame in a row, the video's first people at once
+        shown = (self.hits[track] >= p.min_hits) | (frame - self.start < p.min_hits)
+        named = track[shown & (self.ids[track] < 0)]
+        self.ids[named] = np.arange(self.next_id, self.next_id + len(named))
+        self.next_id += len(named)
+        ids = self.ids[track[shown]]
+        confirmed = self.hits >= p.min_hits
+        alive = (frame - self.last_seen <= p.max_age) & (confirmed | (self.last_seen == frame))
         self.ids, self.xy = self.ids[alive], self.xy[alive]
-        self.part_seen = self.part_seen[alive]
+        self.part_seen, self.hits = self.part_seen[alive], self.hits[alive]
         self.velocity, self.last_seen = self.velocity[alive], self.last_seen[alive]
-        return people.with_ids(ids)
+        return people.take(shown).with_ids(ids)
 
     def _follow(self, rows: np.ndarray, xy: np.ndarray, present: np.ndarray,
                 gap: np.ndarray) -> None:
@@ -111,18 +127,18 @@ class PoseTracker:
         moved = self.xy[rows] + (self.velocity[rows] * gap[:, None])[:, None, :]
         self.xy[rows] = np.where(present[..., None], xy, moved)
         self.part_seen[rows] = np.where(present, self.frame, self.part_seen[rows])
+        self.hits[rows] += 1
         self.last_seen[rows] = self.frame
 
-    def _start(self, xy: np.ndarray, present: np.ndarray) -> np.ndarray:
-        ids = np.arange(self.next_id, self.next_id + len(xy), dtype=np.int64)
-        self.next_id += len(xy)
-        self.ids = np.concatenate([self.ids, ids])
+    def _start(self, xy: np.ndarray, present: np.ndarray) -> None:
+        """New tracks, tentative: no ID until they are shown."""
+        self.ids = np.concatenate([self.ids, np.full(len(xy), -1, np.int64)])
         self.xy = np.concatenate([self.xy, xy])
         seen = np.where(present, self.frame, np.iinfo(np.int64).min // 2)
         self.part_seen = np.concatenate([self.part_seen, seen])
         self.velocity = np.concatenate([self.velocity, np.zeros((len(xy), 2))])
         self.last_seen = np.concatenate([self.last_seen, np.full(len(xy), self.frame)])
-        return ids
+        self.hits = np.concatenate([self.hits, np.ones(len(xy), np.int64)])
 
 
 class GreedyTracker:
