@@ -61,13 +61,13 @@ class PoseTracker:
         self.params = params or TrackerParams()
         self.next_id = 0
         self.frame = -1
-        self.ids = np.zeros(0, np.int64)
+        self.ids = np.zeros(0, np.int64)  # -1 for a tentative track
         self.xy = np.zeros((0, NUM_PARTS, 2))  # last seen position of each part
         self.part_seen = np.zeros((0, NUM_PARTS), np.int64)  # frame each part was last seen
         self.velocity = np.zeros((0, 2))  # pixels per frame
         self.last_seen = np.zeros(0, np.int64)
         self.hits = np.zeros(0, np.int64)  # frames matched in a row since the track started
-        self.start = None  # the first frame
+        self.start: int | None = None  # the first frame
 
     def update(self, people: People, frame: int | None = None) -> People:
         """``people`` of the next frame (``frame``: its index, when frames were skipped) with
