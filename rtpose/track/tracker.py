@@ -6,8 +6,8 @@ through up to ``max_age`` frames unseen (occlusion, missed detections), never re
 the tracker's life. Each frame:
 
 1. every track's parts (those seen in its last ``part_memory`` frames) are moved by its
-   velocity (constant velocity, pixels per frame, smoothed) over the frames since it was last
-   seen, and its box with them;
+   velocity (constant velocity, pixels per frame, a running then an exponential mean of its
+   displacements) over the frames since it was last seen, and its box with them;
 2. each track-person pair scores ``oks_weight`` × OKS (the track's parts against the person's,
    at the track's scale) + (1 - ``oks_weight``) × box IoU (``rtpose.track.similarity``);
 3. ``scipy.optimize.linear_sum_assignment`` pairs them for the highest total, and pairs
@@ -40,7 +40,10 @@ UNMATCHED = 1e6  # cost of a pair under the similarity threshold
 class TrackerParams:
     """``max_age``: frames a track survives unseen. ``min_similarity``: the least score of a
     pair. ``oks_weight``: OKS's share of the score, the rest being box IoU. ``velocity_gain``:
-    how much of a new displacement enters the velocity (the rest is the previous velocity).
+    how much of a new displacement enters the velocity (the rest is the previous velocity),
+    once the track has moved ``1 / velocity_gain`` times (before, the velocity is the mean of
+    its displacements so far): about the last 10 frames' mean at 0.1, so that a person partly
+    hidden, whose detected parts jump about, keeps their course through a crossing.
     ``part_memory``: frames a track keeps a part it no longer sees, for matching (a person
     half in view shows other parts from frame to frame). ``min_hits``: frames in a row that a
     new track must be matched before it is shown (1: every person at once).
@@ -49,7 +52,7 @@ class TrackerParams:
     max_age: int = 30
     min_similarity: float = 0.1
     oks_weight: float = 0.3
-    velocity_gain: float = 0.5
+    velocity_gain: float = 0.1
     part_memory: int = 5
     min_hits: int = 3
 
@@ -66,7 +69,7 @@ class PoseTracker:
         self.part_seen = np.zeros((0, NUM_PARTS), np.int64)  # frame each part was last seen
         self.velocity = np.zeros((0, 2))  # pixels per frame
         self.last_seen = np.zeros(0, np.int64)
-        self.hits = np.zeros(0, np.int64)  # frames matched in a row since the track started
+        self.hits = np.zeros(0, np.int64)  # frames matched (in a row while tentative)
         self.start: int | None = None  # the first frame
 
     def update(self, people: People, frame: int | None = None) -> People:
@@ -122,7 +125,8 @@ class PoseTracker:
         old, new = boxes(self.xy[rows], before), boxes(xy, present)
         centre_step = (new[:, :2] + new[:, 2:] - old[:, :2] - old[:, 2:]) / 2
         step = np.where(count[:, None] > 0, step / np.maximum(count, 1)[:, None], centre_step)
-        gain = self.params.velocity_gain
+        # a running mean over the track's first steps, then an exponential one
+        gain = np.maximum(self.params.velocity_gain, 1.0 / self.hits[rows])[:, None]
         self.velocity[rows] = gain * step / gap[:, None] + (1 - gain) * self.velocity[rows]
         moved = self.xy[rows] + (self.velocity[rows] * gap[:, None])[:, None, :]
         self.xy[rows] = np.where(present[..., None], xy, moved)
