@@ -92,11 +92,11 @@ def test_ids_are_non_negative_and_never_reused():
     assert len(owners) == 4  # 3 people, and the one that came back
 
 
-def test_new_tracks_are_shown_once_confirmed():
+def test_with_min_hits_new_tracks_are_shown_once_confirmed():
     """People of the first frames are shown at once; later, a person is shown (with an ID)
     from their ``min_hits``-th frame in a row, and a one-frame false detection never (nor
     does it take an ID)."""
-    tracker = PoseTracker()
+    tracker = PoseTracker(TrackerParams(min_hits=3))
     assert tracker.update(frame_people([person((100, 200))]), 0).person_ids.tolist() == [0]
     shown = []
     for t in range(1, 12):

@@ -1,9 +1,9 @@
 """Person IDs across the frames of a video: ``PoseTracker`` and the greedy baseline.
 
-``PoseTracker.update(people, frame)`` gives the ``People`` of confirmed tracks with
-``person_ids``: one non-negative integer per person, kept while the person is in view and
-through up to ``max_age`` frames unseen (occlusion, missed detections), never reused within
-the tracker's life. Each frame:
+``PoseTracker.update(people, frame)`` gives the ``People`` (those of confirmed tracks, which
+with the default ``min_hits=1`` is every person) with ``person_ids``: one non-negative integer
+per person, kept while the person is in view and through up to ``max_age`` frames unseen
+(occlusion, missed detections), never reused within the tracker's life. Each frame:
 
 1. every track's parts (those seen in its last ``part_memory`` frames) are moved by its
    velocity (constant velocity, pixels per frame, a running then an exponential mean of its
@@ -12,11 +12,12 @@ the tracker's life. Each frame:
    at the track's scale) + (1 - ``oks_weight``) × box IoU (``rtpose.track.similarity``);
 3. ``scipy.optimize.linear_sum_assignment`` pairs them for the highest total, and pairs
    scoring under ``min_similarity`` are cut;
-4. unpaired people start new tracks, tentative: a tentative track is confirmed (given an ID
-   and shown) once matched in ``min_hits`` frames in a row and ends at its first miss, so that
-   a false detection of a frame or two (a shadow, a fragment of someone) gets no ID (SORT's
-   and DeepSORT's rule); the people of the video's first ``min_hits`` frames are shown at
-   once; tracks unseen for more than ``max_age`` frames end.
+4. unpaired people start new tracks; tracks unseen for more than ``max_age`` frames end.
+   With ``min_hits`` above 1 a new track is tentative: confirmed (given an ID and shown) once
+   matched in ``min_hits`` frames in a row, ended at its first miss, so that a false detection
+   of a frame or two (a shadow, a fragment of someone) gets no ID (SORT's and DeepSORT's
+   rule), but the people of a tentative track are left out of the result; the people of the
+   video's first ``min_hits`` frames are shown at once.
 
 The track state is held in arrays (one row per track), so a frame of 20 people costs a few
 vectorised operations, not a loop over tracks. ``GreedyTracker`` is the baseline of the
@@ -46,7 +47,9 @@ class TrackerParams:
     hidden, whose detected parts jump about, keeps their course through a crossing.
     ``part_memory``: frames a track keeps a part it no longer sees, for matching (a person
     half in view shows other parts from frame to frame). ``min_hits``: frames in a row that a
-    new track must be matched before it is shown (1: every person at once).
+    new track must be matched before it is shown (1, the default: every person at once, no
+    detection left out, as extraction needs; 3: SORT's rule, for display: false detections of
+    a frame or two get no ID, docs/tracking.md).
     Defaults chosen on ``benchmarks/tracking.py``'s sequences (docs/tracking.md)."""
 
     max_age: int = 30
@@ -54,7 +57,7 @@ class TrackerParams:
     oks_weight: float = 0.3
     velocity_gain: float = 0.1
     part_memory: int = 5
-    min_hits: int = 3
+    min_hits: int = 1
 
 
 class PoseTracker:
