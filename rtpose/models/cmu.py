@@ -29,13 +29,16 @@ OUTPUT_ORDER = ("paf", "heatmap")  # the testing model's outputs: stage-6 L1, th
 BRANCH_CHANNELS = {1: NUM_PAFS, 2: NUM_HEATMAPS}  # branch L1: PAFs, branch L2: heatmaps
 STRIDE = 8
 
-# VGG19 up to conv4_2 and the two CPM layers: (name, filters) for a 3x3 conv + ReLU, or a pool name.
-_BACKBONE = (
+# VGG19 up to conv4_2: (name, filters) for a 3x3 conv + ReLU, or a pool name; the hand and face
+# networks (rtpose.models.cmu_hand_face) start the same way.
+VGG19_TO_CONV4_2 = (
     ("conv1_1", 64), ("conv1_2", 64), "pool1_stage1",
     ("conv2_1", 128), ("conv2_2", 128), "pool2_stage1",
     ("conv3_1", 256), ("conv3_2", 256), ("conv3_3", 256), ("conv3_4", 256), "pool3_stage1",
-    ("conv4_1", 512), ("conv4_2", 512), ("conv4_3_CPM", 256), ("conv4_4_CPM", 128),
+    ("conv4_1", 512), ("conv4_2", 512),
 )  # fmt: skip
+# The body's backbone: VGG19 up to conv4_2, then the two CPM layers.
+_BACKBONE = (*VGG19_TO_CONV4_2, ("conv4_3_CPM", 256), ("conv4_4_CPM", 128))
 
 # Caffe lr_mult of (kernel, bias): backbone and stage 1, then stages 2 and later.
 FIRST_STAGE_LR_MULT = (1.0, 2.0)
@@ -49,14 +52,24 @@ def stage_layers(stage: int, branch: int) -> list[tuple[str, int, int, bool]]:
     if stage == 1:
         specs = [(f"conv5_{i}_CPM_L{branch}", 128, 3) for i in (1, 2, 3)]
         specs += [(f"conv5_4_CPM_L{branch}", 512, 1), (f"conv5_5_CPM_L{branch}", out, 1)]
-    else:
-        name = f"Mconv{{}}_stage{stage}_L{branch}"
-        specs = [(name.format(i), 128, 7) for i in range(1, 6)]
-        specs += [(name.format(6), 128, 1), (name.format(7), out, 1)]
-    return [(*spec, i < len(specs) - 1) for i, spec in enumerate(specs)]  # no ReLU on the last
+        return relu_but_last(specs)
+    return later_stage_layers(f"Mconv{{}}_stage{stage}_L{branch}", out)
 
 
-def _conv(x, name: str, filters: int, kernel: int, relu: bool, regularizer):
+def later_stage_layers(name: str, out: int) -> list[tuple[str, int, int, bool]]:
+    """A stage after the first: ``Mconv1..5`` (7x7, 128), ``Mconv6`` (1x1, 128), ``Mconv7``
+    (1x1, ``out`` maps, no ReLU), named by ``name.format(i)``; as ``stage_layers``."""
+    specs = [(name.format(i), 128, 7) for i in range(1, 6)]
+    return relu_but_last(specs + [(name.format(6), 128, 1), (name.format(7), out, 1)])
+
+
+def relu_but_last(specs: list[tuple[str, int, int]]) -> list[tuple[str, int, int, bool]]:
+    """``(name, filters, kernel)`` rows with a ReLU flag: on every convolution but the last."""
+    return [(*spec, i < len(specs) - 1) for i, spec in enumerate(specs)]
+
+
+def conv(x, name: str, filters: int, kernel: int, relu: bool, regularizer=None):
+    """A "same" convolution with Caffe's initialisation (Gaussian 0.01, zero bias)."""
     return layers.Conv2D(
         filters, kernel, padding="same", activation="relu" if relu else None, name=name,
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
@@ -64,18 +77,21 @@ def _conv(x, name: str, filters: int, kernel: int, relu: bool, regularizer):
     )(x)  # fmt: skip
 
 
-def _backbone(x, regularizer):
-    for item in _BACKBONE:
+def backbone(x, table=_BACKBONE, regularizer=None):
+    """``table``'s layers on ``x``: (name, filters) a 3x3 convolution + ReLU, a name a 2x2 max
+    pool of stride 2."""
+    for item in table:
         if isinstance(item, str):
             x = layers.MaxPooling2D(2, strides=2, padding="same", name=item)(x)
         else:
-            x = _conv(x, item[0], item[1], 3, True, regularizer)
+            x = conv(x, item[0], item[1], 3, True, regularizer)
     return x
 
 
-def _branch(x, stage: int, branch: int, regularizer):
-    for name, filters, kernel, relu in stage_layers(stage, branch):
-        x = _conv(x, name, filters, kernel, relu, regularizer)
+def convolutions(x, specs: list[tuple[str, int, int, bool]], regularizer=None):
+    """The convolutions ``(name, filters, kernel, relu)`` of ``specs`` in a chain on ``x``."""
+    for name, filters, kernel, relu in specs:
+        x = conv(x, name, filters, kernel, relu, regularizer)
     return x
 
 
@@ -109,14 +125,15 @@ def build_cmu_model(
     regularizer = keras.regularizers.L2(weight_decay) if weight_decay else None
     image = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1 / 256, offset=-0.5, name="input_normalization")(image)
-    features = _backbone(x, regularizer)
+    features = backbone(x, _BACKBONE, regularizer)
 
     outputs = []  # (PAF, heatmap) of every stage
     x = features
     for stage in range(1, stages + 1):
         if stage > 1:
             x = layers.Concatenate(name=f"concat_stage{stage}")([*outputs[-1], features])
-        outputs.append(tuple(_branch(x, stage, branch, regularizer) for branch in (1, 2)))
+        outputs.append(tuple(convolutions(x, stage_layers(stage, branch), regularizer)
+                             for branch in (1, 2)))
 
     if not training:
         return keras.Model(image, list(outputs[-1]), name="cmu_pose")

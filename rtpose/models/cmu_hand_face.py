@@ -28,30 +28,26 @@ from keras import layers
 
 from rtpose.errors import WeightsError, first_line
 from rtpose.models import PART_NETWORKS, get_part_network  # noqa: F401 (re-exported)
+from rtpose.models.cmu import (
+    VGG19_TO_CONV4_2,
+    backbone,
+    convolutions,
+    later_stage_layers,
+    relu_but_last,
+)
 
 STRIDE = 8
 STAGES = 6
-_BACKBONE = (
-    ("conv1_1", 64), ("conv1_2", 64), "pool1_stage1",
-    ("conv2_1", 128), ("conv2_2", 128), "pool2_stage1",
-    ("conv3_1", 256), ("conv3_2", 256), ("conv3_3", 256), ("conv3_4", 256), "pool3_stage1",
-    ("conv4_1", 512), ("conv4_2", 512), ("conv4_3", 512), ("conv4_4", 512),
-    ("conv5_1", 512), ("conv5_2", 512), ("conv5_3_CPM", 128),
-)  # fmt: skip
-
-
-def _conv(x, name: str, filters: int, kernel: int, relu: bool):
-    return layers.Conv2D(filters, kernel, padding="same", activation="relu" if relu else None,
-                         name=name)(x)
+# The body's VGG19 up to conv4_2, then VGG19's conv4_3 .. conv5_2 and one CPM layer.
+_BACKBONE = (*VGG19_TO_CONV4_2, ("conv4_3", 512), ("conv4_4", 512), ("conv5_1", 512),
+             ("conv5_2", 512), ("conv5_3_CPM", 128))
 
 
 def stage_layers(stage: int, channels: int) -> list[tuple[str, int, int, bool]]:
     """One stage's convolutions after the features: ``(name, filters, kernel size, relu)``."""
     if stage == 1:
-        return [("conv6_1_CPM", 512, 1, True), ("conv6_2_CPM", channels, 1, False)]
-    name = f"Mconv{{}}_stage{stage}"
-    return ([(name.format(i), 128, 7, True) for i in range(1, 6)]
-            + [(name.format(6), 128, 1, True), (name.format(7), channels, 1, False)])
+        return relu_but_last([("conv6_1_CPM", 512, 1), ("conv6_2_CPM", channels, 1)])
+    return later_stage_layers(f"Mconv{{}}_stage{stage}", channels)
 
 
 def build_part_model(network: str) -> keras.Model:
@@ -63,17 +59,11 @@ def build_part_model(network: str) -> keras.Model:
     spec = get_part_network(network)
     image = keras.Input((None, None, 3), name="image")
     x = layers.Rescaling(1 / 256, offset=-0.5, name="input_normalization")(image)
-    for item in _BACKBONE:
-        if isinstance(item, str):
-            x = layers.MaxPooling2D(2, strides=2, padding="same", name=item)(x)
-        else:
-            x = _conv(x, item[0], item[1], 3, True)
-    features = x
+    features = x = backbone(x, _BACKBONE)
     for stage in range(1, STAGES + 1):
         if stage > 1:
             x = layers.Concatenate(name=f"concat_stage{stage}")([x, features])
-        for name, filters, kernel, relu in stage_layers(stage, spec.channels):
-            x = _conv(x, name, filters, kernel, relu)
+        x = convolutions(x, stage_layers(stage, spec.channels))
     return keras.Model(image, x, name=f"cmu_{network}")
 
 
