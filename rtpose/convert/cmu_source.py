@@ -259,23 +259,10 @@ def download_checked(network: str = "body", hub: str | None = None,
         raise
 
 
-def fetch_cmu(target: Path, source: Path | None = None) -> Path:
-    """Keras weights ``target`` from ``body_pose_model.pth``: ``source`` if given, else
-    downloaded through huggingface_hub (its progress bar), each checked by size and sha256.
-    The store's fetcher (``rtpose.store``)."""
-    from rtpose.convert.state_dict import convert_pth
-
-    if source is None:
-        source = download_checked("body")
-    else:
-        check_pth(source, f"download {file_url(endpoint())} again")
-    return convert_pth(source, target)
-
-
-def fetch_part(network: str, target: Path, source: Path | None = None) -> Path:
-    """Keras weights ``target`` of the ``hand`` or ``face`` network from its pinned ``.pth``
-    (``hand_pose_model.pth``, ``facenet.pth``): ``source`` if given, else downloaded, checked by
-    size and sha256 as ``fetch_cmu``'s."""
+def fetch_network(network: str, target: Path, source: Path | None = None) -> Path:
+    """Keras weights ``target`` of ``network`` (``body``, ``hand`` or ``face``) from its pinned
+    ``.pth``: ``source`` if given, else downloaded through huggingface_hub (its progress bar),
+    each checked by size and sha256."""
     from rtpose.convert.state_dict import convert_pth
 
     filename = pinned_file(network).filename
@@ -286,11 +273,16 @@ def fetch_part(network: str, target: Path, source: Path | None = None) -> Path:
     return convert_pth(source, target, network=network)
 
 
+def fetch_cmu(target: Path, source: Path | None = None) -> Path:
+    """The store's fetcher of the body network (``fetch_network``)."""
+    return fetch_network("body", target, source)
+
+
 def fetch_hand(target: Path, source: Path | None = None) -> Path:
-    """The store's fetcher of the hand network (``fetch_part``)."""
-    return fetch_part("hand", target, source)
+    """The store's fetcher of the hand network (``fetch_network``)."""
+    return fetch_network("hand", target, source)
 
 
 def fetch_face(target: Path, source: Path | None = None) -> Path:
-    """The store's fetcher of the face network (``fetch_part``)."""
-    return fetch_part("face", target, source)
+    """The store's fetcher of the face network (``fetch_network``)."""
+    return fetch_network("face", target, source)
