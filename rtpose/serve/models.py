@@ -140,19 +140,20 @@ class Models:
         """The ``hand`` or ``face`` network beside a body network on ``runtime`` at
         ``precision``, loaded once as ``network`` loads; missing weights are one line saying how
         to get them, not remembered (they may be put in place while the server runs)."""
-        from rtpose.runtime.part_runtime import default_weights, how_to_get
-        from rtpose.wholebody import part_networks, part_settings
+        from rtpose.native import quiet_native_stderr
+        from rtpose.runtime.part_runtime import default_weights, how_to_get, part_network
+        from rtpose.wholebody import part_settings
 
         def load() -> HeatmapNetwork:
             try:
-                default_weights(part)
+                weights = default_weights(part)
             except ModelNotFoundError as error:
                 LOG.warning("%s", error)  # with the paths searched, for the server's log only
                 raise ModelNotFoundError(f"this server has no {part} network weights: "
                                          f"{how_to_get(part)}") from None
-            hand, face = part_networks(part == "hand", part == "face", runtime, precision,
-                                       self.threads)
-            return hand or face
+            with quiet_native_stderr():
+                return part_network(part, weights, *part_settings(runtime, precision),
+                                    self.threads)
 
         return self._once(("part", part, *part_settings(runtime, precision)), load)
 
